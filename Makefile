@@ -1,0 +1,25 @@
+# The first two targets are the README's first two commands: they build .venv themselves.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+demo: $(STAMP)  ## Run the Blu-WERP pipeline on the built-in sample WARC -> ./output/werp/
+	$(BIN)/python -m pipelines.werp --runner=DirectRunner
+
+test: $(STAMP)  ## Run the whole test suite
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)  ## Re-measure the figures in BENCHMARKS.md (minutes)
+	bash bench/run_all.sh
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip wheel setuptools
+	$(BIN)/pip install -q -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) output

@@ -1,0 +1,1 @@
+"""Recipes (YAML) and word/domain lists shipped with Refinery; resolved with importlib.resources."""

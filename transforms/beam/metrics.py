@@ -1,0 +1,33 @@
+"""Beam counters for one stage, named as transforms.stats expects."""
+from __future__ import annotations
+
+from apache_beam.metrics import Metrics
+
+from transforms import stats
+
+
+class StageCounters:
+    """Counts docs and chars in/out and drops by reason; counters are created on first use."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+        self._counters: dict[str, object] = {}
+
+    def _inc(self, name: str, value: int) -> None:
+        counter = self._counters.get(name)
+        if counter is None:
+            counter = self._counters[name] = Metrics.counter(stats.NAMESPACE, name)
+        counter.inc(value)
+
+    def count_in(self, chars: int = 0) -> None:
+        self._inc(stats.counter_name(self.stage, stats.DOCS_IN), 1)
+        if chars:
+            self._inc(stats.counter_name(self.stage, stats.CHARS_IN), chars)
+
+    def count_out(self, chars: int = 0) -> None:
+        self._inc(stats.counter_name(self.stage, stats.DOCS_OUT), 1)
+        if chars:
+            self._inc(stats.counter_name(self.stage, stats.CHARS_OUT), chars)
+
+    def count_dropped(self, reason: str, n: int = 1) -> None:
+        self._inc(stats.counter_name(self.stage, stats.DROPPED, reason), n)

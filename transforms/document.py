@@ -1,0 +1,43 @@
+"""The records that flow through the web pipelines."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class Page:
+    """One HTML response read from a WARC/ARC file, decoded to text; raw bytes never leave the reader."""
+
+    id: str  # WARC-Record-ID, e.g. "<urn:uuid:...>"
+    url: str  # WARC-Target-URI
+    warc_date: str  # WARC-Date, ISO 8601 as written in the record
+    html: str  # decoded payload (HTTP transfer and content encodings removed)
+    charset: str = ""  # the charset used to decode `html`
+    source: str = ""  # file the record came from, for provenance
+
+
+@dataclass(slots=True)
+class Document:
+    """Extracted text plus the metadata and scores every later stage reads and the writer stores."""
+
+    id: str
+    url: str
+    warc_date: str
+    text: str
+    extractor: str = ""
+    language: str = ""
+    language_score: float = 0.0
+    source: str = ""
+    # Scores computed by filters (ratios, counts); stored as columns so thresholds can be retuned later.
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A record a stage dropped, with the stage and the reason, for the rejected-output audit trail."""
+
+    id: str
+    url: str
+    stage: str
+    reason: str
+    text: str = ""

@@ -1,0 +1,68 @@
+"""Split a document once; every filter reads the same lines, words and paragraphs.
+
+datatrove re-tokenises the text in each filter (spaCy/NLTK); a cached view computed on first use is what
+makes our filters cheap. Words come from one regular expression (Unicode letters/digits with inner
+apostrophes and hyphens; every other non-space character is its own token), which is close to NLTK's
+`word_tokenize` on English text and much faster.
+"""
+from __future__ import annotations
+
+import re
+from functools import cached_property
+
+_WORD_RE = re.compile(r"\w+(?:['’\-]\w+)*|[^\w\s]")
+_PARAGRAPH_RE = re.compile(r"\n\s*\n")
+# Punctuation as Gopher counts it: a "word" made only of these is not a word (Rae et al. 2021, App. A).
+PUNCTUATION = frozenset(
+    "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
+    "‘’“”«»‹›„‚–—―…·•¡¿※"
+)
+
+
+def is_punctuation(token: str) -> bool:
+    """True when a token has no character outside the punctuation set (it does not count as a word)."""
+    return all(ch in PUNCTUATION for ch in token)
+
+
+class TextView:
+    """Lazily split views of one text; each split is computed at most once."""
+
+    __slots__ = ("text", "__dict__")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    @cached_property
+    def lines(self) -> list[str]:
+        """All newline-separated lines, empty ones included (FineWeb's ratios count them)."""
+        return self.text.split("\n")
+
+    @cached_property
+    def stripped_lines(self) -> list[str]:
+        """Lines without surrounding white space, empty ones dropped."""
+        return [s for line in self.lines if (s := line.strip())]
+
+    @cached_property
+    def paragraphs(self) -> list[str]:
+        """Blocks separated by blank lines (Gopher's paragraph definition), stripped, empty ones dropped."""
+        return [s for p in _PARAGRAPH_RE.split(self.text) if (s := p.strip())]
+
+    @cached_property
+    def tokens(self) -> list[str]:
+        """Word and punctuation tokens in order."""
+        return _WORD_RE.findall(self.text)
+
+    @cached_property
+    def words(self) -> list[str]:
+        """Tokens that are not pure punctuation (Gopher's "words")."""
+        return [t for t in self.tokens if not is_punctuation(t)]
+
+    @cached_property
+    def whitespace_words(self) -> list[str]:
+        """White-space separated chunks, as RefinedWeb and DCLM count words."""
+        return self.text.split()
+
+
+def words_of(text: str) -> list[str]:
+    """Words of one line or snippet, with the same tokenizer as TextView.words."""
+    return [t for t in _WORD_RE.findall(text) if not is_punctuation(t)]
