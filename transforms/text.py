@@ -38,9 +38,14 @@ class TextView:
         return self.text.split("\n")
 
     @cached_property
+    def nonblank_lines(self) -> list[str]:
+        """Lines with any non-space character, kept unstripped (datatrove FineWebQualityFilter's lines)."""
+        return [line for line in self.lines if line and not line.isspace()]
+
+    @cached_property
     def stripped_lines(self) -> list[str]:
         """Lines without surrounding white space, empty ones dropped."""
-        return [s for line in self.lines if (s := line.strip())]
+        return [s for line in self.nonblank_lines if (s := line.strip())]
 
     @cached_property
     def paragraphs(self) -> list[str]:

@@ -1,0 +1,79 @@
+"""Flags shared by every Refinery job, and the runner choice that keeps local runs offline.
+
+Beam collects the flags of every direct PipelineOptions subclass into one parser, so a flag may be defined
+only once: the common ones live here, each job adds only its own in its own subclass.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Sequence
+
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+LOCAL_RUNNERS = {None, "DirectRunner", "direct", "FnApiRunner"}
+log = logging.getLogger(__name__)
+
+
+class RefineryOptions(PipelineOptions):
+    """Input, output and recipe flags for every job."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser) -> None:
+        parser.add_argument(
+            "--input", action="append", default=None,
+            help="Input file glob; repeat the flag or separate globs with commas. Any Beam filesystem works "
+            "(local paths, gs://, s3://, hdfs://). Default: the job's built-in sample.")
+        parser.add_argument(
+            "--output", default=None,
+            help="Output prefix (a folder on any Beam filesystem). Shards go to <output>/documents/, the stats "
+            "report to <output>/stats.json. Previous shards under the prefix are replaced. Default: ./output/<job>.")
+        parser.add_argument(
+            "--config", default=None,
+            help="Recipe: a name under configs/<job>/ (e.g. bluwerp, fineweb, dclm) or a path to a YAML file.")
+        parser.add_argument(
+            "--rejected_output", default=None,
+            help="Optional prefix for dropped records (id, url, stage, reason, text) as Parquet, for audits.")
+        parser.add_argument(
+            "--num_shards", type=int, default=None,
+            help="Number of output shards; 0 lets the runner choose. Default: from the recipe (output.num_shards).")
+
+
+def split_globs(values: Sequence[str] | None) -> list[str]:
+    """Flatten repeated and comma-separated --input values."""
+    return [g.strip() for v in (values or []) for g in v.split(",") if g.strip()]
+
+
+def make_runner(options: PipelineOptions):
+    """The runner to use: DirectRunner means Beam's batch engine (FnApiRunner) directly.
+
+    Beam's DirectRunner first tries to download the Prism binary from GitHub; offline that fails or,
+    where traffic is dropped, hangs. For a batch pipeline it then falls back to the FnApiRunner anyway,
+    so we go there at once. Every other runner name is passed to Beam unchanged.
+    """
+    name = options.view_as(StandardOptions).runner
+    if name in LOCAL_RUNNERS:
+        from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+
+        return FnApiRunner()
+    return name
+
+
+def print_help(*, prog: str, description: str, option_classes: Sequence[type[PipelineOptions]]) -> None:
+    """--help: every job flag with its explanation, then where the runner flags are documented."""
+    parser = argparse.ArgumentParser(prog=prog, description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    for cls in option_classes:
+        cls._add_argparse_args(parser)  # pylint: disable=protected-access
+    parser.epilog = (
+        "runner flags (Beam): --runner=DirectRunner (default; runs locally, offline) | DataflowRunner | "
+        "FlinkRunner | SparkRunner | PortableRunner --job_endpoint=HOST:PORT; local parallelism: "
+        "--direct_num_workers=N --direct_running_mode=multi_processing. See scripts/ for cluster launchers "
+        "and `python -m apache_beam.options.pipeline_options` docs for every Beam flag."
+    )
+    parser.print_help(sys.stdout)
+
+
+def wants_help(argv: Sequence[str]) -> bool:
+    return any(a in ("-h", "--help") for a in argv)

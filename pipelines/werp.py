@@ -1,0 +1,125 @@
+"""Blu-WERP: WARC/ARC crawl files -> extracted, language-filtered, quality-filtered, deduplicated Parquet shards.
+
+python -m pipelines.werp --runner=DirectRunner            # the built-in sample -> ./output/werp/
+python -m pipelines.werp --input='crawl/*.warc.gz' --output=gs://bucket/werp --runner=DataflowRunner ...
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipelines.jobs import JobError, check_inputs, clear_previous_output, run_job
+from pipelines.options import RefineryOptions, make_runner, print_help, split_globs, wants_help
+from pipelines.sample_warc import SAMPLE_PATH
+from transforms.beam.dedup import DedupExact
+from transforms.beam.read import ReadWarcPages
+from transforms.beam.stages import REJECTED, ExtractFn, LangIdFn, QualityStepsFn, UrlFilterFn
+from transforms.beam.write import WriteDocuments, WriteRejected
+from transforms.config import ConfigError
+from transforms.recipe import WebRecipe, load_recipe
+
+DEFAULT_OUTPUT = "./output/werp"
+DEFAULT_RECIPE = "bluwerp"
+
+
+class WerpOptions(PipelineOptions):
+    """Flags only the web pipeline has."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser) -> None:
+        parser.add_argument("--extractor", choices=("justext", "trafilatura", "resiliparse"), default=None,
+                            help="HTML-to-text extractor; overrides the recipe (Blu-WERP default: justext).")
+        parser.add_argument("--max_record_bytes", type=int, default=None,
+                            help="Skip WARC records larger than this many bytes (counted as warc.too_large); "
+                            "overrides the recipe (default 10 MiB).")
+
+
+class WebDocuments(beam.PTransform):
+    """Pages -> documents through URL filter, extraction, language ID and the quality steps."""
+
+    def __init__(self, recipe: WebRecipe, *, emit_rejected: bool) -> None:
+        super().__init__()
+        self.recipe, self.emit = recipe, emit_rejected
+
+    def expand(self, pages):
+        r, rejected = self.recipe, []
+        if r.url_filter is not None:
+            pages, rej = pages | "UrlFilter" >> beam.ParDo(UrlFilterFn(r.url_filter, emit_rejected=self.emit)).with_outputs(REJECTED, main="out")
+            rejected.append(rej)
+        docs, rej = pages | "Extract" >> beam.ParDo(ExtractFn(r.extract, emit_rejected=self.emit)).with_outputs(REJECTED, main="out")
+        rejected.append(rej)
+        if r.langid is not None:
+            docs, rej = docs | "LanguageId" >> beam.ParDo(LangIdFn(r.langid, emit_rejected=self.emit)).with_outputs(REJECTED, main="out")
+            rejected.append(rej)
+        if r.steps:
+            docs, rej = docs | "Quality" >> beam.ParDo(QualityStepsFn(r.steps, emit_rejected=self.emit)).with_outputs(REJECTED, main="out")
+            rejected.append(rej)
+        return docs, rejected
+
+
+def build(p: beam.Pipeline, *, recipe: WebRecipe, inputs: list[str], output: str, rejected_output: str | None) -> None:
+    """The recipe as a Beam graph: read+extract fuse, only text crosses the dedup shuffle."""
+    emit = rejected_output is not None
+    pages = p | "Globs" >> beam.Create(inputs) | "ReadWarc" >> ReadWarcPages(
+        max_record_bytes=recipe.read.max_record_bytes, split_bytes=recipe.read.split_bytes)
+    docs, rejected = pages | "WebDocuments" >> WebDocuments(recipe, emit_rejected=emit)
+    if recipe.dedup.exact:
+        docs, rej = docs | "DedupExact" >> DedupExact(emit_rejected=emit)
+        rejected.append(rej)
+    docs | "WriteDocuments" >> WriteDocuments(f"{output.rstrip('/')}/documents", stat_names=recipe.stat_names,
+                                              num_shards=recipe.output.num_shards, codec=recipe.output.codec)
+    if emit:
+        tuple(rejected) | "FlattenRejected" >> beam.Flatten() | "WriteRejected" >> WriteRejected(rejected_output, codec=recipe.output.codec)
+
+
+def stage_order(recipe: WebRecipe) -> list[str]:
+    return ["read", "url", "extract", "langid", *(s.spec.name for s in recipe.steps), "dedup_exact", "write"]
+
+
+def resolve(options: PipelineOptions) -> tuple[WebRecipe, list[str], str]:
+    """Recipe with flag overrides applied, input globs and output prefix."""
+    common, own = options.view_as(RefineryOptions), options.view_as(WerpOptions)
+    recipe = load_recipe(common.config or DEFAULT_RECIPE)
+    if own.extractor:
+        recipe = dataclasses.replace(recipe, extract=dataclasses.replace(recipe.extract, extractor=own.extractor))
+    if own.max_record_bytes is not None:
+        recipe = dataclasses.replace(recipe, read=dataclasses.replace(recipe.read, max_record_bytes=own.max_record_bytes))
+    if common.num_shards is not None:
+        recipe = dataclasses.replace(recipe, output=dataclasses.replace(recipe.output, num_shards=common.num_shards))
+    return recipe, split_globs(common.input) or [str(SAMPLE_PATH)], common.output or DEFAULT_OUTPUT
+
+
+def run(argv: list[str] | None = None) -> dict:
+    """Parse flags, validate everything, run, and return the stats report."""
+    options = PipelineOptions(argv)
+    recipe, inputs, output = resolve(options)
+    check_inputs(inputs)
+    rejected = options.view_as(RefineryOptions).rejected_output
+    clear_previous_output(output, patterns=("documents/part-*.parquet", "stats.json"))
+    if rejected:
+        clear_previous_output(rejected, patterns=("part-*.parquet",))
+    return run_job(build=lambda p: build(p, recipe=recipe, inputs=inputs, output=output, rejected_output=rejected),
+                   runner=make_runner(options), options=options, output=output, stage_order=stage_order(recipe),
+                   extra={"recipe": recipe.name, "extractor": recipe.extract.extractor, "inputs": inputs})
+
+
+def main(argv: list[str]) -> int:
+    if wants_help(argv):
+        print_help(prog="python -m pipelines.werp", description=__doc__, option_classes=(RefineryOptions, WerpOptions))
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    try:
+        run(argv)
+    except (ConfigError, JobError) as exc:
+        print(f"werp: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,152 @@
+"""DoFns for the per-document stages of the web pipeline: URL filter, extraction, language ID, quality steps.
+
+Each is a thin shell: the decision is a pure function of transforms/, the DoFn counts what goes in and out
+(transforms.stats names) and routes drops to the `rejected` output with the stage and reason.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Iterator
+
+import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.pvalue import TaggedOutput
+
+from transforms.beam.metrics import StageCounters
+from transforms.document import Document, Page, Rejected
+from transforms.extract import ExtractConfig, ExtractionTimeout, SandboxedExtractor
+from transforms.filters.url import UrlFilterConfig, check_url, load_url_lists
+from transforms.langid import LangIdConfig, check_language, load_identifier
+from transforms.recipe import ConfiguredStep, resolve_resource
+from transforms.text import TextView
+
+REJECTED = "rejected"
+log = logging.getLogger(__name__)
+
+
+def read_text(path: str) -> str:
+    """Read a list or small file from any Beam filesystem (local, gs://, s3://, hdfs://)."""
+    with FileSystems.open(resolve_resource(path)) as fh:
+        return fh.read().decode("utf-8")
+
+
+class StageFn(beam.DoFn):
+    """Counters and rejected routing shared by every stage."""
+
+    def __init__(self, stage: str, *, emit_rejected: bool) -> None:
+        self.stage = stage
+        self.emit_rejected = emit_rejected
+
+    def setup(self) -> None:
+        self.counters = StageCounters(self.stage)
+
+    def reject(self, doc_id: str, url: str, reason: str, text: str = "") -> Iterator[TaggedOutput]:
+        self.counters.count_dropped(reason)
+        if self.emit_rejected:
+            yield TaggedOutput(REJECTED, Rejected(id=doc_id, url=url, stage=self.stage, reason=reason, text=text))
+
+
+class UrlFilterFn(StageFn):
+    """Drops pages by URL before they cost an extraction."""
+
+    def __init__(self, cfg: UrlFilterConfig, *, emit_rejected: bool) -> None:
+        super().__init__("url", emit_rejected=emit_rejected)
+        self.cfg = cfg
+
+    def setup(self) -> None:
+        super().setup()
+        self.lists = load_url_lists(self.cfg, read_text=read_text)
+
+    def process(self, page: Page) -> Iterator:
+        self.counters.count_in(len(page.html))
+        verdict = check_url(page.url, self.lists, self.cfg)
+        if not verdict.keep:
+            yield from self.reject(page.id, page.url, verdict.reason)
+            return
+        self.counters.count_out(len(page.html))
+        yield page
+
+
+class ExtractFn(StageFn):
+    """HTML to text in a time-limited sandbox; raw HTML stops here, only text crosses later shuffles."""
+
+    def __init__(self, cfg: ExtractConfig, *, emit_rejected: bool) -> None:
+        super().__init__("extract", emit_rejected=emit_rejected)
+        self.cfg = cfg
+
+    def setup(self) -> None:
+        super().setup()
+        self.extractor = SandboxedExtractor(self.cfg)
+
+    def teardown(self) -> None:
+        self.extractor.close()
+
+    def process(self, page: Page) -> Iterator:
+        self.counters.count_in(len(page.html))
+        try:
+            text = self.extractor.extract(page.html)
+        except ExtractionTimeout:
+            log.warning("extraction timed out after %s s: %s", self.cfg.timeout_s, page.url)
+            yield from self.reject(page.id, page.url, "extract.timeout")
+            return
+        except (ValueError, TypeError, RuntimeError) as exc:  # a parser's own failure on this page
+            yield from self.reject(page.id, page.url, f"extract.error.{type(exc).__name__}")
+            return
+        if not text.strip():
+            yield from self.reject(page.id, page.url, "extract.empty")
+            return
+        self.counters.count_out(len(text))
+        yield Document(id=page.id, url=page.url, warc_date=page.warc_date, text=text,
+                       extractor=self.cfg.extractor, source=page.source)
+
+
+class LangIdFn(StageFn):
+    """Keeps the configured languages above the score threshold, storing language and score."""
+
+    def __init__(self, cfg: LangIdConfig, *, emit_rejected: bool) -> None:
+        super().__init__("langid", emit_rejected=emit_rejected)
+        self.cfg = cfg
+
+    def setup(self) -> None:
+        super().setup()
+        self.identifier = load_identifier(self.cfg)
+
+    def process(self, doc: Document) -> Iterator:
+        self.counters.count_in(len(doc.text))
+        doc.language, doc.language_score = self.identifier.predict(doc.text)
+        verdict = check_language(doc.language, doc.language_score, self.cfg)
+        if not verdict.keep:
+            yield from self.reject(doc.id, doc.url, verdict.reason, doc.text)
+            return
+        self.counters.count_out(len(doc.text))
+        yield doc
+
+
+class QualityStepsFn(StageFn):
+    """Runs the recipe's filters and line editors in order over one shared split of the text."""
+
+    def __init__(self, steps: tuple[ConfiguredStep, ...], *, emit_rejected: bool) -> None:
+        super().__init__("quality", emit_rejected=emit_rejected)
+        self.steps = steps
+
+    def setup(self) -> None:
+        super().setup()
+        self.step_counters = [StageCounters(s.spec.name) for s in self.steps]
+
+    def process(self, doc: Document) -> Iterator:
+        view = TextView(doc.text)
+        for step, counters in zip(self.steps, self.step_counters):
+            counters.count_in(len(view.text))
+            result = step.spec.fn(view, step.config)
+            verdict = result.verdict if step.spec.kind == "editor" else result
+            doc.stats.update(verdict.stats)
+            if not verdict.keep:
+                counters.count_dropped(verdict.reason)
+                if self.emit_rejected:
+                    yield TaggedOutput(REJECTED, Rejected(doc.id, doc.url, step.spec.name, verdict.reason, view.text))
+                return
+            if step.spec.kind == "editor" and result.text != view.text:
+                view = TextView(result.text)
+            counters.count_out(len(view.text))
+        doc.text = view.text
+        yield doc

@@ -1,0 +1,62 @@
+"""Parquet schemas and row conversion for the shards: plain columns that pandas and HF datasets read as is."""
+from __future__ import annotations
+
+import pyarrow as pa
+
+from transforms.document import Document, Rejected
+from transforms.text import TextView
+
+
+def document_schema(stat_names: tuple[str, ...]) -> pa.Schema:
+    """Output columns; filter scores sit in one struct so the column set does not depend on the recipe order."""
+    stats = pa.struct([pa.field(n, pa.float64()) for n in stat_names]) if stat_names else pa.struct([])
+    fields = [
+        pa.field("id", pa.string()),
+        pa.field("url", pa.string()),
+        pa.field("warc_date", pa.string()),
+        pa.field("text", pa.string()),
+        pa.field("language", pa.string()),
+        pa.field("language_score", pa.float64()),
+        pa.field("extractor", pa.string()),
+        pa.field("word_count", pa.int64()),
+        pa.field("char_count", pa.int64()),
+        pa.field("source", pa.string()),
+    ]
+    if stat_names:
+        fields.append(pa.field("filter_stats", stats))
+    return pa.schema(fields)
+
+
+def document_row(doc: Document, stat_names: tuple[str, ...]) -> dict:
+    """One output row; a score a step did not compute (stage switched off) is null, never a made-up zero."""
+    row = {
+        "id": doc.id,
+        "url": doc.url,
+        "warc_date": doc.warc_date,
+        "text": doc.text,
+        "language": doc.language,
+        "language_score": float(doc.language_score),
+        "extractor": doc.extractor,
+        "word_count": len(TextView(doc.text).words),
+        "char_count": len(doc.text),
+        "source": doc.source,
+    }
+    if stat_names:
+        row["filter_stats"] = {n: doc.stats.get(n) for n in stat_names}
+    return row
+
+
+REJECTED_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string()),
+        pa.field("url", pa.string()),
+        pa.field("stage", pa.string()),
+        pa.field("reason", pa.string()),
+        pa.field("text", pa.string()),
+    ]
+)
+
+
+def rejected_row(rej: Rejected) -> dict:
+    """One audit row for a dropped record."""
+    return {"id": rej.id, "url": rej.url, "stage": rej.stage, "reason": rej.reason, "text": rej.text}

@@ -1,0 +1,172 @@
+"""The web recipe (configs/werp/*.yaml) as validated dataclasses; a typo fails before any pipeline is built."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import yaml
+
+from transforms.config import ConfigError, from_mapping
+from transforms.extract import ExtractConfig
+from transforms.filters.base import StepSpec, registry
+from transforms.filters.url import UrlFilterConfig
+from transforms.langid import LangIdConfig
+
+MiB = 2**20
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReadConfig:
+    """How WARC/ARC files are read."""
+
+    max_record_bytes: int = 10 * MiB  # records above this are skipped unread and counted (warc.too_large)
+    split_bytes: int = 64 * MiB  # byte range per reader for per-record-gzip files (Common Crawl layout)
+
+    def __post_init__(self) -> None:
+        if self.max_record_bytes <= 0:
+            raise ValueError(f"max_record_bytes ({self.max_record_bytes}) must be > 0")
+        if self.split_bytes < 64 * 1024:
+            raise ValueError(f"split_bytes ({self.split_bytes}) must be >= 65536; use a larger range")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DedupConfig:
+    """Which dedup stages run (paragraph and fuzzy dedup arrive with issue #3)."""
+
+    exact: bool = True  # drop documents whose normalised text was seen before (keeps the smallest id)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class OutputConfig:
+    """How shards are written."""
+
+    num_shards: int = 0  # 0 lets the runner choose (one per bundle on the DirectRunner)
+    codec: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+
+    def __post_init__(self) -> None:
+        if self.num_shards < 0:
+            raise ValueError(f"num_shards ({self.num_shards}) must be >= 0")
+
+
+@dataclass(frozen=True, slots=True)
+class ConfiguredStep:
+    """A quality step from the registry with its validated config."""
+
+    spec: StepSpec
+    config: Any
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WebRecipe:
+    """Everything the werp pipeline needs to know, in order of the stages."""
+
+    name: str = "custom"
+    read: ReadConfig = ReadConfig()
+    url_filter: UrlFilterConfig | None = None
+    extract: ExtractConfig = ExtractConfig()
+    langid: LangIdConfig | None = None
+    steps: tuple[ConfiguredStep, ...] = ()
+    dedup: DedupConfig = DedupConfig()
+    output: OutputConfig = OutputConfig()
+
+    @property
+    def stat_names(self) -> tuple[str, ...]:
+        """Every score the steps report, in step order: the columns of the filter_stats struct."""
+        return tuple(n for s in self.steps for n in s.spec.stat_names)
+
+
+def parse_steps(items: Any, *, where: str) -> tuple[ConfiguredStep, ...]:
+    """Steps are a list of one-key mappings `- name: {config}` (or a bare name for the defaults)."""
+    if items is None:
+        return ()
+    if not isinstance(items, list):
+        raise ConfigError(f"{where}: expected a list of steps, got {type(items).__name__}")
+    known = registry()
+    out = []
+    for i, item in enumerate(items):
+        name, cfg = (item, None) if isinstance(item, str) else _single_key(item, where=f"{where}[{i}]")
+        if name not in known:
+            raise ConfigError(f"{where}[{i}]: unknown step {name!r}; valid steps are: {', '.join(sorted(known))}")
+        spec = known[name]
+        out.append(ConfiguredStep(spec, from_mapping(spec.config_cls, cfg, where=f"{where}.{name}")))
+    return tuple(out)
+
+
+def _single_key(item: Any, *, where: str) -> tuple[str, Any]:
+    if not isinstance(item, Mapping) or len(item) != 1:
+        raise ConfigError(f"{where}: a step is `- name: {{...}}` with exactly one name, got {item!r}")
+    return next(iter(item.items()))
+
+
+def recipe_from_mapping(data: Mapping[str, Any], *, where: str) -> WebRecipe:
+    """Validate a parsed YAML recipe."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: a recipe is a mapping of sections, got {type(data).__name__}")
+    data = dict(data)
+    steps = parse_steps(data.pop("steps", None), where=f"{where}: steps")
+    for optional in ("url_filter", "langid"):
+        if optional in data and data[optional] is None:
+            data.pop(optional)  # an explicit null switches the stage off
+    fields = {f.name for f in dataclasses.fields(WebRecipe)} - {"steps"}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise ConfigError(f"{where}: unknown section(s) {unknown}; valid sections are: {', '.join(sorted(fields | {'steps'}))}")
+    recipe = from_mapping(_SectionView, data, where=where)
+    return WebRecipe(steps=steps, **{f: getattr(recipe, f) for f in fields})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _SectionView:
+    """WebRecipe without steps, so from_mapping can validate the plain sections."""
+
+    name: str = "custom"
+    read: ReadConfig = ReadConfig()
+    url_filter: UrlFilterConfig | None = None
+    extract: ExtractConfig = ExtractConfig()
+    langid: LangIdConfig | None = None
+    dedup: DedupConfig = DedupConfig()
+    output: OutputConfig = OutputConfig()
+
+
+def configs_dir() -> Path:
+    """The shipped configs package folder (recipes and lists)."""
+    return Path(str(resources.files("configs")))
+
+
+def find_recipe(name_or_path: str, *, family: str = "werp") -> Path:
+    """A recipe by name (configs/<family>/<name>.yaml) or by path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        if path.is_file():
+            return path
+        raise ConfigError(f"--config {name_or_path}: no such file; give a YAML path or one of {available_recipes(family)}")
+    candidate = configs_dir() / family / f"{name_or_path}.yaml"
+    if not candidate.is_file():
+        raise ConfigError(f"--config {name_or_path!r}: unknown recipe; choose one of {available_recipes(family)} or a YAML path")
+    return candidate
+
+
+def available_recipes(family: str) -> list[str]:
+    """Names of the shipped recipes of one pipeline."""
+    return sorted(p.stem for p in (configs_dir() / family).glob("*.yaml"))
+
+
+def load_recipe(name_or_path: str, *, family: str = "werp") -> WebRecipe:
+    """Read, parse and validate a recipe."""
+    path = find_recipe(name_or_path, family=family)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__}: {exc})") from None
+    return recipe_from_mapping(data or {}, where=str(path))
+
+
+def resolve_resource(path: str) -> str:
+    """A list or model path: URLs and absolute paths as given, else relative to the CWD or the configs package."""
+    if "://" in path or os.path.isabs(path) or os.path.exists(path):
+        return path
+    return str(configs_dir() / path)
