@@ -21,7 +21,10 @@ def test_sample_mixes_encodings_languages_and_record_types():
         for record in ArchiveIterator(fh):
             types.append(record.rec_type)
             if record.rec_type == "response":
-                encodings.add(record.http_headers.get_header("Content-Encoding"))
+                encoding = record.http_headers.get_header("Content-Encoding")
+                encodings.add(encoding)
+                if encoding == "br":  # decoded by our reader; here only the mix of encodings matters
+                    continue
                 html = record.content_stream().read()
                 langs.update(tag for tag in (b'lang="de"', b'lang="fr"', b'lang="es"', b'lang="en"') if tag in html)
     assert types[0] == "warcinfo" and types.count("response") >= 30

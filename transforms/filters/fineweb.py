@@ -91,7 +91,7 @@ STAT_NAMES = (
 )
 STEPS = (
     StepSpec(
-        name="fineweb_quality", kind="filter", fn=fineweb_quality, config_cls=FineWebQualityConfig,
+        name="fineweb", kind="filter", fn=fineweb_quality, config_cls=FineWebQualityConfig,
         stat_names=STAT_NAMES,
         reasons=(EMPTY, LOW_LINE_PUNCTUATION, TOO_MANY_SHORT_LINES, TOO_MANY_DUPLICATE_LINE_CHARS, TOO_MANY_NEWLINES),
     ),

@@ -1,0 +1,132 @@
+"""werp end to end on the built-in sample and the shared crawl files, on Beam's local runner."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from pipelines import werp
+from pipelines.sample_text import SUBJECTS
+
+REPO = Path(__file__).resolve().parents[2]
+LOCAL = ["--runner=FnApiRunner"]
+
+
+def read_shards(prefix: Path) -> pd.DataFrame:
+    files = sorted((prefix / "documents").glob("part-*.parquet"))
+    assert files, f"no shards under {prefix}"
+    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+
+
+def assert_balanced(report: dict) -> None:
+    """Nothing is lost silently: every stage's input is its output plus its counted drops."""
+    for name, stage in report["stages"].items():
+        assert stage["docs_in"] == stage["docs_out"] + sum(stage["dropped"].values()), name
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("werp")
+    rejected = tmp_path_factory.mktemp("rejected")
+    report = werp.run([*LOCAL, f"--output={out}", f"--rejected_output={rejected}"])
+    return out, rejected, report
+
+
+def test_demo_keeps_articles_and_drops_each_kind_of_junk(demo):
+    out, _, report = demo
+    df = read_shards(out)
+    articles = len(SUBJECTS) * 2
+    assert articles - 2 <= len(df) <= articles, df.url.tolist()
+    assert set(df.language) == {"en"}
+    assert not df.url.str.contains("example.de|example.fr|example.es|pornhub|lorem|watches|links.").any()
+    assert not df.text.str.contains("We use cookies|All rights reserved").any(), "boilerplate leaked"
+    stages = report["stages"]
+    assert stages["read"]["dropped"].get("warc.not_html") == 1
+    assert stages["url"]["dropped"] == {"url.banned_domain": 1} or sum(stages["url"]["dropped"].values()) == 1
+    assert stages["dedup_exact"]["dropped"] == {"exact.duplicate": 3}
+    assert stages["write"]["docs_out"] == len(df)
+    assert_balanced(report)
+    on_disk = json.loads((out / "stats.json").read_text())
+    assert on_disk["stages"] == stages and on_disk["extractor"] == "justext"
+
+
+def test_shards_read_as_is_by_pandas_and_datasets(demo):
+    out, _, _ = demo
+    df = read_shards(out)
+    for column in ("id", "url", "warc_date", "text", "language", "language_score", "extractor", "word_count", "filter_stats"):
+        assert column in df.columns
+    assert (df.word_count > 50).all() and df.language_score.between(0.65, 1.0).all()
+    assert isinstance(df.filter_stats.iloc[0], dict) and df.filter_stats.iloc[0]
+    meta = pq.ParquetFile(next((out / "documents").glob("part-*.parquet"))).metadata
+    assert meta.row_group(0).column(0).compression == "ZSTD"
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.load_dataset("parquet", data_files=str(out / "documents" / "*.parquet"), split="train")
+    assert ds.num_rows == len(df) and set(ds.column_names) == set(df.columns)
+
+
+def test_rejected_output_accounts_for_every_dropped_document(demo):
+    _, rejected, report = demo
+    rej = pd.concat([pd.read_parquet(f) for f in rejected.glob("part-*.parquet")], ignore_index=True)
+    doc_stages = [s for s in report["stages"] if s != "read"]
+    expected = sum(sum(report["stages"][s]["dropped"].values()) for s in doc_stages)
+    assert len(rej) == expected
+    by_reason = rej.groupby("reason").size().to_dict()
+    for stage in doc_stages:
+        for reason, n in report["stages"][stage]["dropped"].items():
+            assert by_reason.get(reason) == n, reason
+
+
+@pytest.mark.parametrize("extractor", ["trafilatura", "resiliparse"])
+def test_other_extractors_run_the_same_recipe(tmp_path, extractor):
+    report = werp.run([*LOCAL, f"--output={tmp_path}", f"--extractor={extractor}"])
+    df = read_shards(tmp_path)
+    assert set(df.extractor) == {extractor} and report["extractor"] == extractor
+    assert len(df) >= len(SUBJECTS)  # most English articles survive whatever the extractor
+    assert_balanced(report)
+
+
+def test_multi_process_workers_give_the_same_documents(demo, tmp_path):
+    out, _, _ = demo
+    werp.run([*LOCAL, f"--output={tmp_path}", "--direct_num_workers=2", "--direct_running_mode=multi_processing"])
+    assert set(read_shards(tmp_path).id) == set(read_shards(out).id)
+
+
+def test_shared_crawl_files_never_fail_the_job(shared_data, tmp_path):
+    report = werp.run([*LOCAL, f"--output={tmp_path}", f"--input={shared_data}/warc/*/*"])
+    read = report["stages"]["read"]
+    errors = {r: n for r, n in read["dropped"].items() if r.startswith("warc.error")}
+    assert errors, "the malformed files must show up as counted read errors"
+    assert read["docs_out"] > 50, "valid records (before corruption points too) are processed"
+    assert report["stages"]["write"]["docs_out"] > 0
+    assert_balanced(report)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipelines.werp", *args], cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def test_missing_input_is_one_line_error(tmp_path):
+    proc = run_cli("--runner=DirectRunner", f"--input={tmp_path}/nothing-*.warc.gz", f"--output={tmp_path}/o")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("werp: error: --input")
+    assert "Traceback" not in proc.stderr
+
+
+def test_wrong_config_key_is_one_line_error(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("extract:\n  extracter: justext\n")
+    proc = run_cli(f"--config={bad}", f"--output={tmp_path}/o")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "unknown key(s) 'extracter'; valid keys are:" in proc.stderr
+
+
+def test_help_explains_every_option():
+    proc = run_cli("--help")
+    assert proc.returncode == 0
+    for flag in ("--input", "--output", "--config", "--extractor", "--rejected_output", "--num_shards", "--max_record_bytes", "--runner"):
+        assert flag in proc.stdout, flag
