@@ -6,6 +6,7 @@ Common Crawl writes one gzip member per record (WARC 1.1 annex D.2), so any memb
 """
 from __future__ import annotations
 
+import gzip
 import zlib
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -16,7 +17,7 @@ EMPTY, PLAIN, GZIP_WHOLE, GZIP_MEMBERS = "empty", "plain", "gzip_whole", "gzip_m
 
 _GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib's "gzip wrapper only" mode
 _BLOCK_BYTES = 1 << 16
-_CONFIRM_BYTES = 512  # raw bytes inflated to confirm a candidate: gzip header plus the first deflate block
+_CONFIRM_BYTES = 4096  # raw bytes read to confirm a candidate: gzip header (FNAME can be long) + first block
 _MAX_PROBE_BYTES = 16 << 20  # a first member longer than this is taken as whole-file gzip (never split)
 
 
@@ -32,8 +33,21 @@ class Layout:
         return self.kind == GZIP_MEMBERS and self.is_warc
 
 
-class TruncatedGzipError(EOFError):
-    """The file ended inside a gzip member."""
+class TruncatedGzipError(Exception):
+    """The file ended inside a gzip member (not an EOFError, which warcio uses for "no more records")."""
+
+
+class GzipStream:
+    """A whole-file (multi-member) gzip stream whose truncation raises TruncatedGzipError."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._gzip = gzip.GzipFile(fileobj=fh, mode="rb")
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._gzip.read(size)
+        except EOFError as err:
+            raise TruncatedGzipError(str(err)) from err
 
 
 class GzipMembers:
@@ -53,12 +67,21 @@ class GzipMembers:
         self._raw, self._raw_at = b"", offset  # raw bytes not yet inflated, and the offset of their first
         self._inflater = None
         self.start = offset
+        self.starts_with_magic = False
+
+    def resync(self, offset: int) -> bool:
+        """Go on at the first member at or after `offset` that starts a WARC record; False if none."""
+        found = find_record_start(self._fh, offset)
+        if found is not None:
+            self.seek(found)
+        return found is not None
 
     def next_member(self) -> bool:
         """Start the member at the current position; False at the end of the file."""
-        if not self._raw:
-            self._raw = self._fh.read(_BLOCK_BYTES)
+        if len(self._raw) < len(GZIP_MAGIC):
+            self._raw += self._fh.read(_BLOCK_BYTES)
         self.start = self._raw_at
+        self.starts_with_magic = self._raw.startswith(GZIP_MAGIC)
         self._inflater = zlib.decompressobj(_GZIP_WBITS)
         return bool(self._raw)
 
@@ -89,10 +112,13 @@ class GzipMembers:
 
 
 def _inflates_to_warc(raw: bytes) -> bool:
+    """Whether `raw` is a gzip member whose text starts with `WARC/` (after blank lines, as some writers put
+    the previous record's trailing CRLFs at the start of the next member)."""
     try:
-        return zlib.decompressobj(_GZIP_WBITS).decompress(raw, len(WARC_MAGIC)) == WARC_MAGIC
+        head = zlib.decompressobj(_GZIP_WBITS).decompress(raw, 64)
     except zlib.error:
         return False
+    return head.lstrip(b"\r\n").startswith(WARC_MAGIC)
 
 
 def is_record_start(fh: BinaryIO, offset: int) -> bool:
