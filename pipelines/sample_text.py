@@ -26,17 +26,35 @@ OPENERS = [
 ]
 MIDDLES = [
     "Most of the work happens early in the morning, before the {people} head off to their other jobs.",
-    "The group keeps careful notes, and those records now cover more than {n} seasons of {thing}.",
+    "The group keeps careful notes, and those records now cover more than {n} seasons.",
     "A small grant from the council paid for new {thing}, and the rest came from donations.",
     "Visitors are often surprised by how much planning goes into something as simple as {thing}.",
     "One volunteer explained that the hardest part is not the labour but the patience it demands.",
-    "There have been setbacks, including a wet spring that delayed the work on {thing} by several weeks.",
+    "There have been setbacks, including a wet spring that delayed everything by several weeks.",
     "Local schools now send pupils to learn how {thing} are looked after and why it matters.",
-    "The {people} say that sharing what they know has been as rewarding as the work itself.",
-    "Questions about {thing} come from all over the region, and each one gets a written answer.",
+    "Sharing what they know has been as rewarding as the work itself, according to several members.",
+    "Questions come from all over the region, and each one gets a written answer.",
     "Because the site sits close to {place}, the weather can change quickly and plans must adapt.",
-    "The team measured every change with care, and the numbers show a steady improvement since {year}.",
-    "Some of the older members remember when {place} looked very different and had no {thing} at all.",
+    "Every change was measured with care, and the numbers show a steady improvement since {year}.",
+    "Some of the older members remember when {place} looked very different.",
+    "Nobody is paid for this, yet attendance rarely drops below {n} on a busy weekend.",
+    "The budget is tiny, so most tools were borrowed, repaired or built from scrap.",
+    "A retired engineer drew up the first plans on the back of an envelope in {year}.",
+    "Neighbours who once complained about the noise now drop by with coffee and advice.",
+    "Last year a storm knocked over half of the {thing}, and it took a month to recover.",
+    "The local paper ran a long feature on the project, which brought a wave of new helpers.",
+    "Insurance was the biggest headache at the start, and it still takes up a surprising amount of time.",
+    "Children seem to enjoy it most, especially when they are allowed to get their hands dirty.",
+    "Experts from the university visit twice a year to check the results and suggest improvements.",
+    "What began as a weekend hobby has turned into something close to a second career for some.",
+    "Records are shared openly online so that similar groups in other towns can learn from them.",
+    "The oldest participant is over ninety and still arrives before anyone else.",
+    "Winter is the quiet season, used mainly for repairs, planning and long discussions over tea.",
+    "A local firm recently offered to sponsor the {thing}, which will pay for the next two years.",
+    "Some ideas failed completely, and the group is refreshingly honest about those mistakes.",
+    "The town council has asked whether the model could be copied in {n} other neighbourhoods.",
+    "Safety training is compulsory, even for short visits, and nobody has been hurt so far.",
+    "Each autumn there is a small festival to thank everyone who helped during the year.",
 ]
 CLOSERS = [
     "Anyone who wants to help is welcome to come along on a {day} morning.",
@@ -57,12 +75,15 @@ def _fill(template: str, rng: random.Random, subject: dict) -> str:
     )
 
 
-def english_paragraph(rng: random.Random, subject: dict) -> str:
-    """An opener, three to five middle sentences and a closer: unique text with natural stop-word density."""
-    middles = rng.sample(MIDDLES, rng.randint(3, 5))
-    parts = [rng.choice(OPENERS), *middles, rng.choice(CLOSERS)]
-    text = " ".join(_fill(t, rng, subject) for t in parts)
-    return text[0].upper() + text[1:]
+def english_paragraphs(rng: random.Random, subject: dict, n: int) -> list[str]:
+    """n paragraphs, no sentence used twice (like a real article), opener first and closer last."""
+    middles = rng.sample(MIDDLES, 3 * n)
+    paragraphs = []
+    for i in range(n):
+        parts = ([rng.choice(OPENERS)] if i == 0 else []) + middles[3 * i:3 * i + 3]
+        parts += [rng.choice(CLOSERS)] if i == n - 1 else []
+        paragraphs.append(" ".join(_fill(t, rng, subject) for t in parts))
+    return paragraphs
 
 
 def headline(rng: random.Random, subject: dict) -> str:

@@ -19,7 +19,7 @@ import brotli
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from pipelines.sample_text import FOREIGN, SUBJECTS, english_paragraph, headline
+from pipelines.sample_text import FOREIGN, SUBJECTS, english_paragraphs, headline
 
 SAMPLE_PATH = Path(__file__).resolve().parent / "data" / "sample.warc.gz"
 SEED = 20261127
@@ -57,7 +57,7 @@ def article_pages(rng: random.Random) -> list[tuple[str, str]]:
     """English articles: the content the pipeline should keep."""
     out = []
     for i, subject in enumerate(SUBJECTS * 2):
-        paras = "".join(f"<p>{english_paragraph(rng, subject)}</p>" for _ in range(rng.randint(5, 8)))
+        paras = "".join(f"<p>{text}</p>" for text in english_paragraphs(rng, subject, rng.randint(4, 6)))
         out.append((f"https://news.example.com/{subject['slug']}/{i}", page(headline(rng, subject), paras)))
     return out
 

@@ -15,7 +15,7 @@ STAGE = "dedup_exact"
 
 
 class KeepSmallestId(beam.CombineFn):
-    """Accumulator (survivor, [(id, url) of the others]); a combine, so lifting shrinks the shuffle."""
+    """Accumulator (survivor, [(id, url, chars) of the others]); a combine, so lifting shrinks the shuffle."""
 
     def create_accumulator(self):
         return (None, [])
@@ -31,10 +31,10 @@ class KeepSmallestId(beam.CombineFn):
                 continue
             if best is None or keeps_over(cand.id, best.id):
                 if best is not None:
-                    dropped.append((best.id, best.url))
+                    dropped.append((best.id, best.url, len(best.text)))
                 best = cand
             else:
-                dropped.append((cand.id, cand.url))
+                dropped.append((cand.id, cand.url, len(cand.text)))
         return (best, dropped)
 
     def extract_output(self, acc):
@@ -52,8 +52,8 @@ class EmitSurvivor(beam.DoFn):
 
     def process(self, keyed) -> Iterator:
         _, (best, dropped) = keyed
-        for doc_id, url in dropped:
-            self.counters.count_in()
+        for doc_id, url, chars in dropped:
+            self.counters.count_in(chars)
             self.counters.count_dropped(REASON_DUPLICATE)
             if self.emit_rejected:
                 yield TaggedOutput(REJECTED, Rejected(id=doc_id, url=url, stage=STAGE, reason=REASON_DUPLICATE))

@@ -14,7 +14,9 @@ from apache_beam.pvalue import TaggedOutput
 
 from transforms.beam.metrics import StageCounters
 from transforms.document import Document, Page, Rejected
-from transforms.extract import ExtractConfig, ExtractionTimeout, SandboxedExtractor
+from transforms.extract import (
+    ExtractConfig, ExtractionTimeout, ExtractorCrashed, ExtractorFailed, PageTooLarge, SandboxedExtractor,
+)
 from transforms.filters.url import UrlFilterConfig, check_url, load_url_lists
 from transforms.langid import LangIdConfig, check_language, load_identifier
 from transforms.recipe import ConfiguredStep, resolve_resource
@@ -86,11 +88,18 @@ class ExtractFn(StageFn):
         try:
             text = self.extractor.extract(page.html)
         except ExtractionTimeout:
-            log.warning("extraction timed out after %s s: %s", self.cfg.timeout_s, page.url)
+            log.warning("extraction took over %s s, skipped: %s", self.cfg.timeout_s, page.url)
             yield from self.reject(page.id, page.url, "extract.timeout")
             return
-        except (ValueError, TypeError, RuntimeError) as exc:  # a parser's own failure on this page
-            yield from self.reject(page.id, page.url, f"extract.error.{type(exc).__name__}")
+        except PageTooLarge:
+            yield from self.reject(page.id, page.url, "extract.too_large")
+            return
+        except ExtractorCrashed:
+            log.warning("extractor process died on %s; restarted", page.url)
+            yield from self.reject(page.id, page.url, "extract.crashed")
+            return
+        except ExtractorFailed as exc:  # the parser's own exception on this page, named by type
+            yield from self.reject(page.id, page.url, f"extract.error.{exc.exc_type}")
             return
         if not text.strip():
             yield from self.reject(page.id, page.url, "extract.empty")
