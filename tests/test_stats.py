@@ -16,6 +16,7 @@ def test_report_groups_counters_by_stage_in_order():
         stats.counter_name("read", stats.DOCS_IN): 12,
         stats.counter_name("read", stats.DOCS_OUT): 10,
         stats.counter_name("read", stats.DROPPED, "warc.not_html"): 2,
+        stats.counter_name("read", stats.ERRORS, "warc.error.truncated_gzip"): 1,
     }
     report = stats.build_report(counters, stage_order=["read", "extract"], wall_time_s=1.23456)
     assert list(report["stages"]) == ["read", "extract"]
@@ -23,10 +24,11 @@ def test_report_groups_counters_by_stage_in_order():
     assert (ext["docs_in"], ext["docs_out"], ext["chars_out"]) == (10, 7, 700)
     assert ext["dropped"] == {"extract.empty": 2, "extract.timeout": 1}
     assert ext["docs_in"] == ext["docs_out"] + sum(ext["dropped"].values())
+    assert report["stages"]["read"]["errors"] == {"warc.error.truncated_gzip": 1}
     assert report["wall_time_s"] == 1.235
     assert json.loads(stats.dump_report(report)) == report
     summary = stats.format_summary(report)
-    assert "extract.timeout" in summary and "70.0%" in summary
+    assert "extract.timeout" in summary and "70.0%" in summary and "warc.error.truncated_gzip" in summary
 
 
 def test_unlisted_stages_go_last():

@@ -11,7 +11,8 @@ from typing import Iterable, Mapping
 
 NAMESPACE = "refinery"
 SEP = "|"
-DOCS_IN, DOCS_OUT, CHARS_IN, CHARS_OUT, DROPPED = "docs_in", "docs_out", "chars_in", "chars_out", "dropped"
+DOCS_IN, DOCS_OUT, CHARS_IN, CHARS_OUT = "docs_in", "docs_out", "chars_in", "chars_out"
+DROPPED, ERRORS = "dropped", "errors"  # per record with its reason; damage events that are not one record
 
 
 def counter_name(stage: str, kind: str, reason: str | None = None) -> str:
@@ -28,6 +29,7 @@ class StageStats:
     chars_in: int = 0
     chars_out: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {
@@ -35,8 +37,13 @@ class StageStats:
             "docs_out": self.docs_out,
             "chars_in": self.chars_in,
             "chars_out": self.chars_out,
-            "dropped": dict(sorted(self.dropped.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "dropped": _by_count(self.dropped),
+            "errors": _by_count(self.errors),
         }
+
+
+def _by_count(counts: dict[str, int]) -> dict[str, int]:
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def build_report(
@@ -49,8 +56,9 @@ def build_report(
         if len(parts) < 2:
             continue
         stage = stages.setdefault(parts[0], StageStats())
-        if parts[1] == DROPPED and len(parts) == 3:
-            stage.dropped[parts[2]] = stage.dropped.get(parts[2], 0) + int(value)
+        if parts[1] in (DROPPED, ERRORS) and len(parts) == 3:
+            bucket = stage.dropped if parts[1] == DROPPED else stage.errors
+            bucket[parts[2]] = bucket.get(parts[2], 0) + int(value)
         elif parts[1] in (DOCS_IN, DOCS_OUT, CHARS_IN, CHARS_OUT):
             setattr(stage, parts[1], getattr(stage, parts[1]) + int(value))
     order = list(stage_order)
@@ -72,6 +80,8 @@ def format_summary(report: Mapping) -> str:
         )
         for reason, n in s["dropped"].items():
             rows.append(f"  - {reason:<40}{n:>10,}")
+        for reason, n in s.get("errors", {}).items():
+            rows.append(f"  ! {reason:<40}{n:>10,}")
     rows.append(f"wall time: {report['wall_time_s']:.1f} s")
     return "\n".join(rows)
 

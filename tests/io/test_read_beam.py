@@ -63,6 +63,8 @@ def test_malformed_shared_files_are_counted_by_reason():
     patterns = [str(DATA / "jhove-invalid" / "*.warc"), str(DATA / "warcio" / "*"), str(DATA / "resiliparse" / "*")]
     counts = run(patterns, lambda pages: None)
     for reason in (warc.EMPTY_FILE, warc.INVALID_HEADER, warc.TRUNCATED_RECORD, warc.TRUNCATED_GZIP,
-                   warc.MISALIGNED_GZIP, warc.NOT_RESPONSE, warc.NOT_HTML):
+                   warc.MISALIGNED_GZIP):
+        assert counts.get(stats.counter_name("read", stats.ERRORS, reason), 0) >= 1, reason
+    for reason in (warc.NOT_RESPONSE, warc.NOT_HTML):
         assert counts.get(stats.counter_name("read", stats.DROPPED, reason), 0) >= 1, reason
     assert counts["read|docs_out"] >= 10

@@ -31,3 +31,7 @@ class StageCounters:
 
     def count_dropped(self, reason: str, n: int = 1) -> None:
         self._inc(stats.counter_name(self.stage, stats.DROPPED, reason), n)
+
+    def count_error(self, reason: str, n: int = 1) -> None:
+        """Damage that is not one record (a corrupt gzip member, a bad header): counted, then skipped."""
+        self._inc(stats.counter_name(self.stage, stats.ERRORS, reason), n)

@@ -47,10 +47,11 @@ class _ReadCounts:
             return item
         if item.is_record:
             self.counters.count_in()
+            self.counters.count_dropped(item.reason)
             self.records += 1
-        else:
+        else:  # damage in the file, not a record: an error event, reported apart from the drops
             logging.warning("%s in %s at offset %d: %s", item.reason, self.path, offset, item.detail)
-        self.counters.count_dropped(item.reason)
+            self.counters.count_error(item.reason)
         return None
 
 
