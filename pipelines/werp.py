@@ -20,6 +20,7 @@ from transforms.beam.read import ReadWarcPages
 from transforms.beam.stages import REJECTED, ExtractFn, LangIdFn, QualityStepsFn, UrlFilterFn
 from transforms.beam.write import WriteDocuments, WriteRejected
 from transforms.config import ConfigError
+from transforms.langid import ensure_available
 from transforms.recipe import WebRecipe, load_recipe
 
 DEFAULT_OUTPUT = "./output/werp"
@@ -90,6 +91,11 @@ def resolve(options: PipelineOptions) -> tuple[WebRecipe, list[str], str]:
         recipe = dataclasses.replace(recipe, read=dataclasses.replace(recipe.read, max_record_bytes=own.max_record_bytes))
     if common.num_shards is not None:
         recipe = dataclasses.replace(recipe, output=dataclasses.replace(recipe.output, num_shards=common.num_shards))
+    if recipe.langid is not None:
+        try:
+            ensure_available(recipe.langid)  # a missing optional package fails now, not on a worker
+        except ImportError as exc:
+            raise JobError(str(exc)) from None
     return recipe, split_globs(common.input) or [str(SAMPLE_PATH)], common.output or DEFAULT_OUTPUT
 
 

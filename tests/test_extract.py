@@ -64,9 +64,15 @@ def test_literal_page_keeps_body_drops_boilerplate(extractor: str) -> None:
     text = extract_text(PAGE, ExtractConfig(extractor=extractor))
     for paragraph in BODY:
         assert paragraph in text.split("\n"), f"{extractor} lost or split a paragraph"
+    assert text.split("\n")[0] == "The history of the river town"  # the heading above good text is kept
     for junk in BOILERPLATE:
         assert junk not in text
     assert "var x" not in text
+
+
+def test_justext_no_headings_drops_the_heading() -> None:
+    cfg = from_mapping(ExtractConfig, {"justext": {"no_headings": True}}, where="extract")
+    assert "The history of the river town" not in extract_text(PAGE, cfg)
 
 
 @pytest.mark.parametrize("extractor", EXTRACTORS)

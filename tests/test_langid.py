@@ -48,27 +48,27 @@ def test_max_chars_classifies_only_the_start() -> None:
 
 
 def test_check_language_keeps_a_listed_language() -> None:
-    verdict = check_language("en", 0.9, LangIdConfig())
+    verdict = check_language("en", 0.9, cfg=LangIdConfig())
     assert verdict.keep
     assert verdict.stats == {"langid_score": 0.9}
 
 
 def test_check_language_wrong_language() -> None:
-    verdict = check_language("de", 0.99, LangIdConfig())
+    verdict = check_language("de", 0.99, cfg=LangIdConfig())
     assert verdict.reason == WRONG_LANGUAGE == "langid.wrong_language"
     assert verdict.stats == {"langid_score": 0.99}
 
 
 def test_check_language_low_score_wins_over_language() -> None:
-    assert check_language("en", 0.64, LangIdConfig()).reason == LOW_SCORE == "langid.low_score"
-    assert check_language("de", 0.2, LangIdConfig()).reason == LOW_SCORE  # an unsure guess says nothing
-    assert check_language("en", 0.65, LangIdConfig()).keep  # min_score is inclusive
+    assert check_language("en", 0.64, cfg=LangIdConfig()).reason == LOW_SCORE == "langid.low_score"
+    assert check_language("de", 0.2, cfg=LangIdConfig()).reason == LOW_SCORE  # an unsure guess says nothing
+    assert check_language("en", 0.65, cfg=LangIdConfig()).keep  # min_score is inclusive
 
 
 def test_several_languages() -> None:
     cfg = from_mapping(LangIdConfig, {"languages": ["en", "de"], "min_score": 0.5}, where="langid")
-    assert check_language("de", 0.7, cfg).keep
-    assert check_language("fr", 0.7, cfg).reason == WRONG_LANGUAGE
+    assert check_language("de", 0.7, cfg=cfg).keep
+    assert check_language("fr", 0.7, cfg=cfg).reason == WRONG_LANGUAGE
 
 
 @pytest.mark.parametrize("bad, match", [
@@ -119,7 +119,7 @@ def test_fasttext_model_path_predicts_codes_without_label_prefix(fasttext_model:
 def test_fasttext_verdict(fasttext_model: str) -> None:
     cfg = LangIdConfig(model_path=fasttext_model)
     lang, score = load_identifier(cfg).predict("und die schule war nicht auf dem weg")
-    assert check_language(lang, score, cfg).reason == WRONG_LANGUAGE
+    assert check_language(lang, score, cfg=cfg).reason == WRONG_LANGUAGE
 
 
 def test_missing_fasttext_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:

@@ -123,7 +123,7 @@ class LangIdFn(StageFn):
     def process(self, doc: Document) -> Iterator:
         self.counters.count_in(len(doc.text))
         doc.language, doc.language_score = self.identifier.predict(doc.text)
-        verdict = check_language(doc.language, doc.language_score, self.cfg)
+        verdict = check_language(doc.language, doc.language_score, cfg=self.cfg)
         if not verdict.keep:
             yield from self.reject(doc.id, doc.url, verdict.reason, doc.text)
             return
