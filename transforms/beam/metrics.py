@@ -1,6 +1,9 @@
 """Beam counters for one stage, named as transforms.stats expects."""
 from __future__ import annotations
 
+import logging
+import time
+
 from apache_beam.metrics import Metrics
 
 from transforms import stats
@@ -35,3 +38,20 @@ class StageCounters:
     def count_error(self, reason: str, n: int = 1) -> None:
         """Damage that is not one record (a corrupt gzip member, a bad header): counted, then skipped."""
         self._inc(stats.counter_name(self.stage, stats.ERRORS, reason), n)
+
+
+class Progress:
+    """A log line per worker every `every_s` seconds, so a long run shows it is moving and how fast."""
+
+    def __init__(self, stage: str, *, every_s: float = 30.0) -> None:
+        self.stage, self.every_s = stage, every_s
+        self.count, self.started = 0, time.monotonic()
+        self.next_at = self.started + every_s
+
+    def tick(self) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now >= self.next_at:
+            rate = self.count / (now - self.started)
+            logging.getLogger("refinery").info("%s: %d documents on this worker (%.1f/s)", self.stage, self.count, rate)
+            self.next_at = now + self.every_s

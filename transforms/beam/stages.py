@@ -12,7 +12,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.pvalue import TaggedOutput
 
-from transforms.beam.metrics import StageCounters
+from transforms.beam.metrics import Progress, StageCounters
 from transforms.document import Document, Page, Rejected
 from transforms.extract import (
     ExtractConfig, ExtractionTimeout, ExtractorCrashed, ExtractorFailed, PageTooLarge, SandboxedExtractor,
@@ -79,12 +79,14 @@ class ExtractFn(StageFn):
     def setup(self) -> None:
         super().setup()
         self.extractor = SandboxedExtractor(self.cfg)
+        self.progress = Progress(self.stage)
 
     def teardown(self) -> None:
         self.extractor.close()
 
     def process(self, page: Page) -> Iterator:
         self.counters.count_in(len(page.html))
+        self.progress.tick()
         try:
             text = self.extractor.extract(page.html)
         except ExtractionTimeout:
