@@ -6,6 +6,7 @@ Definitions follow datatrove 0.10.1 (FineWeb) where the paper is silent, except 
 from __future__ import annotations
 
 from collections import Counter
+from itertools import compress
 from dataclasses import dataclass
 
 from transforms.filters.base import StepSpec, Verdict
@@ -111,7 +112,8 @@ def gopher_quality(view: TextView, cfg: GopherQualityConfig) -> Verdict:
         "gopher_mean_word_length": _ratio(sum(map(len, words)), len(words)),
         "gopher_hash_ratio": _ratio(text.count("#"), n_tokens),
         "gopher_ellipsis_ratio": _ratio(text.count("...") + text.count("…"), n_tokens),
-        "gopher_bullet_line_fraction": _ratio(sum(ln.lstrip().startswith(cfg.bullet_prefixes) for ln in lines), len(lines)),
+        "gopher_bullet_line_fraction": _ratio(
+            sum(ln.lstrip().startswith(cfg.bullet_prefixes) for ln in lines), len(lines)),
         "gopher_ellipsis_line_fraction": _ratio(sum(ln.rstrip().endswith(("...", "…")) for ln in lines), len(lines)),
         "gopher_alpha_word_fraction": _ratio(sum(t.isalpha() or any(c.isalpha() for c in t) for t in tokens), n_tokens),
         "gopher_stop_word_count": float(len({w.lower() for w in set(words)}.intersection(cfg.stop_words))),
@@ -159,28 +161,31 @@ def _ngram_fractions(words: list[str]) -> tuple[list[float], list[float]]:
     An n-gram can only repeat where its (n-1)-gram prefix repeats, so each level only revisits those
     positions; on normal prose almost nothing survives past n = 3.
     """
-    lengths = [len(w) for w in words]
+    lengths = list(map(len, words))
     total = sum(lengths)
     table: dict[str, int] = {}
     ids = [table.setdefault(w, len(table)) for w in words]
-    prefix: dict[int, int] = dict(enumerate(ids))  # position -> id of the (n-1)-gram starting there
+    n_words = len(words)
+    positions, prefix = list(range(n_words)), ids  # start positions still repeating, their (n-1)-gram ids
     top: list[float] = []
     dup: list[float] = []
-    n_words = len(words)
     for n in range(2, 11):
-        keys = {i: (g, ids[i + n - 1]) for i, g in prefix.items() if i + n <= n_words}
-        counts = Counter(keys.values())
-        repeated = {i: k for i, k in keys.items() if counts[k] > 1}
+        while positions and positions[-1] > n_words - n:  # no room for an n-gram (positions are sorted)
+            positions.pop()
+        keys = list(zip(prefix, [ids[i + n - 1] for i in positions]))
+        counts = Counter(keys)
+        repeated = [(i, k) for i, k in zip(positions, keys) if counts[k] > 1]
         if n <= 4:
-            best = max(repeated, key=lambda i: counts[repeated[i]], default=None)
-            top.append(_ratio(counts[repeated[best]] * sum(lengths[best:best + n]), total) if best is not None else 0.0)
+            best = max(repeated, key=lambda ik: counts[ik[1]], default=None)  # first of the most frequent
+            top.append(_ratio(counts[best[1]] * sum(lengths[best[0]:best[0] + n]), total) if best else 0.0)
         else:
             covered = bytearray(n_words)
-            for i in repeated:
+            for i, _ in repeated:
                 covered[i:i + n] = b"\x01" * n
-            dup.append(_ratio(sum(l for l, c in zip(lengths, covered) if c), total) if repeated else 0.0)
+            dup.append(_ratio(sum(compress(lengths, covered)), total) if repeated else 0.0)
         intern: dict[tuple[int, int], int] = {}
-        prefix = {i: intern.setdefault(k, len(intern)) for i, k in repeated.items()}
+        positions = [i for i, _ in repeated]
+        prefix = [intern.setdefault(k, len(intern)) for _, k in repeated]
     return top, dup
 
 
