@@ -111,25 +111,7 @@ def recipe_from_mapping(data: Mapping[str, Any], *, where: str) -> WebRecipe:
     for optional in ("url_filter", "langid"):
         if optional in data and data[optional] is None:
             data.pop(optional)  # an explicit null switches the stage off
-    fields = {f.name for f in dataclasses.fields(WebRecipe)} - {"steps"}
-    unknown = sorted(set(data) - fields)
-    if unknown:
-        raise ConfigError(f"{where}: unknown section(s) {unknown}; valid sections are: {', '.join(sorted(fields | {'steps'}))}")
-    recipe = from_mapping(_SectionView, data, where=where)
-    return WebRecipe(steps=steps, **{f: getattr(recipe, f) for f in fields})
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class _SectionView:
-    """WebRecipe without steps, so from_mapping can validate the plain sections."""
-
-    name: str = "custom"
-    read: ReadConfig = ReadConfig()
-    url_filter: UrlFilterConfig | None = None
-    extract: ExtractConfig = ExtractConfig()
-    langid: LangIdConfig | None = None
-    dedup: DedupConfig = DedupConfig()
-    output: OutputConfig = OutputConfig()
+    return dataclasses.replace(from_mapping(WebRecipe, data, where=where), steps=steps)
 
 
 def configs_dir() -> Path:

@@ -42,6 +42,14 @@ class StageFn(beam.DoFn):
     def setup(self) -> None:
         self.counters = StageCounters(self.stage)
 
+    def route(self, verdict, element, *, chars: int, text: str = "") -> Iterator:
+        """Yield the element if the verdict keeps it, else its rejection; count either way."""
+        if verdict.keep:
+            self.counters.count_out(chars)
+            yield element
+        else:
+            yield from self.reject(element.id, element.url, verdict.reason, text)
+
     def reject(self, doc_id: str, url: str, reason: str, text: str = "") -> Iterator[TaggedOutput]:
         self.counters.count_dropped(reason)
         if self.emit_rejected:
@@ -61,12 +69,7 @@ class UrlFilterFn(StageFn):
 
     def process(self, page: Page) -> Iterator:
         self.counters.count_in(len(page.html))
-        verdict = check_url(page.url, self.lists, self.cfg)
-        if not verdict.keep:
-            yield from self.reject(page.id, page.url, verdict.reason)
-            return
-        self.counters.count_out(len(page.html))
-        yield page
+        yield from self.route(check_url(page.url, self.lists, self.cfg), page, chars=len(page.html))
 
 
 class ExtractFn(StageFn):
@@ -126,11 +129,7 @@ class LangIdFn(StageFn):
         self.counters.count_in(len(doc.text))
         doc.language, doc.language_score = self.identifier.predict(doc.text)
         verdict = check_language(doc.language, doc.language_score, cfg=self.cfg)
-        if not verdict.keep:
-            yield from self.reject(doc.id, doc.url, verdict.reason, doc.text)
-            return
-        self.counters.count_out(len(doc.text))
-        yield doc
+        yield from self.route(verdict, doc, chars=len(doc.text), text=doc.text)
 
 
 class QualityStepsFn(StageFn):
