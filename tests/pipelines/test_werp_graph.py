@@ -6,21 +6,36 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pipeline import PipelineVisitor
 
 from pipelines import werp
+from transforms.beam.stages import REJECTED
 from transforms.recipe import load_recipe
 
-PAGE_PRODUCERS = ("ReadWarc/ReadRanges", "ReadWarc/ReadWholeFiles", "ReadWarc/MergePages", "WebDocuments/UrlFilter")
+READERS = ("ReadWarc/ReadRanges", "ReadWarc/ReadWholeFiles")
+EXTRACT = "WebDocuments/Extract"
+
+
+def upstream_stop(node) -> str:
+    """Walk up the first inputs to the nearest reader, extractor or audit record (or the source)."""
+    while node.inputs:
+        pcoll = node.inputs[0]
+        node = pcoll.producer
+        if node is None:
+            return ""
+        if pcoll.tag == REJECTED:
+            return f"{node.full_label}[{REJECTED}]"  # small audit records, never pages
+        if node.full_label.startswith((*READERS, EXTRACT)):
+            return node.full_label
+    return node.full_label
 
 
 class ShuffleInputs(PipelineVisitor):
-    """Collects the label of the transform that produces each GroupByKey's input."""
+    """For each GroupByKey: its label, and the nearest reader or extractor above it."""
 
     def __init__(self) -> None:
         self.inputs: list[tuple[str, str]] = []
 
     def visit_transform(self, node) -> None:
         if isinstance(node.transform, beam.GroupByKey):
-            producer = node.inputs[0].producer
-            self.inputs.append((node.full_label, producer.full_label if producer else ""))
+            self.inputs.append((node.full_label, upstream_stop(node)))
 
 
 def test_no_shuffle_carries_pages(tmp_path):
@@ -29,7 +44,17 @@ def test_no_shuffle_carries_pages(tmp_path):
     visitor = ShuffleInputs()
     p.visit(visitor)
     assert visitor.inputs, "expected the dedup and write shuffles at least"
-    carrying_pages = [(gbk, src) for gbk, src in visitor.inputs if src.startswith(PAGE_PRODUCERS)]
+    carrying_pages = [(gbk, src) for gbk, src in visitor.inputs if src.startswith(READERS)]
     assert not carrying_pages, f"a shuffle takes raw pages: {carrying_pages}"
     assert any(g.startswith("DedupExact/") for g, _ in visitor.inputs)
     assert any(g.startswith("ReadWarc/SpreadWholeFiles") for g, _ in visitor.inputs), "file names are spread, not pages"
+
+
+def test_the_check_catches_a_shuffle_of_pages(tmp_path):
+    p = beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"]))
+    from transforms.beam.read import ReadWarcPages
+
+    p | beam.Create(["x"]) | "ReadWarc" >> ReadWarcPages(max_record_bytes=1 << 20) | beam.Reshuffle()
+    visitor = ShuffleInputs()
+    p.visit(visitor)
+    assert any(src.startswith(READERS) for _, src in visitor.inputs)
