@@ -9,7 +9,7 @@ from pipelines import werp
 from transforms.beam.stages import REJECTED
 from transforms.recipe import load_recipe
 
-READERS = ("ReadWarc/ReadRanges", "ReadWarc/ReadWholeFiles")
+READERS = ("ReadWarc/ReadFiles",)
 EXTRACT = "WebDocuments/Extract"
 
 
@@ -47,7 +47,6 @@ def test_no_shuffle_carries_pages(tmp_path):
     carrying_pages = [(gbk, src) for gbk, src in visitor.inputs if src.startswith(READERS)]
     assert not carrying_pages, f"a shuffle takes raw pages: {carrying_pages}"
     assert any(g.startswith("DedupExact/") for g, _ in visitor.inputs)
-    assert any(g.startswith("ReadWarc/SpreadWholeFiles") for g, _ in visitor.inputs), "file names are spread, not pages"
 
 
 def test_the_check_catches_a_shuffle_of_pages(tmp_path):

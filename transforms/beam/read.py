@@ -14,7 +14,7 @@ import apache_beam as beam
 from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
+from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker, UnsplittableRestrictionTracker
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.core import RestrictionProvider
 
@@ -24,7 +24,6 @@ from transforms.document import Page
 from transforms.io import warc, warc_ranges
 
 STAGE = "read"
-WHOLE = "whole"  # tag of the files read by one reader
 DEFAULT_SPLIT_BYTES = 64 << 20  # about 60 ranges per 1 GiB Common Crawl WARC file
 
 
@@ -55,37 +54,30 @@ class _ReadCounts:
         return None
 
 
+class WholeFile(OffsetRange):
+    """The byte range of a file that has no record boundaries to split at (plain, whole-file gzip, ARC)."""
+
+
 class _DetectLayoutFn(beam.DoFn):
-    """Emits splittable files as (path, size) and routes the rest to WHOLE."""
+    """(path, size, splittable) per file; empty files are counted here, there is nothing to read."""
 
-    def process(self, metadata: fileio.FileMetadata) -> Iterator:
-        with _open(metadata.path) as fh:
-            layout = warc_ranges.detect_layout(fh)
-        if layout.splittable:
-            yield metadata.path, metadata.size_in_bytes
-        else:
-            yield beam.pvalue.TaggedOutput(WHOLE, metadata.path)
-
-
-class _ReadWholeFileFn(beam.DoFn):
-    """Reads one plain, whole-file gzip or ARC file from start to end."""
-
-    def __init__(self, *, max_record_bytes: int) -> None:
-        self.max_record_bytes = max_record_bytes
+    def setup(self) -> None:
         self.counters = StageCounters(STAGE)
 
-    def process(self, path: str) -> Iterator[Page]:
-        started, counts = time.monotonic(), _ReadCounts(self.counters, path)
-        with _open(path) as fh:
-            for offset, item in warc.read_records(fh, source=path, max_record_bytes=self.max_record_bytes):
-                if (page := counts.page_or_none(offset, item)) is not None:
-                    yield page
-        logging.info("read %s: %d pages of %d records in %.1f s", path, counts.pages, counts.records,
-                     time.monotonic() - started)
+    def process(self, metadata: fileio.FileMetadata) -> Iterator[tuple[str, int, bool]]:
+        with _open(metadata.path) as fh:
+            layout = warc_ranges.detect_layout(fh)
+        if layout.kind == warc_ranges.EMPTY:
+            logging.warning("%s: %s", warc.EMPTY_FILE, metadata.path)
+            self.counters.count_error(warc.EMPTY_FILE)
+            return
+        yield metadata.path, metadata.size_in_bytes, layout.splittable
 
 
-class _ReadRangeFn(beam.DoFn, RestrictionProvider):
-    """Splittable DoFn over (path, size): the restriction is a byte range, claimed at each member start."""
+class _ReadFileFn(beam.DoFn, RestrictionProvider):
+    """Splittable DoFn over (path, size, splittable): Common-Crawl-layout files as byte ranges claimed at each
+    member start; other files as one unsplittable range. One DoFn for both, so pages flow straight into
+    extraction: a Flatten of two readers would make the local runner buffer every page's HTML."""
 
     def __init__(self, *, max_record_bytes: int, split_bytes: int) -> None:
         self.max_record_bytes = max_record_bytes
@@ -93,41 +85,58 @@ class _ReadRangeFn(beam.DoFn, RestrictionProvider):
         self.counters = StageCounters(STAGE)
         self.ranges = Metrics.counter(stats.NAMESPACE, f"{STAGE}.ranges")  # not a `stage|kind` name: no report row
 
-    def initial_restriction(self, element: tuple[str, int]) -> OffsetRange:
-        return OffsetRange(0, element[1])
+    def initial_restriction(self, element: tuple[str, int, bool]) -> OffsetRange:
+        return OffsetRange(0, element[1]) if element[2] else WholeFile(0, element[1])
 
-    def create_tracker(self, restriction: OffsetRange) -> OffsetRestrictionTracker:
-        return OffsetRestrictionTracker(restriction)
+    def create_tracker(self, restriction: OffsetRange):
+        tracker = OffsetRestrictionTracker(restriction)
+        return UnsplittableRestrictionTracker(tracker) if isinstance(restriction, WholeFile) else tracker
 
-    def split(self, element: tuple[str, int], restriction: OffsetRange) -> Iterator[OffsetRange]:
-        return restriction.split(self.split_bytes)
+    def split(self, element: tuple[str, int, bool], restriction: OffsetRange) -> Iterator[OffsetRange]:
+        if isinstance(restriction, WholeFile):
+            yield restriction
+        else:
+            yield from restriction.split(self.split_bytes)
 
-    def restriction_size(self, element: tuple[str, int], restriction: OffsetRange) -> int:
+    def restriction_size(self, element: tuple[str, int, bool], restriction: OffsetRange) -> int:
         return restriction.size()
 
-    def process(self, element: tuple[str, int], tracker=beam.DoFn.RestrictionParam()) -> Iterator[Page]:
-        path, start, stop = element[0], tracker.current_restriction().start, tracker.current_restriction().stop
-        started, counts, claimed = time.monotonic(), _ReadCounts(self.counters, path), -1
+    def process(self, element: tuple[str, int, bool], tracker=beam.DoFn.RestrictionParam()) -> Iterator[Page]:
+        restriction = tracker.current_restriction()
+        started, counts = time.monotonic(), _ReadCounts(self.counters, element[0])
         self.ranges.inc()
-        with _open(path) as fh:
-            first = warc_ranges.find_record_start(fh, start, end=stop)
-            if first is not None:
-                layout = warc_ranges.Layout(kind=warc_ranges.GZIP_MEMBERS, is_warc=True)
-                records = warc.read_records(fh, source=path, max_record_bytes=self.max_record_bytes,
-                                            layout=layout, start_offset=first)
-                for offset, item in records:
-                    if offset != claimed:
-                        if not tracker.try_claim(offset):
-                            break
-                        claimed = offset
-                    if (page := counts.page_or_none(offset, item)) is not None:
-                        yield page
-                else:  # end of file: no record starts in the rest of the range
-                    tracker.try_claim(tracker.current_restriction().stop)
+        with _open(element[0]) as fh:
+            if isinstance(restriction, WholeFile):
+                yield from self._read_whole(fh, element[0], tracker, counts)
             else:
-                tracker.try_claim(tracker.current_restriction().stop)
-        logging.info("read %s [%d, %d): %d pages of %d records in %.1f s", path, start, stop, counts.pages,
-                     counts.records, time.monotonic() - started)
+                yield from self._read_range(fh, element[0], tracker, counts)
+        logging.info("read %s [%d, %d): %d pages of %d records in %.1f s", element[0], restriction.start,
+                     restriction.stop, counts.pages, counts.records, time.monotonic() - started)
+
+    def _read_whole(self, fh: BinaryIO, path: str, tracker, counts: _ReadCounts) -> Iterator[Page]:
+        """Offsets here are in the decompressed stream, so only the start and the end are claimed."""
+        if tracker.try_claim(tracker.current_restriction().start):
+            for offset, item in warc.read_records(fh, source=path, max_record_bytes=self.max_record_bytes):
+                if (page := counts.page_or_none(offset, item)) is not None:
+                    yield page
+        tracker.try_claim(tracker.current_restriction().stop)
+
+    def _read_range(self, fh: BinaryIO, path: str, tracker, counts: _ReadCounts) -> Iterator[Page]:
+        """A record belongs to the range its gzip member starts in; claim each member start."""
+        stop, claimed = tracker.current_restriction().stop, -1
+        first = warc_ranges.find_record_start(fh, tracker.current_restriction().start, end=stop)
+        if first is not None:
+            layout = warc_ranges.Layout(kind=warc_ranges.GZIP_MEMBERS, is_warc=True)
+            records = warc.read_records(fh, source=path, max_record_bytes=self.max_record_bytes,
+                                        layout=layout, start_offset=first)
+            for offset, item in records:
+                if offset != claimed:
+                    if not tracker.try_claim(offset):
+                        return
+                    claimed = offset
+                if (page := counts.page_or_none(offset, item)) is not None:
+                    yield page
+        tracker.try_claim(stop)  # no record starts in the rest of the range
 
 
 class ReadWarcPages(beam.PTransform):
@@ -142,12 +151,8 @@ class ReadWarcPages(beam.PTransform):
         self.split_bytes = split_bytes
 
     def expand(self, patterns):
-        files = (patterns
-                 | "MatchWarcFiles" >> fileio.MatchAll(fileio.EmptyMatchTreatment.ALLOW)
-                 | "DetectLayout" >> beam.ParDo(_DetectLayoutFn()).with_outputs(WHOLE, main="ranges"))
-        ranged = files.ranges | "ReadRanges" >> beam.ParDo(
-            _ReadRangeFn(max_record_bytes=self.max_record_bytes, split_bytes=self.split_bytes))
-        whole = (files[WHOLE]
-                 | "SpreadWholeFiles" >> beam.Reshuffle()
-                 | "ReadWholeFiles" >> beam.ParDo(_ReadWholeFileFn(max_record_bytes=self.max_record_bytes)))
-        return (ranged, whole) | "MergePages" >> beam.Flatten()
+        return (patterns
+                | "MatchWarcFiles" >> fileio.MatchAll(fileio.EmptyMatchTreatment.ALLOW)
+                | "DetectLayout" >> beam.ParDo(_DetectLayoutFn())
+                | "ReadFiles" >> beam.ParDo(_ReadFileFn(max_record_bytes=self.max_record_bytes,
+                                                        split_bytes=self.split_bytes)))

@@ -1,0 +1,98 @@
+"""Shared by the bench scripts: one-core pinning, timed whole-process runs, medians, machine info."""
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "bench" / "out"
+PY = sys.executable
+CORE = int(os.environ.get("BENCH_CORE", "0"))  # every measurement runs on this core alone (BENCH_CORE=1 if 0 is busy)
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def one_core_env() -> dict[str, str]:
+    """The environment of a pinned child: BLAS/OpenMP pools of one thread, the repo importable."""
+    env = dict(os.environ, **{v: "1" for v in THREAD_VARS})
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
+    return env
+
+
+def pin_one_core() -> None:
+    """Pin this process (and its future children) to CORE with one-thread math libraries."""
+    os.environ.update({v: "1" for v in THREAD_VARS})
+    os.sched_setaffinity(0, {CORE})
+
+
+def run_pinned(cmd: list[str], *, log: Path | None = None, timeout_s: float = 3600) -> dict:
+    """Run `cmd` under `taskset -c CORE`: wall seconds, CPU seconds of the whole tree, the largest
+    single-process max RSS (wait4 rusage) and the peak summed RSS of the tree (sampled every 0.2 s)."""
+    full = ["taskset", "-c", str(CORE), *cmd]
+    sink = open(log, "wb") if log else subprocess.DEVNULL
+    start = time.perf_counter()
+    proc = subprocess.Popen(full, cwd=REPO, env=one_core_env(), stdout=sink, stderr=subprocess.STDOUT)
+    status, usage, tree_peak, tree_cpu = wait_sampling(proc, timeout_s=timeout_s)
+    wall = time.perf_counter() - start
+    if log:
+        sink.close()
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        tail = log.read_text(errors="replace")[-3000:] if log else ""
+        raise RuntimeError(f"{' '.join(full)} exited {code} after {wall:.1f} s\n{tail}")
+    return {"wall_s": wall, "maxrss_mib": usage.ru_maxrss / 1024, "tree_rss_mib": tree_peak / 2**20,
+            "cpu_s": tree_cpu, "rusage_cpu_s": usage.ru_utime + usage.ru_stime}
+
+
+def wait_sampling(proc: subprocess.Popen, *, timeout_s: float, every_s: float = 0.2):
+    """Reap `proc` with wait4, sampling its process tree meanwhile: peak summed RSS, and the CPU seconds of
+    every process seen (forkserver children are reaped by the forkserver, so wait4's rusage can miss them)."""
+    root, peak, cpu, deadline = psutil.Process(proc.pid), 0, {}, time.monotonic() + timeout_s
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            cpu[proc.pid] = usage.ru_utime + usage.ru_stime  # exact for the root (and what it reaped)
+            return status, usage, peak, sum(cpu.values())
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise TimeoutError(f"{proc.args} ran past {timeout_s} s")
+        rss = 0
+        for p in [root, *safe_children(root)]:
+            try:
+                with p.oneshot():
+                    rss += p.memory_info().rss
+                    if p.pid != proc.pid:
+                        t = p.cpu_times()
+                        cpu[p.pid] = t.user + t.system
+            except psutil.Error:
+                pass  # exited between listing and reading
+        peak = max(peak, rss)
+        time.sleep(every_s)
+
+
+def safe_children(root: psutil.Process) -> list[psutil.Process]:
+    try:
+        return root.children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def machine() -> dict:
+    """CPU model (lscpu), cores, Python: printed with every result."""
+    model = "unknown"
+    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if line.startswith("Model name:"):
+            model = line.split(":", 1)[1].strip()
+    return {"cpu": model, "cores": os.cpu_count(), "pinned_core": CORE, "python": platform.python_version()}

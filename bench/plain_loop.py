@@ -1,0 +1,128 @@
+"""The werp job's per-document work as a plain Python loop: the baseline Beam's overhead is measured against.
+
+read -> URL filter -> extract (in the same SandboxedExtractor the ExtractFn uses, unless --in-process)
+-> language ID -> the recipe's quality steps over one shared TextView -> exact-dedup key (first copy kept)
+-> the same Parquet rows written with pyarrow (zstd), so both sides do the job's whole work.
+Prints one JSON line of counts.
+
+python bench/plain_loop.py --input bench/out/corpus.warc.gz --extractor resiliparse [--config bluwerp]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+from transforms.dedup.exact import exact_key  # noqa: E402
+from transforms.document import Document, Page  # noqa: E402
+from transforms.io.parquet import document_row, document_schema  # noqa: E402
+from transforms.extract import ExtractionTimeout, SandboxedExtractor, extract_text  # noqa: E402
+from transforms.filters.url import check_url, load_url_lists  # noqa: E402
+from transforms.io.warc import read_records  # noqa: E402
+from transforms.langid import check_language, load_identifier  # noqa: E402
+from transforms.recipe import WebRecipe, load_recipe  # noqa: E402
+from transforms.text import TextView  # noqa: E402
+
+
+def recipe_for(config: str, extractor: str | None) -> WebRecipe:
+    """The recipe with the --extractor override, as pipelines.werp.resolve applies it."""
+    recipe = load_recipe(config)
+    if extractor:
+        recipe = dataclasses.replace(recipe, extract=dataclasses.replace(recipe.extract, extractor=extractor))
+    return recipe
+
+
+def run_steps(text: str, recipe: WebRecipe, stats: dict) -> tuple[str | None, str]:
+    """The quality steps as QualityStepsFn runs them: (drop reason or None, final text); scores into stats."""
+    view = TextView(text)
+    for step in recipe.steps:
+        result = step.spec.fn(view, step.config)
+        verdict = result.verdict if step.spec.kind == "editor" else result
+        stats.update(verdict.stats)
+        if not verdict.keep:
+            return verdict.reason, view.text
+        if step.spec.kind == "editor" and result.text != view.text:
+            view = TextView(result.text)
+    return None, view.text
+
+
+def run_loop(warc: Path, recipe: WebRecipe, *, sandbox: bool = True, output: Path | None = None) -> Counter:
+    """Every stage of the job on one file, in order; returns how many documents each stage dropped."""
+    counts: Counter = Counter()
+    rows: list[dict] = []
+    lists = load_url_lists(recipe.url_filter) if recipe.url_filter is not None else None
+    extractor = SandboxedExtractor(recipe.extract) if sandbox else None
+    identifier = load_identifier(recipe.langid) if recipe.langid is not None else None
+    seen: set[bytes] = set()
+    with warc.open("rb") as fh:
+        for _, item in read_records(fh, source=str(warc), max_record_bytes=recipe.read.max_record_bytes):
+            if not isinstance(item, Page):
+                counts["read.skipped"] += 1
+                continue
+            counts["pages"] += 1
+            status = process(item, recipe, lists=lists, extractor=extractor, identifier=identifier, seen=seen)
+            if isinstance(status, Document):
+                rows.append(document_row(status, recipe.stat_names))
+                status = "kept"
+            counts[status] += 1
+    if extractor is not None:
+        extractor.close()
+    if output is not None:
+        schema = document_schema(recipe.stat_names)
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema), output, compression=recipe.output.codec)
+    return counts
+
+
+def process(page: Page, recipe: WebRecipe, *, lists, extractor, identifier, seen: set[bytes]) -> str | Document:
+    """One page through the stages; returns the kept Document or the stage's drop reason."""
+    if lists is not None and not (verdict := check_url(page.url, lists, recipe.url_filter)).keep:
+        return verdict.reason
+    try:
+        text = extractor.extract(page.html) if extractor is not None else extract_text(page.html, recipe.extract)
+    except ExtractionTimeout:
+        return "extract.timeout"
+    except (ValueError, TypeError, RuntimeError) as exc:
+        return f"extract.error.{type(exc).__name__}"
+    if not text.strip():
+        return "extract.empty"
+    doc = Document(id=page.id, url=page.url, warc_date=page.warc_date, text=text,
+                   extractor=recipe.extract.extractor, source=page.source)
+    if identifier is not None:
+        doc.language, doc.language_score = identifier.predict(text)
+        if not (verdict := check_language(doc.language, doc.language_score, cfg=recipe.langid)).keep:
+            return verdict.reason
+    reason, doc.text = run_steps(text, recipe, doc.stats)
+    if reason is not None:
+        return reason
+    key = exact_key(doc.text)
+    if key in seen:
+        return "exact.duplicate"
+    seen.add(key)
+    return doc
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--input", type=Path, required=True, help="a WARC file")
+    parser.add_argument("--extractor", choices=("justext", "trafilatura", "resiliparse"), default=None)
+    parser.add_argument("--config", default="bluwerp", help="recipe name or YAML path (as pipelines.werp)")
+    parser.add_argument("--in-process", action="store_true", help="call extract_text directly, no sandbox")
+    parser.add_argument("--output", type=Path, default=None, help="write the kept rows here (Parquet, as the job)")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    counts = run_loop(args.input, recipe_for(args.config, args.extractor), sandbox=not args.in_process,
+                      output=args.output)
+    print(json.dumps({"loop_s": round(time.perf_counter() - start, 3), **dict(sorted(counts.items()))}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

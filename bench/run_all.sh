@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Re-measure every figure of BENCHMARKS.md, in order (about 45 minutes on one core). Run from the repo root:
+#   bash bench/run_all.sh            (make bench)
+# BENCH_CORE=1 pins to core 1 instead of 0 when something else is using core 0; REPS overrides repetitions.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+REPS=${REPS:-3}
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+mkdir -p bench/out
+lscpu | grep 'Model name' | tee bench/out/machine.txt
+
+# 1. The corpus: 2,000 real pages (163 sources x ~12 edited copies), and its first 489 pages for slow extractors.
+$PY -m bench.corpus --pages 2000 --out bench/out/corpus.warc.gz
+$PY -m bench.corpus --pages 489 --out bench/out/subset.warc.gz
+
+# 2. datatrove's FineWeb pipeline alone.
+$PY bench/datatrove_fineweb.py --input bench/out/corpus.warc.gz --reps "$REPS"
+
+# 3. Per-stage docs/s, plain loop vs Beam per extractor.
+$PY bench/stages.py --input bench/out/corpus.warc.gz --subset-input bench/out/subset.warc.gz --reps "$REPS"
+
+# 4. Our job (trafilatura, fineweb recipe) vs datatrove, alternated.
+$PY bench/e2e_vs_datatrove.py --input bench/out/corpus.warc.gz --config fineweb --reps "$REPS"
+
+# 5. Peak RSS at 1x and 10x (builds bench/out/corpus_x10.warc.gz, ~430 MB, on first use).
+$PY bench/memory.py --pages 2000 --scales 1 10
+
+echo "results: bench/out/{datatrove_fineweb,stages,e2e_vs_datatrove,memory}.json"
