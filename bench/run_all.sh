@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Re-measure every figure of BENCHMARKS.md, in order (about 45 minutes on one core). Run from the repo root:
+# Re-measure every figure of BENCHMARKS.md, in order (about 75 minutes on one core). Run from the repo root:
 #   bash bench/run_all.sh            (make bench)
 # BENCH_CORE=1 pins to core 1 instead of 0 when something else is using core 0; REPS overrides repetitions.
 set -euo pipefail
@@ -23,7 +23,15 @@ $PY bench/stages.py --input bench/out/corpus.warc.gz --subset-input bench/out/su
 # 4. Our job (trafilatura, fineweb recipe) vs datatrove, alternated.
 $PY bench/e2e_vs_datatrove.py --input bench/out/corpus.warc.gz --config fineweb --reps "$REPS"
 
-# 5. Peak RSS at 1x and 10x (builds bench/out/corpus_x10.warc.gz, ~430 MB, on first use).
+# 5. Peak RSS at 1x and 10x (builds bench/out/corpus_x10.warc.gz, ~430 MB, on first use), with and without
+#    the exact-dedup shuffle (the local runner keeps shuffle data in memory).
 $PY bench/memory.py --pages 2000 --scales 1 10
+$PY bench/memory.py --pages 2000 --scales 1 10 --config bench/bluwerp-nodedup.yaml
+
+# 6. All quality filters vs datatrove's Gopher + C4 + FineWeb filters on the same texts.
+$PY bench/filters_vs_datatrove.py --docs 2000 --repeats "$REPS"
+
+# 7. Extraction quality (token P/R/F1 against gold) and speed per extractor.
+$PY bench/extraction_quality.py --data ../shared/data/extraction --passes "$REPS"
 
 echo "results: bench/out/{datatrove_fineweb,stages,e2e_vs_datatrove,memory}.json"
