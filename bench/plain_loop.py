@@ -40,7 +40,7 @@ def recipe_for(config: str, extractor: str | None) -> WebRecipe:
     return recipe
 
 
-def run_steps(text: str, recipe: WebRecipe, stats: dict) -> tuple[str | None, str]:
+def run_steps(text: str, recipe: WebRecipe, stats: dict) -> tuple[str | None, TextView]:
     """The quality steps as QualityStepsFn runs them: (drop reason or None, final text); scores into stats."""
     view = TextView(text)
     for step in recipe.steps:
@@ -48,10 +48,10 @@ def run_steps(text: str, recipe: WebRecipe, stats: dict) -> tuple[str | None, st
         verdict = result.verdict if step.spec.kind == "editor" else result
         stats.update(verdict.stats)
         if not verdict.keep:
-            return verdict.reason, view.text
+            return verdict.reason, view
         if step.spec.kind == "editor" and result.text != view.text:
             view = TextView(result.text)
-    return None, view.text
+    return None, view
 
 
 def run_loop(warc: Path, recipe: WebRecipe, *, sandbox: bool = True, output: Path | None = None) -> Counter:
@@ -99,9 +99,10 @@ def process(page: Page, recipe: WebRecipe, *, lists, extractor, identifier, seen
         doc.language, doc.language_score = identifier.predict(text)
         if not (verdict := check_language(doc.language, doc.language_score, cfg=recipe.langid)).keep:
             return verdict.reason
-    reason, doc.text = run_steps(text, recipe, doc.stats)
+    reason, view = run_steps(text, recipe, doc.stats)
     if reason is not None:
         return reason
+    doc.text, doc.word_count = view.text, len(view.words)
     key = exact_key(doc.text)
     if key in seen:
         return "exact.duplicate"

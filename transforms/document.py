@@ -28,6 +28,7 @@ class Document:
     language: str = ""
     language_score: float = 0.0
     source: str = ""
+    word_count: int | None = None  # set by the quality steps from their shared split; None = not yet counted
     # Scores computed by filters (ratios, counts); stored as columns so thresholds can be retuned later.
     stats: dict[str, float] = field(default_factory=dict)
 

@@ -158,5 +158,5 @@ class QualityStepsFn(StageFn):
             if step.spec.kind == "editor" and result.text != view.text:
                 view = TextView(result.text)
             counters.count_out(len(view.text))
-        doc.text = view.text
+        doc.text, doc.word_count = view.text, len(view.words)  # words are cached by the filters already
         yield doc

@@ -37,7 +37,7 @@ def document_row(doc: Document, stat_names: tuple[str, ...]) -> dict:
         "language": doc.language,
         "language_score": float(doc.language_score),
         "extractor": doc.extractor,
-        "word_count": len(TextView(doc.text).words),
+        "word_count": doc.word_count if doc.word_count is not None else len(TextView(doc.text).words),
         "char_count": len(doc.text),
         "source": doc.source,
     }
