@@ -25,6 +25,7 @@ from transforms.dedup.exact import exact_key  # noqa: E402
 from transforms.document import Document, Page  # noqa: E402
 from transforms.io.parquet import document_row, document_schema  # noqa: E402
 from transforms.extract import ExtractionTimeout, SandboxedExtractor, extract_text  # noqa: E402
+from transforms.filters.base import apply_steps  # noqa: E402
 from transforms.filters.url import check_url, load_url_lists  # noqa: E402
 from transforms.io.warc import read_records  # noqa: E402
 from transforms.langid import check_language, load_identifier  # noqa: E402
@@ -41,16 +42,12 @@ def recipe_for(config: str, extractor: str | None) -> WebRecipe:
 
 
 def run_steps(text: str, recipe: WebRecipe, stats: dict) -> tuple[str | None, TextView]:
-    """The quality steps as QualityStepsFn runs them: (drop reason or None, final text); scores into stats."""
+    """The quality steps as QualityStepsFn runs them: (drop reason or None, final view); scores into stats."""
     view = TextView(text)
-    for step in recipe.steps:
-        result = step.spec.fn(view, step.config)
-        verdict = result.verdict if step.spec.kind == "editor" else result
+    for _, verdict, view in apply_steps(view, recipe.steps):
         stats.update(verdict.stats)
         if not verdict.keep:
             return verdict.reason, view
-        if step.spec.kind == "editor" and result.text != view.text:
-            view = TextView(result.text)
     return None, view
 
 

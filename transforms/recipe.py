@@ -12,7 +12,7 @@ import yaml
 
 from transforms.config import ConfigError, from_mapping
 from transforms.extract import ExtractConfig
-from transforms.filters.base import StepSpec, registry
+from transforms.filters.base import ConfiguredStep, registry
 from transforms.filters.url import UrlFilterConfig
 from transforms.langid import LangIdConfig
 
@@ -50,14 +50,6 @@ class OutputConfig:
     def __post_init__(self) -> None:
         if self.num_shards < 0:
             raise ValueError(f"num_shards ({self.num_shards}) must be >= 0")
-
-
-@dataclass(frozen=True, slots=True)
-class ConfiguredStep:
-    """A quality step from the registry with its validated config."""
-
-    spec: StepSpec
-    config: Any
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

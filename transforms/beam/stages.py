@@ -19,7 +19,8 @@ from transforms.extract import (
 )
 from transforms.filters.url import UrlFilterConfig, check_url, load_url_lists
 from transforms.langid import LangIdConfig, check_language, load_identifier
-from transforms.recipe import ConfiguredStep, resolve_resource
+from transforms.filters.base import ConfiguredStep, apply_steps
+from transforms.recipe import resolve_resource
 from transforms.text import TextView
 
 REJECTED = "rejected"
@@ -144,19 +145,15 @@ class QualityStepsFn(StageFn):
         self.step_counters = [StageCounters(s.spec.name) for s in self.steps]
 
     def process(self, doc: Document) -> Iterator:
-        view = TextView(doc.text)
-        for step, counters in zip(self.steps, self.step_counters):
-            counters.count_in(len(view.text))
-            result = step.spec.fn(view, step.config)
-            verdict = result.verdict if step.spec.kind == "editor" else result
+        chars_in, view = len(doc.text), TextView(doc.text)
+        for (step, verdict, view), counters in zip(apply_steps(view, self.steps), self.step_counters):
+            counters.count_in(chars_in)
             doc.stats.update(verdict.stats)
             if not verdict.keep:
                 counters.count_dropped(verdict.reason)
                 if self.emit_rejected:
                     yield TaggedOutput(REJECTED, Rejected(doc.id, doc.url, step.spec.name, verdict.reason, view.text))
                 return
-            if step.spec.kind == "editor" and result.text != view.text:
-                view = TextView(result.text)
-            counters.count_out(len(view.text))
+            counters.count_out(chars_in := len(view.text))
         doc.text, doc.word_count = view.text, len(view.words)  # words are cached by the filters already
         yield doc

@@ -7,7 +7,7 @@ Reasons are `<family>.<rule>` constants named for the failure (`gopher.too_few_s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
 
 from transforms.text import TextView
 
@@ -42,6 +42,28 @@ class StepSpec:
     config_cls: type
     stat_names: tuple[str, ...]
     reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ConfiguredStep:
+    """A step from the registry with its validated config, as a recipe lists it."""
+
+    spec: StepSpec
+    config: Any
+
+
+def apply_steps(view: TextView, steps: Sequence[ConfiguredStep]) -> Iterator[tuple[ConfiguredStep, Verdict, TextView]]:
+    """Each step's verdict and the text after it, in order, stopping after the first drop.
+
+    The view (and its cached split) is shared until an editor changes the text; only then is it rebuilt."""
+    for step in steps:
+        result = step.spec.fn(view, step.config)
+        verdict = result.verdict if step.spec.kind == "editor" else result
+        if verdict.keep and step.spec.kind == "editor" and result.text != view.text:
+            view = TextView(result.text)
+        yield step, verdict, view
+        if not verdict.keep:
+            return
 
 
 def registry() -> dict[str, StepSpec]:
