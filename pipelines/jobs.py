@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from typing import Callable, Iterable, Sequence
 
@@ -10,7 +11,9 @@ from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 
+from pipelines.options import print_help, wants_help
 from transforms import stats
+from transforms.config import ConfigError
 
 log = logging.getLogger("refinery")
 
@@ -72,3 +75,18 @@ def run_job(
     print(stats.format_summary(report))
     print(f"shards: {output.rstrip('/')}/documents/  report: {output.rstrip('/')}/stats.json")
     return report
+
+
+def job_main(argv: list[str], *, name: str, doc: str, option_classes: Sequence[type], run: Callable) -> int:
+    """`python -m pipelines.<name>`: --help, logging, and a one-line error (exit 2) for what the user must fix."""
+    if wants_help(argv):
+        print_help(prog=f"python -m pipelines.{name}", description=doc, option_classes=option_classes)
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    try:
+        run(argv)
+    except (ConfigError, JobError) as exc:
+        print(f"{name}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0

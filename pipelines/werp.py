@@ -5,23 +5,20 @@ python -m pipelines.werp --input='crawl/*.warc.gz' --output=gs://bucket/werp --r
 """
 from __future__ import annotations
 
-import dataclasses
-import logging
 import sys
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.jobs import JobError, check_inputs, clear_previous_output, run_job
-from pipelines.options import RefineryOptions, make_runner, print_help, split_globs, wants_help
+from pipelines.jobs import JobError, check_inputs, clear_previous_output, job_main, run_job
+from pipelines.options import RefineryOptions, make_runner, split_globs
 from pipelines.sample_warc import SAMPLE_PATH
 from transforms.beam.dedup import DedupExact
 from transforms.beam.read import ReadWarcPages
-from transforms.beam.stages import REJECTED, ExtractFn, LangIdFn, QualityStepsFn, UrlFilterFn
+from transforms.beam.web import WebDocuments
 from transforms.beam.write import WriteDocuments, WriteRejected
-from transforms.config import ConfigError
 from transforms.langid import ensure_available
-from transforms.recipe import WebRecipe, load_recipe
+from transforms.recipe import WebRecipe, load_recipe, with_overrides
 
 DEFAULT_OUTPUT = "./output/werp"
 DEFAULT_RECIPE = "bluwerp"
@@ -37,29 +34,6 @@ class WerpOptions(PipelineOptions):
         parser.add_argument("--max_record_bytes", type=int, default=None,
                             help="Skip WARC records larger than this many bytes (counted as warc.too_large); "
                             "overrides the recipe (default 10 MiB).")
-
-
-class WebDocuments(beam.PTransform):
-    """Pages -> documents through URL filter, extraction, language ID and the quality steps."""
-
-    def __init__(self, recipe: WebRecipe, *, emit_rejected: bool) -> None:
-        super().__init__()
-        self.recipe, self.emit = recipe, emit_rejected
-
-    def expand(self, pages):
-        r, rejected = self.recipe, []
-        if r.url_filter is not None:
-            pages, rej = pages | "UrlFilter" >> beam.ParDo(UrlFilterFn(r.url_filter, emit_rejected=self.emit)).with_outputs(REJECTED, main="out")
-            rejected.append(rej)
-        docs, rej = pages | "Extract" >> beam.ParDo(ExtractFn(r.extract, emit_rejected=self.emit)).with_outputs(REJECTED, main="out")
-        rejected.append(rej)
-        if r.langid is not None:
-            docs, rej = docs | "LanguageId" >> beam.ParDo(LangIdFn(r.langid, emit_rejected=self.emit)).with_outputs(REJECTED, main="out")
-            rejected.append(rej)
-        if r.steps:
-            docs, rej = docs | "Quality" >> beam.ParDo(QualityStepsFn(r.steps, emit_rejected=self.emit)).with_outputs(REJECTED, main="out")
-            rejected.append(rej)
-        return docs, rejected
 
 
 def build(p: beam.Pipeline, *, recipe: WebRecipe, inputs: list[str], output: str, rejected_output: str | None) -> None:
@@ -84,13 +58,8 @@ def stage_order(recipe: WebRecipe) -> list[str]:
 def resolve(options: PipelineOptions) -> tuple[WebRecipe, list[str], str]:
     """Recipe with flag overrides applied, input globs and output prefix."""
     common, own = options.view_as(RefineryOptions), options.view_as(WerpOptions)
-    recipe = load_recipe(common.config or DEFAULT_RECIPE)
-    if own.extractor:
-        recipe = dataclasses.replace(recipe, extract=dataclasses.replace(recipe.extract, extractor=own.extractor))
-    if own.max_record_bytes is not None:
-        recipe = dataclasses.replace(recipe, read=dataclasses.replace(recipe.read, max_record_bytes=own.max_record_bytes))
-    if common.num_shards is not None:
-        recipe = dataclasses.replace(recipe, output=dataclasses.replace(recipe.output, num_shards=common.num_shards))
+    recipe = with_overrides(load_recipe(common.config or DEFAULT_RECIPE), extractor=own.extractor,
+                            max_record_bytes=own.max_record_bytes, num_shards=common.num_shards)
     if recipe.langid is not None:
         try:
             ensure_available(recipe.langid)  # a missing optional package fails now, not on a worker
@@ -113,19 +82,5 @@ def run(argv: list[str] | None = None) -> dict:
                    extra={"recipe": recipe.name, "extractor": recipe.extract.extractor, "inputs": inputs})
 
 
-def main(argv: list[str]) -> int:
-    if wants_help(argv):
-        print_help(prog="python -m pipelines.werp", description=__doc__, option_classes=(RefineryOptions, WerpOptions))
-        return 0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)
-    try:
-        run(argv)
-    except (ConfigError, JobError) as exc:
-        print(f"werp: error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(job_main(sys.argv[1:], name="werp", doc=__doc__, option_classes=(RefineryOptions, WerpOptions), run=run))

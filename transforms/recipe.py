@@ -106,6 +106,19 @@ def recipe_from_mapping(data: Mapping[str, Any], *, where: str) -> WebRecipe:
     return dataclasses.replace(from_mapping(WebRecipe, data, where=where), steps=steps)
 
 
+def with_overrides(recipe: WebRecipe, *, extractor: str | None = None, max_record_bytes: int | None = None,
+                   num_shards: int | None = None) -> WebRecipe:
+    """The recipe with command-line overrides applied (None leaves a value as the recipe says)."""
+    replace = dataclasses.replace
+    if extractor is not None:
+        recipe = replace(recipe, extract=replace(recipe.extract, extractor=extractor))
+    if max_record_bytes is not None:
+        recipe = replace(recipe, read=replace(recipe.read, max_record_bytes=max_record_bytes))
+    if num_shards is not None:
+        recipe = replace(recipe, output=replace(recipe.output, num_shards=num_shards))
+    return recipe
+
+
 def configs_dir() -> Path:
     """The shipped configs package folder (recipes and lists)."""
     return Path(str(resources.files("configs")))
