@@ -78,7 +78,13 @@ def junk_pages(rng: random.Random) -> list[tuple[str, str]]:
     spam = "".join("<p>Buy cheap watches online best price cheap watches discount watches buy now.</p>" for _ in range(30))
     shout = "".join(f"<p>HUGE SALE TODAY ONLY {n} PERCENT OFF EVERYTHING CALL NOW</p>" for n in range(10, 40))
     numbers = "".join(f"<p>{rng.randint(1000, 99999)} {rng.randint(10, 999)} {rng.randint(1, 9)}</p>" for _ in range(40))
+    rng_subject = SUBJECTS[0]
+    one_para = english_paragraphs(rng, rng_subject, 1)[0]
+    repeated = "".join(f"<p>{one_para}</p>" for _ in range(8))  # a scraped page that repeats itself
+    brief = f"<p>{one_para.split('. ')[0]}.</p>"  # real prose, but far too short to be a document
     return [
+        ("https://mirror.example.org/again", page("Again and again", repeated)),
+        ("https://brief.example.org/note", page("Note", brief, sidebar=False)),
         ("https://links.example.net/directory", page("Directory", f"<ul>{links}</ul>", sidebar=False)),
         ("https://filler.example.org/lorem", page("Placeholder", lorem)),
         ("https://watches.example.biz/cheap", page("Cheap watches", spam)),
