@@ -38,8 +38,8 @@ def check_inputs(globs: Sequence[str]) -> int:
     return total
 
 
-def clear_previous_output(prefix: str, *, patterns: Sequence[str]) -> None:
-    """Remove only the shards and report a previous run wrote under the prefix, so two runs never mix."""
+def remove_files(prefix: str, *, patterns: Sequence[str]) -> None:
+    """Remove the files a run writes under the prefix (old shards before a run, spill files after it)."""
     old = []
     for pattern in patterns:
         try:
@@ -47,8 +47,16 @@ def clear_previous_output(prefix: str, *, patterns: Sequence[str]) -> None:
         except BeamIOError:
             continue
     if old:
-        log.info("replacing %d files of a previous run under %s", len(old), prefix)
+        log.info("removing %d files under %s (%s)", len(old), prefix, ", ".join(patterns))
         FileSystems.delete(old)
+
+
+def remove_dir(path: str) -> None:
+    """Remove an emptied working folder; object stores have no folders, so a failure there is fine."""
+    try:
+        FileSystems.delete([path])
+    except BeamIOError:
+        log.debug("no folder to remove at %s", path)
 
 
 def collect_counters(result) -> dict[str, int]:

@@ -10,18 +10,20 @@ import sys
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.jobs import JobError, check_inputs, clear_previous_output, job_main, run_job
+from pipelines.jobs import JobError, check_inputs, job_main, remove_dir, remove_files, run_job
 from pipelines.options import RefineryOptions, make_runner, split_globs
 from pipelines.sample_warc import SAMPLE_PATH
 from transforms.beam.dedup import DedupExact
 from transforms.beam.read import ReadWarcPages
 from transforms.beam.web import WebDocuments
-from transforms.beam.write import WriteDocuments, WriteRejected
+from transforms.beam.stages import REJECTED
+from transforms.beam.write import ToRows, WriteDocuments, WriteRejected
 from transforms.langid import ensure_available
 from transforms.recipe import WebRecipe, load_recipe, with_overrides
 
 DEFAULT_OUTPUT = "./output/werp"
 DEFAULT_RECIPE = "bluwerp"
+SPILL_DIR = "_dedup_spill"  # temporary shards of the exact-dedup stage, removed after the run
 
 
 class WerpOptions(PipelineOptions):
@@ -43,9 +45,13 @@ def build(p: beam.Pipeline, *, recipe: WebRecipe, inputs: list[str], output: str
         max_record_bytes=recipe.read.max_record_bytes, split_bytes=recipe.read.split_bytes)
     docs, rejected = pages | "WebDocuments" >> WebDocuments(recipe, emit_rejected=emit)
     if recipe.dedup.exact:
-        docs, rej = docs | "DedupExact" >> DedupExact(emit_rejected=emit)
-        rejected.append(rej)
-    docs | "WriteDocuments" >> WriteDocuments(f"{output.rstrip('/')}/documents", stat_names=recipe.stat_names,
+        deduped = docs | "DedupExact" >> DedupExact(spill_prefix=f"{output.rstrip('/')}/{SPILL_DIR}", emit_rejected=emit,
+                                                    stat_names=recipe.stat_names, codec=recipe.output.codec)
+        rows = deduped["rows"]
+        rejected.append(deduped[REJECTED])
+    else:
+        rows = docs | "ToRows" >> ToRows(recipe.stat_names)
+    rows | "WriteDocuments" >> WriteDocuments(f"{output.rstrip('/')}/documents", stat_names=recipe.stat_names,
                                               num_shards=recipe.output.num_shards, codec=recipe.output.codec)
     if emit:
         tuple(rejected) | "FlattenRejected" >> beam.Flatten() | "WriteRejected" >> WriteRejected(rejected_output, codec=recipe.output.codec)
@@ -74,12 +80,15 @@ def run(argv: list[str] | None = None) -> dict:
     recipe, inputs, output = resolve(options)
     check_inputs(inputs)
     rejected = options.view_as(RefineryOptions).rejected_output
-    clear_previous_output(output, patterns=("documents/part-*.parquet", "stats.json"))
+    remove_files(output, patterns=("documents/part-*.parquet", "stats.json", f"{SPILL_DIR}/*"))
     if rejected:
-        clear_previous_output(rejected, patterns=("part-*.parquet",))
-    return run_job(build=lambda p: build(p, recipe=recipe, inputs=inputs, output=output, rejected_output=rejected),
-                   runner=make_runner(options), options=options, output=output, stage_order=stage_order(recipe),
-                   extra={"recipe": recipe.name, "extractor": recipe.extract.extractor, "inputs": inputs})
+        remove_files(rejected, patterns=("part-*.parquet",))
+    report = run_job(build=lambda p: build(p, recipe=recipe, inputs=inputs, output=output, rejected_output=rejected),
+                     runner=make_runner(options), options=options, output=output, stage_order=stage_order(recipe),
+                     extra={"recipe": recipe.name, "extractor": recipe.extract.extractor, "inputs": inputs})
+    remove_files(output, patterns=(f"{SPILL_DIR}/*",))
+    remove_dir(f"{output.rstrip('/')}/{SPILL_DIR}")
+    return report
 
 
 if __name__ == "__main__":

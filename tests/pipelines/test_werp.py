@@ -51,6 +51,7 @@ def test_demo_keeps_articles_and_drops_each_kind_of_junk(demo):
     assert stages["dedup_exact"]["dropped"] == {"exact.duplicate": 3}
     assert stages["write"]["docs_out"] == len(df)
     assert_balanced(report)
+    assert not (out / "_dedup_spill").exists(), "the dedup spill files are removed after the run"
     on_disk = json.loads((out / "stats.json").read_text())
     assert on_disk["stages"] == stages and on_disk["extractor"] == "justext"
 

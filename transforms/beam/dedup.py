@@ -1,48 +1,68 @@
-"""Exact dedup as a combine: copies meet on one key, the smallest id survives, the rest are counted."""
+"""Exact dedup that keeps memory flat: texts are spilled to Parquet once, only keys and ids are shuffled.
+
+The copies of a text meet on its 16-byte key; the smallest id survives. Shuffling whole documents would make
+the local runner (which keeps shuffle data in memory) grow by ~65 KiB per document, so the documents go to
+temporary Parquet shards instead, streamed with bounded row groups, and are read back through a filter that
+knows the (few) losing ids.
+"""
 from __future__ import annotations
 
 from typing import Iterator
 
 import apache_beam as beam
+from apache_beam.io.parquetio import ReadAllFromParquet, WriteToParquet
 from apache_beam.pvalue import TaggedOutput
 
 from transforms.beam.metrics import StageCounters
 from transforms.beam.stages import REJECTED
+from transforms.beam.write import ToRows
 from transforms.dedup.exact import REASON_DUPLICATE, exact_key, keeps_over
 from transforms.document import Document, Rejected
+from transforms.io.parquet import document_schema
 
 STAGE = "dedup_exact"
 
 
 class KeepSmallestId(beam.CombineFn):
-    """Accumulator (survivor, [(id, url, chars) of the others]); a combine, so lifting shrinks the shuffle."""
+    """Accumulator (survivor, [losers]) of (id, url, chars) tuples; a combine, so lifting shrinks the shuffle."""
 
     def create_accumulator(self):
         return (None, [])
 
-    def add_input(self, acc, doc: Document):
-        return self.merge_accumulators([acc, (doc, [])])
+    def add_input(self, acc, ref):
+        return self.merge_accumulators([acc, (ref, [])])
 
     def merge_accumulators(self, accs):
-        best, dropped = None, []
+        best, losers = None, []
         for cand, others in accs:
-            dropped.extend(others)
+            losers.extend(others)
             if cand is None:
                 continue
-            if best is None or keeps_over(cand.id, best.id):
+            if best is None or keeps_over(cand[0], best[0]):
                 if best is not None:
-                    dropped.append((best.id, best.url, len(best.text)))
+                    losers.append(best)
                 best = cand
             else:
-                dropped.append((cand.id, cand.url, len(cand.text)))
-        return (best, dropped)
+                losers.append(cand)
+        return (best, losers)
 
     def extract_output(self, acc):
         return acc
 
 
-class EmitSurvivor(beam.DoFn):
-    """Counts the group and routes the duplicates to the rejected output."""
+class KeyFn(beam.DoFn):
+    """(key, (id, url, chars)) per document: all the shuffle carries."""
+
+    def setup(self) -> None:
+        self.counters = StageCounters(STAGE)
+
+    def process(self, doc: Document) -> Iterator:
+        self.counters.count_in(len(doc.text))
+        yield exact_key(doc.text), (doc.id, doc.url, len(doc.text))
+
+
+class EmitLosers(beam.DoFn):
+    """The ids that lose to an earlier copy, counted, and routed to the audit trail."""
 
     def __init__(self, *, emit_rejected: bool) -> None:
         self.emit_rejected = emit_rejected
@@ -51,28 +71,46 @@ class EmitSurvivor(beam.DoFn):
         self.counters = StageCounters(STAGE)
 
     def process(self, keyed) -> Iterator:
-        _, (best, dropped) = keyed
-        for doc_id, url, chars in dropped:
-            self.counters.count_in(chars)
+        _, (_, losers) = keyed
+        for doc_id, url, _ in losers:
             self.counters.count_dropped(REASON_DUPLICATE)
             if self.emit_rejected:
                 yield TaggedOutput(REJECTED, Rejected(id=doc_id, url=url, stage=STAGE, reason=REASON_DUPLICATE))
-        self.counters.count_in(len(best.text))
-        self.counters.count_out(len(best.text))
-        yield best
+            yield doc_id
+
+
+class DropLosers(beam.DoFn):
+    """Rows whose id did not lose; the loser ids arrive as a side input, turned into a set once."""
+
+    def setup(self) -> None:
+        self.counters = StageCounters(STAGE)
+        self._source, self._losers = None, frozenset()
+
+    def process(self, row: dict, losers: list[str]) -> Iterator[dict]:
+        if losers is not self._source:
+            self._source, self._losers = losers, frozenset(losers)
+        if row["id"] not in self._losers:
+            self.counters.count_out(row["char_count"])
+            yield row
 
 
 class DedupExact(beam.PTransform):
-    """Documents -> one per normalised text; outputs tagged `docs` and `rejected`."""
+    """Documents -> rows, one per normalised text; outputs tagged `rows` and `rejected`."""
 
-    def __init__(self, *, emit_rejected: bool) -> None:
+    def __init__(self, *, spill_prefix: str, stat_names: tuple[str, ...], codec: str, emit_rejected: bool) -> None:
         super().__init__()
-        self.emit_rejected = emit_rejected
+        self.spill_prefix, self.stat_names, self.codec, self.emit = spill_prefix, stat_names, codec, emit_rejected
 
     def expand(self, docs):
-        return (
-            docs
-            | "KeyByText" >> beam.Map(lambda d: (exact_key(d.text), d))
-            | "KeepSmallestId" >> beam.CombinePerKey(KeepSmallestId())
-            | "EmitSurvivor" >> beam.ParDo(EmitSurvivor(emit_rejected=self.emit_rejected)).with_outputs(REJECTED, main="docs")
-        )
+        losers = (docs
+                  | "Key" >> beam.ParDo(KeyFn())
+                  | "KeepSmallestId" >> beam.CombinePerKey(KeepSmallestId())
+                  | "Losers" >> beam.ParDo(EmitLosers(emit_rejected=self.emit)).with_outputs(REJECTED, main="ids"))
+        spilled = (docs
+                   | "ToRows" >> ToRows(self.stat_names)
+                   | "Spill" >> WriteToParquet(f"{self.spill_prefix.rstrip('/')}/part", document_schema(self.stat_names),
+                                               codec=self.codec, file_name_suffix=".parquet"))
+        rows = (spilled
+                | "ReadSpilled" >> ReadAllFromParquet()
+                | "DropLosers" >> beam.ParDo(DropLosers(), losers=beam.pvalue.AsList(losers.ids)))
+        return {"rows": rows, REJECTED: losers[REJECTED]}

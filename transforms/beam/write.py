@@ -8,32 +8,50 @@ from transforms.beam.metrics import StageCounters
 from transforms.io.parquet import REJECTED_SCHEMA, document_row, document_schema, rejected_row
 
 
-class ToRow(beam.DoFn):
-    """Document -> row dict, counting what reaches the shards."""
+class _ToRowFn(beam.DoFn):
+    """Document -> row dict."""
 
     def __init__(self, stat_names: tuple[str, ...]) -> None:
         self.stat_names = stat_names
 
-    def setup(self) -> None:
-        self.counters = StageCounters("write")
-
     def process(self, doc):
-        self.counters.count_in(len(doc.text))
-        self.counters.count_out(len(doc.text))
         yield document_row(doc, self.stat_names)
 
 
+class ToRows(beam.PTransform):
+    """Documents -> Parquet row dicts (the schema of transforms.io.parquet)."""
+
+    def __init__(self, stat_names: tuple[str, ...]) -> None:
+        super().__init__()
+        self.stat_names = stat_names
+
+    def expand(self, docs):
+        return docs | "ToRow" >> beam.ParDo(_ToRowFn(self.stat_names))
+
+
+class _CountRowsFn(beam.DoFn):
+    """Counts what reaches the shards."""
+
+    def setup(self) -> None:
+        self.counters = StageCounters("write")
+
+    def process(self, row: dict):
+        self.counters.count_in(row["char_count"])
+        self.counters.count_out(row["char_count"])
+        yield row
+
+
 class WriteDocuments(beam.PTransform):
-    """Zstd Parquet shards `<prefix>/part-SSSSS-of-NNNNN.parquet`."""
+    """Rows -> zstd Parquet shards `<prefix>/part-SSSSS-of-NNNNN.parquet`."""
 
     def __init__(self, prefix: str, *, stat_names: tuple[str, ...], num_shards: int, codec: str) -> None:
         super().__init__()
         self.prefix, self.stat_names, self.num_shards, self.codec = prefix, stat_names, num_shards, codec
 
-    def expand(self, docs):
+    def expand(self, rows):
         return (
-            docs
-            | "ToRow" >> beam.ParDo(ToRow(self.stat_names))
+            rows
+            | "CountRows" >> beam.ParDo(_CountRowsFn())
             | "WriteParquet" >> WriteToParquet(
                 file_path_prefix=f"{self.prefix.rstrip('/')}/part",
                 schema=document_schema(self.stat_names),

@@ -1,0 +1,30 @@
+"""Exact dedup in Beam: one row per normalised text, the smallest id survives, losers are counted and audited."""
+from __future__ import annotations
+
+import apache_beam as beam
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.testing.util import assert_that, equal_to
+
+from transforms import stats
+from transforms.beam.dedup import DedupExact
+from transforms.beam.stages import REJECTED
+from transforms.document import Document
+
+
+def doc(doc_id: str, text: str) -> Document:
+    return Document(id=doc_id, url=f"https://example.com/{doc_id}", warc_date="2026-11-27T00:00:00Z", text=text)
+
+
+def test_copies_collapse_to_the_smallest_id(tmp_path):
+    docs = [doc("c", "The cat sat."), doc("a", "the  CAT sat"), doc("b", "A dog ran."), doc("d", "The cat sat!")]
+    with beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"])) as p:
+        out = p | beam.Create(docs) | DedupExact(spill_prefix=str(tmp_path / "spill"), stat_names=(), codec="zstd",
+                                                  emit_rejected=True)
+        assert_that(out["rows"] | "Ids" >> beam.Map(lambda r: r["id"]), equal_to(["a", "b"]), label="survivors")
+        assert_that(out[REJECTED] | "Lost" >> beam.Map(lambda r: (r.id, r.reason)),
+                    equal_to([("c", "exact.duplicate"), ("d", "exact.duplicate")]), label="losers")
+    counters = {c.key.metric.name: c.committed
+                for c in p.result.metrics().query(MetricsFilter().with_namespace(stats.NAMESPACE))["counters"]}
+    assert counters["dedup_exact|docs_in"] == 4 and counters["dedup_exact|docs_out"] == 2
+    assert counters["dedup_exact|dropped|exact.duplicate"] == 2
