@@ -52,7 +52,8 @@ def build(p: beam.Pipeline, *, recipe: WebRecipe, inputs: list[str], output: str
     else:
         rows = docs | "ToRows" >> ToRows(recipe.stat_names)
     rows | "WriteDocuments" >> WriteDocuments(f"{output.rstrip('/')}/documents", stat_names=recipe.stat_names,
-                                              num_shards=recipe.output.num_shards, codec=recipe.output.codec)
+                                              num_shards=recipe.output.num_shards, codec=recipe.output.codec,
+                                              row_group_bytes=recipe.output.row_group_bytes)
     if emit:
         tuple(rejected) | "FlattenRejected" >> beam.Flatten() | "WriteRejected" >> WriteRejected(rejected_output, codec=recipe.output.codec)
 

@@ -46,10 +46,15 @@ class OutputConfig:
 
     num_shards: int = 0  # 0 lets the runner choose (one per bundle on the DirectRunner)
     codec: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+    # Uncompressed bytes a writer buffers per row group: bounds writer memory (Beam's default is 64 MiB);
+    # 32 MiB still gives readers (pandas, HF datasets) row groups of thousands of documents.
+    row_group_bytes: int = 32 * MiB
 
     def __post_init__(self) -> None:
         if self.num_shards < 0:
             raise ValueError(f"num_shards ({self.num_shards}) must be >= 0")
+        if self.row_group_bytes < MiB:
+            raise ValueError(f"row_group_bytes ({self.row_group_bytes}) must be >= 1 MiB ({MiB})")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -21,6 +21,8 @@ from transforms.document import Document, Rejected
 from transforms.io.parquet import document_schema
 
 STAGE = "dedup_exact"
+# Row groups of the spill files: reading one back materialises it as Python rows, so keep them small.
+SPILL_ROW_GROUP_BYTES = 8 << 20
 
 
 class KeepSmallestId(beam.CombineFn):
@@ -109,7 +111,8 @@ class DedupExact(beam.PTransform):
         spilled = (docs
                    | "ToRows" >> ToRows(self.stat_names)
                    | "Spill" >> WriteToParquet(f"{self.spill_prefix.rstrip('/')}/part", document_schema(self.stat_names),
-                                               codec=self.codec, file_name_suffix=".parquet"))
+                                               codec=self.codec, file_name_suffix=".parquet",
+                                               row_group_buffer_size=SPILL_ROW_GROUP_BYTES))
         rows = (spilled
                 | "ReadSpilled" >> ReadAllFromParquet()
                 | "DropLosers" >> beam.ParDo(DropLosers(), losers=beam.pvalue.AsList(losers.ids)))

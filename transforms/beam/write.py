@@ -44,9 +44,11 @@ class _CountRowsFn(beam.DoFn):
 class WriteDocuments(beam.PTransform):
     """Rows -> zstd Parquet shards `<prefix>/part-SSSSS-of-NNNNN.parquet`."""
 
-    def __init__(self, prefix: str, *, stat_names: tuple[str, ...], num_shards: int, codec: str) -> None:
+    def __init__(self, prefix: str, *, stat_names: tuple[str, ...], num_shards: int, codec: str,
+                 row_group_bytes: int) -> None:
         super().__init__()
         self.prefix, self.stat_names, self.num_shards, self.codec = prefix, stat_names, num_shards, codec
+        self.row_group_bytes = row_group_bytes
 
     def expand(self, rows):
         return (
@@ -58,6 +60,7 @@ class WriteDocuments(beam.PTransform):
                 codec=self.codec,
                 num_shards=self.num_shards,
                 file_name_suffix=".parquet",
+                row_group_buffer_size=self.row_group_bytes,
             )
         )
 
