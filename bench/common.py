@@ -1,6 +1,7 @@
 """Shared by the bench scripts: one-core pinning, timed whole-process runs, medians, machine info."""
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -96,3 +97,11 @@ def machine() -> dict:
         if line.startswith("Model name:"):
             model = line.split(":", 1)[1].strip()
     return {"cpu": model, "cores": os.cpu_count(), "pinned_core": CORE, "python": platform.python_version()}
+
+
+def save_report(name: str, report: dict) -> int:
+    """bench/out/<name>.json and stdout; the exit status of a bench script."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"{name}.json").write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    return 0

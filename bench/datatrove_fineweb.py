@@ -22,7 +22,7 @@ import types
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import OUT, PY, machine, median, run_pinned  # noqa: E402
+from bench.common import OUT, PY, machine, median, run_pinned, save_report  # noqa: E402
 
 
 def install_shims() -> None:
@@ -126,10 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         (args.workdir / "result.json").write_text(json.dumps(stats))
         return 0
     report = {"machine": machine(), "input": str(args.input), "datatrove_fineweb": measure(args.input.resolve(), reps=args.reps)}
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "datatrove_fineweb.json").write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
-    return 0
+    return save_report("datatrove_fineweb", report)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import datatrove_fineweb as dt  # noqa: E402
-from bench.common import OUT, machine, median, run_pinned  # noqa: E402
+from bench.common import OUT, machine, median, run_pinned, save_report  # noqa: E402
 from bench.stages import kept_of, werp_cmd  # noqa: E402
 from transforms.recipe import available_recipes  # noqa: E402
 
@@ -65,10 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     config = pick_recipe(args.config)
     report = {"machine": machine(), "requested_config": args.config,
               **compare(args.input.resolve(), config=config, reps=args.reps)}
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "e2e_vs_datatrove.json").write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
-    return 0
+    return save_report("e2e_vs_datatrove", report)
 
 
 if __name__ == "__main__":

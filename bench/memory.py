@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import OUT, PY, REPO, machine, run_pinned  # noqa: E402
+from bench.common import OUT, PY, REPO, machine, run_pinned, save_report  # noqa: E402
 from bench.stages import kept_of, werp_cmd  # noqa: E402
 
 
@@ -58,10 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = list(report["runs"].values())
     if len(runs) > 1:
         report["maxrss_growth"] = round(runs[-1]["maxrss_mib"] / runs[0]["maxrss_mib"], 2)
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "memory.json").write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
-    return 0
+    return save_report("memory", report)
 
 
 if __name__ == "__main__":
