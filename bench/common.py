@@ -73,7 +73,7 @@ def wait_sampling(proc: subprocess.Popen, *, timeout_s: float, every_s: float = 
                         t = p.cpu_times()
                         cpu[p.pid] = t.user + t.system
             except psutil.Error:
-                pass  # exited between listing and reading
+                continue  # exited between listing and reading
         peak = max(peak, rss)
         time.sleep(every_s)
 
