@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
@@ -15,6 +13,7 @@ from transforms.extract import ExtractConfig
 from transforms.filters.base import ConfiguredStep, registry
 from transforms.filters.url import UrlFilterConfig
 from transforms.langid import LangIdConfig
+from transforms.resources import configs_dir
 
 MiB = 2**20
 
@@ -124,11 +123,6 @@ def with_overrides(recipe: WebRecipe, *, extractor: str | None = None, max_recor
     return recipe
 
 
-def configs_dir() -> Path:
-    """The shipped configs package folder (recipes and lists)."""
-    return Path(str(resources.files("configs")))
-
-
 def find_recipe(name_or_path: str, *, family: str = "werp") -> Path:
     """A recipe by name (configs/<family>/<name>.yaml) or by path."""
     path = Path(name_or_path)
@@ -155,10 +149,3 @@ def load_recipe(name_or_path: str, *, family: str = "werp") -> WebRecipe:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__}: {exc})") from None
     return recipe_from_mapping(data or {}, where=str(path))
-
-
-def resolve_resource(path: str) -> str:
-    """A list or model path: URLs and absolute paths as given, else relative to the CWD or the configs package."""
-    if "://" in path or os.path.isabs(path) or os.path.exists(path):
-        return path
-    return str(configs_dir() / path)

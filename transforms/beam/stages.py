@@ -20,7 +20,7 @@ from transforms.extract import (
 from transforms.filters.url import UrlFilterConfig, check_url, load_url_lists
 from transforms.langid import LangIdConfig, check_language, load_identifier
 from transforms.filters.base import ConfiguredStep, apply_steps
-from transforms.recipe import resolve_resource
+from transforms.resources import resolve_resource
 from transforms.text import TextView
 
 REJECTED = "rejected"

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
 from transforms.filters.base import Verdict
+from transforms.resources import resolve_resource
 
 BANNED_DOMAIN = "url.banned_domain"
 HARD_BANNED_WORD = "url.hard_banned_word"
@@ -62,11 +62,8 @@ class UrlLists:
 
 
 def read_local_text(path: str) -> str:
-    """Read a list file: an existing path as given, else relative to the `configs` package."""
-    local = Path(path)
-    if not local.is_absolute() and not local.exists():
-        local = Path(str(resources.files("configs"))) / path
-    return local.read_text(encoding="utf-8")
+    """Read a list file from a local path, resolved like every recipe path (CWD, then the configs package)."""
+    return Path(resolve_resource(path)).read_text(encoding="utf-8")
 
 
 def parse_list(text: str) -> list[str]:
