@@ -36,9 +36,10 @@ def read_text(path: str) -> str:
 class StageFn(beam.DoFn):
     """Counters and rejected routing shared by every stage."""
 
-    def __init__(self, stage: str, *, emit_rejected: bool) -> None:
-        self.stage = stage
-        self.emit_rejected = emit_rejected
+    STAGE = ""  # the stage name in counters and the report; set by each subclass
+
+    def __init__(self, cfg, *, emit_rejected: bool) -> None:
+        self.stage, self.cfg, self.emit_rejected = self.STAGE, cfg, emit_rejected
 
     def setup(self) -> None:
         self.counters = StageCounters(self.stage)
@@ -60,9 +61,8 @@ class StageFn(beam.DoFn):
 class UrlFilterFn(StageFn):
     """Drops pages by URL before they cost an extraction."""
 
-    def __init__(self, cfg: UrlFilterConfig, *, emit_rejected: bool) -> None:
-        super().__init__("url", emit_rejected=emit_rejected)
-        self.cfg = cfg
+    STAGE = "url"
+    cfg: UrlFilterConfig
 
     def setup(self) -> None:
         super().setup()
@@ -76,9 +76,8 @@ class UrlFilterFn(StageFn):
 class ExtractFn(StageFn):
     """HTML to text in a time-limited sandbox; raw HTML stops here, only text crosses later shuffles."""
 
-    def __init__(self, cfg: ExtractConfig, *, emit_rejected: bool) -> None:
-        super().__init__("extract", emit_rejected=emit_rejected)
-        self.cfg = cfg
+    STAGE = "extract"
+    cfg: ExtractConfig
 
     def setup(self) -> None:
         super().setup()
@@ -118,9 +117,8 @@ class ExtractFn(StageFn):
 class LangIdFn(StageFn):
     """Keeps the configured languages above the score threshold, storing language and score."""
 
-    def __init__(self, cfg: LangIdConfig, *, emit_rejected: bool) -> None:
-        super().__init__("langid", emit_rejected=emit_rejected)
-        self.cfg = cfg
+    STAGE = "langid"
+    cfg: LangIdConfig
 
     def setup(self) -> None:
         super().setup()
@@ -136,8 +134,10 @@ class LangIdFn(StageFn):
 class QualityStepsFn(StageFn):
     """Runs the recipe's filters and line editors in order over one shared split of the text."""
 
+    STAGE = "quality"  # each step counts under its own name; the config is the recipe's step list
+
     def __init__(self, steps: tuple[ConfiguredStep, ...], *, emit_rejected: bool) -> None:
-        super().__init__("quality", emit_rejected=emit_rejected)
+        super().__init__(steps, emit_rejected=emit_rejected)
         self.steps = steps
 
     def setup(self) -> None:
