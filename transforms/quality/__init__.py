@@ -1,0 +1,1 @@
+"""Model-based quality: a fastText classifier scores documents; BETR and DCLM recipes train one."""
