@@ -8,22 +8,27 @@ from __future__ import annotations
 import sys
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.jobs import JobError, check_inputs, job_main, remove_dir, remove_files, run_job
 from pipelines.options import RefineryOptions, make_runner, split_globs
 from pipelines.sample_warc import SAMPLE_PATH
-from transforms.beam.dedup import DedupExact
+from transforms.beam.classify import Classify
+from transforms.beam.dedup import Dedup
 from transforms.beam.read import ReadWarcPages
 from transforms.beam.web import WebDocuments
-from transforms.beam.stages import REJECTED
+from transforms.beam.stages import REJECTED, QualityStepsFn
 from transforms.beam.write import ToRows, WriteDocuments, WriteRejected
+from transforms.io.parquet import document_from_row
 from transforms.langid import ensure_available
+from transforms.quality.classifier import ClassifierConfig, import_fasttext
 from transforms.recipe import WebRecipe, load_recipe, with_overrides
 
 DEFAULT_OUTPUT = "./output/werp"
 DEFAULT_RECIPE = "bluwerp"
-SPILL_DIR = "_dedup_spill"  # temporary shards of the exact-dedup stage, removed after the run
+SPILL_DIR = "_spill"  # documents parked by the dedup and classifier stages, removed after the run
+SPILL_FILES = (f"{SPILL_DIR}/*/p*/*.parquet",)  # <stage>/pNNNNN/<uuid>.parquet
 
 
 class WerpOptions(PipelineOptions):
@@ -36,20 +41,41 @@ class WerpOptions(PipelineOptions):
         parser.add_argument("--max_record_bytes", type=int, default=None,
                             help="Skip WARC records larger than this many bytes (counted as warc.too_large); "
                             "overrides the recipe (default 10 MiB).")
+        parser.add_argument("--classifier_model", default=None,
+                            help="fastText quality model (local path or gs://, s3://); turns on the last stage, "
+                            "Blu-WERP's BETR classifier. Train one with `python -m pipelines.betr`. Without a "
+                            "classifier section in the recipe it keeps the top 10%% of tokens (BETR's default).")
+        parser.add_argument("--classifier_threshold", type=float, default=None,
+                            help="Keep documents whose positive-label probability is at least this (DCLM style).")
+        parser.add_argument("--classifier_top_fraction", type=float, default=None,
+                            help="Keep the best-scored documents holding this fraction of all words (BETR: 0.1).")
 
 
 def build(p: beam.Pipeline, *, recipe: WebRecipe, inputs: list[str], output: str, rejected_output: str | None) -> None:
-    """The recipe as a Beam graph: read+extract fuse, only text crosses the dedup shuffle."""
+    """The recipe as a Beam graph: read+extract fuse, only keys and ids cross the dedup shuffles."""
     emit = rejected_output is not None
     pages = p | "Globs" >> beam.Create(inputs) | "ReadWarc" >> ReadWarcPages(
         max_record_bytes=recipe.read.max_record_bytes, split_bytes=recipe.read.split_bytes)
     docs, rejected = pages | "WebDocuments" >> WebDocuments(recipe, emit_rejected=emit)
-    if recipe.dedup.exact:
-        deduped = docs | "DedupExact" >> DedupExact(spill_prefix=f"{output.rstrip('/')}/{SPILL_DIR}", emit_rejected=emit,
-                                                    stat_names=recipe.stat_names, codec=recipe.output.codec)
-        rows = deduped["rows"]
+    rows = None
+    if recipe.dedup.any:
+        deduped = docs | "Dedup" >> Dedup(recipe.dedup, spill_prefix=f"{output.rstrip('/')}/{SPILL_DIR}/dedup",
+                                          emit_rejected=emit, stat_names=recipe.stat_names, codec=recipe.output.codec)
         rejected.append(deduped[REJECTED])
-    else:
+        rows = deduped["rows"]
+    if rows is not None and (recipe.after_dedup or recipe.classifier is not None):
+        docs, rows = rows | "BackToDocuments" >> beam.Map(document_from_row), None
+    if recipe.after_dedup:
+        docs, rej = docs | "AfterDedup" >> beam.ParDo(QualityStepsFn(recipe.after_dedup, emit_rejected=emit)).with_outputs(
+            REJECTED, main="out")
+        rejected.append(rej)
+    if recipe.classifier is not None:
+        classified = docs | "Classify" >> Classify(recipe.classifier, stat_names=recipe.stat_names, emit_rejected=emit,
+                                                   spill_prefix=f"{output.rstrip('/')}/{SPILL_DIR}/classifier",
+                                                   codec=recipe.output.codec)
+        rejected.append(classified[REJECTED])
+        rows = classified["rows"]
+    if rows is None:
         rows = docs | "ToRows" >> ToRows(recipe.stat_names)
     rows | "WriteDocuments" >> WriteDocuments(f"{output.rstrip('/')}/documents", stat_names=recipe.stat_names,
                                               num_shards=recipe.output.num_shards, codec=recipe.output.codec,
@@ -59,20 +85,36 @@ def build(p: beam.Pipeline, *, recipe: WebRecipe, inputs: list[str], output: str
 
 
 def stage_order(recipe: WebRecipe) -> list[str]:
-    return ["read", "url", "extract", "langid", *(s.spec.name for s in recipe.steps), "dedup_exact", "write"]
+    """Stages in the order they run, so the report reads top to bottom."""
+    return ["read", "url", "extract", "langid", *(s.spec.name for s in recipe.steps), *recipe.dedup.stages,
+            *(s.spec.name for s in recipe.after_dedup), "classifier", "write"]
 
 
 def resolve(options: PipelineOptions) -> tuple[WebRecipe, list[str], str]:
     """Recipe with flag overrides applied, input globs and output prefix."""
     common, own = options.view_as(RefineryOptions), options.view_as(WerpOptions)
     recipe = with_overrides(load_recipe(common.config or DEFAULT_RECIPE), extractor=own.extractor,
-                            max_record_bytes=own.max_record_bytes, num_shards=common.num_shards)
+                            max_record_bytes=own.max_record_bytes, num_shards=common.num_shards,
+                            classifier_model=own.classifier_model, classifier_threshold=own.classifier_threshold,
+                            classifier_top_fraction=own.classifier_top_fraction)
     if recipe.langid is not None:
         try:
             ensure_available(recipe.langid)  # a missing optional package fails now, not on a worker
         except ImportError as exc:
             raise JobError(str(exc)) from None
+    if recipe.classifier is not None:
+        check_model(recipe.classifier)
     return recipe, split_globs(common.input) or [str(SAMPLE_PATH)], common.output or DEFAULT_OUTPUT
+
+
+def check_model(cfg: ClassifierConfig) -> None:
+    """fastText and the model file must be there before any worker starts."""
+    try:
+        import_fasttext()
+    except ImportError as exc:
+        raise JobError(str(exc)) from None
+    if not FileSystems.exists(cfg.model_path):
+        raise JobError(f"--classifier_model {cfg.model_path}: no such file; train one with `python -m pipelines.betr`")
 
 
 def run(argv: list[str] | None = None) -> dict:
@@ -81,13 +123,13 @@ def run(argv: list[str] | None = None) -> dict:
     recipe, inputs, output = resolve(options)
     check_inputs(inputs)
     rejected = options.view_as(RefineryOptions).rejected_output
-    remove_files(output, patterns=("documents/part-*.parquet", "stats.json", f"{SPILL_DIR}/*"))
+    remove_files(output, patterns=("documents/part-*.parquet", "stats.json", *SPILL_FILES))
     if rejected:
         remove_files(rejected, patterns=("part-*.parquet",))
     report = run_job(build=lambda p: build(p, recipe=recipe, inputs=inputs, output=output, rejected_output=rejected),
                      runner=make_runner(options), options=options, output=output, stage_order=stage_order(recipe),
                      extra={"recipe": recipe.name, "extractor": recipe.extract.extractor, "inputs": inputs})
-    remove_files(output, patterns=(f"{SPILL_DIR}/*",))
+    remove_files(output, patterns=SPILL_FILES)
     remove_dir(f"{output.rstrip('/')}/{SPILL_DIR}")
     return report
 

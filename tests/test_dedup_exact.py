@@ -1,7 +1,10 @@
-"""Exact dedup keys ignore case, spacing and punctuation, and nothing else."""
+"""Exact dedup keys ignore case, spacing and punctuation, and nothing else; the order key decides who is earlier."""
 from __future__ import annotations
 
-from transforms.dedup.exact import exact_key, keeps_over, normalize
+import pytest
+
+from transforms.dedup.exact import exact_key, normalize
+from transforms.dedup.order import UNDATED, date_seconds, order_key
 
 
 def test_normalize_folds_case_space_and_punctuation():
@@ -14,5 +17,21 @@ def test_copies_share_a_key_and_different_texts_do_not():
     assert len(exact_key("x")) == 16
 
 
-def test_smallest_id_survives_whatever_the_order():
-    assert keeps_over("<urn:a>", "<urn:b>") and not keeps_over("<urn:b>", "<urn:a>")
+def test_older_warc_date_is_earlier_and_ids_break_ties():
+    old, new = order_key("<urn:b>", "2020-01-01T00:00:00Z"), order_key("<urn:a>", "2024-06-01T12:00:00Z")
+    assert old < new
+    same_a, same_b = order_key("<urn:a>", "2024-01-01T00:00:00Z"), order_key("<urn:b>", "2024-01-01T00:00:00Z")
+    assert same_a != same_b and same_a[0] == same_b[0]
+    assert order_key("<urn:a>", "2024-01-01T00:00:00Z") == same_a  # a pure function of the record
+
+
+def test_dates_parse_with_and_without_zone_and_bad_ones_sort_last():
+    assert date_seconds("2024-01-01T00:00:00Z") == date_seconds("2024-01-01T00:00:00") == 1704067200
+    assert date_seconds("") == date_seconds("yesterday") == UNDATED
+    assert order_key("<urn:a>", "garbage") > order_key("<urn:a>", "2099-01-01T00:00:00Z")
+
+
+def test_order_by_id_ignores_dates_and_unknown_orders_fail():
+    assert order_key("<urn:a>", "2020-01-01T00:00:00Z", "id") == order_key("<urn:a>", "2024-01-01T00:00:00Z", "id")
+    with pytest.raises(ValueError, match="order_by"):
+        order_key("<urn:a>", "", "url")

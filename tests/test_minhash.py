@@ -1,73 +1,135 @@
-"""MinHash: signatures estimate Jaccard similarity, are reproducible, and LSH bands catch close pairs."""
+"""MinHash: words as exact.normalize splits them, unbiased Jaccard estimates, FineWeb's LSH S-curve, reproducibility."""
 from __future__ import annotations
 
+import hashlib
+import math
 import random
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+from tests.conftest import REPO
 from transforms.config import ConfigError, from_mapping
+from transforms.dedup.exact import normalize
 from transforms.dedup.minhash import (
-    MinHashConfig, band_keys, estimated_jaccard, permutations, shingle_hashes, signature,
+    EMPTY_SLOT, MinHashConfig, MinHasher, estimated_jaccard, shingle_set, word_char_table,
 )
 
 CFG = MinHashConfig()
-PERMS = permutations(CFG)
-VOCAB = [f"w{i}" for i in range(5000)]
+HASHER = MinHasher(CFG)
+TRICKY = ("Ｆｕｌｌ-width ﬁne ﬂour, café vs cafe\u0301 and CAFÉ; İstanbul\u00a0ΣΊΣΥΦΟΣ\ttab\u2028line "
+          "snake_case x²+y₂ ½ 3.14 e-mail: a@b.c 😀 emoji ok ١٢٣ \ud800 lone-surrogate — “quoted” …end")
 
 
-def text_of(words: list[str]) -> str:
-    return " ".join(words)
+def words(n: int, rng: random.Random) -> list[str]:
+    """n distinct tokens, so every 5-gram of a text is distinct and Jaccard can be planted exactly."""
+    return [f"t{rng.getrandbits(48):x}" for _ in range(n)]
 
 
-def true_jaccard(a: str, b: str) -> float:
-    sa, sb = set(shingle_hashes(a, CFG).tolist()), set(shingle_hashes(b, CFG).tolist())
-    return len(sa & sb) / len(sa | sb)
+def planted_pair(jaccard: float, rng: random.Random, n: int = 300) -> tuple[str, str, float]:
+    """Texts sharing their first k words and nothing else; returns them and their exact shingle Jaccard."""
+    s = n - CFG.ngram_words + 1  # shingles per text
+    shared = round(2 * s * jaccard / (1 + jaccard))  # shared / (2s - shared) = jaccard
+    k = shared + CFG.ngram_words - 1
+    common = words(k, rng)
+    a, b = " ".join(common + words(n - k, rng)), " ".join(common + words(n - k, rng))
+    sa, sb = shingle_set(a, CFG), shingle_set(b, CFG)
+    return a, b, len(sa & sb) / len(sa | sb)
 
 
-def variant(words: list[str], rng: random.Random, changed: float) -> list[str]:
-    """A copy with a fraction of its words replaced by unrelated ones."""
-    out = list(words)
-    for i in rng.sample(range(len(out)), int(changed * len(out))):
-        out[i] = rng.choice(VOCAB)
-    return out
+def test_words_are_exactly_those_of_normalize():
+    for text in (TRICKY, TRICKY.upper(), "  lead and trail  ", "one", "", "!!! ,,, ---"):
+        expected = normalize(text).split()
+        hashes = HASHER.word_hashes(text).tolist()
+        assert len(hashes) == len(expected), text
+        assert len(set(zip(expected, hashes))) == len(set(expected)) == len(set(hashes)), "a word has one hash"
+    assert np.array_equal(HASHER.signature(TRICKY), HASHER.signature(normalize(TRICKY)))
 
 
-def test_signature_estimates_jaccard_within_sampling_error():
+def test_word_table_matches_the_regex_word_class():
+    every = "".join(map(chr, range(0x110000)))
+    expected = np.zeros(0x110000, dtype=bool)
+    expected[[m.start() for m in re.finditer(r"\w", every)]] = True
+    assert np.array_equal(word_char_table(), expected)
+
+
+def test_estimates_are_unbiased_and_within_sampling_error():
     rng = random.Random(7)
     errors = []
-    for changed in (0.0, 0.02, 0.05, 0.1, 0.2, 0.4):
-        base = [rng.choice(VOCAB) for _ in range(400)]
-        a, b = text_of(base), text_of(variant(base, rng, changed))
-        est = estimated_jaccard(signature(shingle_hashes(a, CFG), PERMS), signature(shingle_hashes(b, CFG), PERMS))
-        errors.append(abs(est - true_jaccard(a, b)))
-    assert max(errors) < 0.15, errors  # 112 permutations: standard error <= 0.05
+    for target in np.linspace(0.05, 0.95, 60):
+        a, b, true = planted_pair(float(target), rng)
+        est = estimated_jaccard(HASHER.signature(a), HASHER.signature(b))
+        sigma = math.sqrt(true * (1 - true) / CFG.num_perm)
+        assert abs(est - true) <= 4 * sigma + 1e-9, (true, est)
+        errors.append(est - true)
+    assert abs(np.mean(errors)) < 4 * 0.05 / math.sqrt(len(errors)), np.mean(errors)  # mean of 60 errors
+    same = HASHER.signature(" ".join(words(200, rng)))
+    assert estimated_jaccard(same, same.copy()) == 1.0
 
 
-def test_normalisation_and_reproducibility():
-    a = signature(shingle_hashes("The Cat, sat on the mat; it was happy there.", CFG), PERMS)
-    b = signature(shingle_hashes("the cat sat on the   mat it was happy there", CFG), PERMS)
-    assert np.array_equal(a, b)
-    again = signature(shingle_hashes("the cat sat on the mat it was happy there", CFG), permutations(MinHashConfig()))
-    assert np.array_equal(a, again), "the seed fixes the hash family"
-    assert signature(np.array([], dtype=np.uint64), PERMS).shape == (CFG.num_perm,)
-
-
-def test_bands_catch_near_duplicates_and_rarely_unrelated_pairs():
+def test_lsh_candidates_follow_the_s_curve():
     rng = random.Random(11)
-    caught_close = caught_far = 0
-    for _ in range(40):
-        base = [rng.choice(VOCAB) for _ in range(300)]
-        close = text_of(variant(base, rng, 0.01))  # Jaccard ~0.95
-        far = text_of([rng.choice(VOCAB) for _ in range(300)])
-        keys = set(band_keys(signature(shingle_hashes(text_of(base), CFG), PERMS), CFG))
-        caught_close += bool(keys & set(band_keys(signature(shingle_hashes(close, CFG), PERMS), CFG)))
-        caught_far += bool(keys & set(band_keys(signature(shingle_hashes(far, CFG), PERMS), CFG)))
-    assert caught_close >= 38 and caught_far == 0
-    assert len(band_keys(signature(shingle_hashes("x", CFG), PERMS), CFG)) == CFG.bands
+    pairs = [planted_pair(rng.uniform(0.2, 0.98), rng) for _ in range(500)]
+    caught, expected, variance, high, low = 0, 0.0, 0.0, [], []
+    for a, b, true in pairs:
+        hit = bool(set(HASHER.band_keys(HASHER.signature(a))) & set(HASHER.band_keys(HASHER.signature(b))))
+        p = 1 - (1 - true ** CFG.rows) ** CFG.bands  # FineWeb: 1-(1-J^8)^14
+        caught, expected, variance = caught + hit, expected + p, variance + p * (1 - p)
+        (high if true >= 0.85 else low if true < 0.5 else []).append(hit)
+    assert abs(caught - expected) <= 4 * math.sqrt(variance), (caught, expected)
+    assert np.mean(high) >= 0.9 and np.mean(low) <= 0.05, (np.mean(high), np.mean(low))
+
+
+def test_empty_and_short_texts():
+    empty = HASHER.signature("")
+    assert empty.shape == (CFG.num_perm,) and empty.dtype == np.uint32 and (empty == EMPTY_SLOT).all()
+    assert np.array_equal(HASHER.signature(" ... !!! "), empty), "no words: the same signature as the empty text"
+    assert len(shingle_set("two words", CFG)) == 1 and shingle_set("two words", CFG) != shingle_set("two", CFG)
+    short = HASHER.band_keys(HASHER.signature("two words"))
+    assert len(short) == CFG.bands and not set(short) & set(HASHER.band_keys(empty))
+
+
+def test_long_documents_and_chunking():
+    text = " ".join(words(100_000, random.Random(3)))
+    sig = HASHER.signature(text)
+    assert sig.shape == (CFG.num_perm,) and not (sig == EMPTY_SLOT).any()
+    assert np.array_equal(MinHasher(CFG, chunk_shingles=7919).signature(text), sig), "chunking changes nothing"
+    assert len(shingle_set(text, CFG)) == 100_000 - CFG.ngram_words + 1
+
+
+def test_normalisation_and_seed():
+    a = HASHER.signature("The Cat, sat on the mat; it was happy there.")
+    assert np.array_equal(a, HASHER.signature("the cat sat on the   mat it was happy there"))
+    assert np.array_equal(a, MinHasher(MinHashConfig()).signature("the cat sat on the mat it was happy there"))
+    assert estimated_jaccard(a, MinHasher(MinHashConfig(seed=2)).signature("the cat sat on the mat")) < 0.2
+
+
+GOLDEN = "the quick brown fox jumps over the lazy dog while the cat sleeps on the warm mat"
+# blake2b-128 of the little-endian signature: a change here orphans every stored signature and band key
+GOLDEN_DIGEST = "349091f0bf8ffbe637a891fdd859ddef"
+
+
+def signature_digest(text: str) -> str:
+    return hashlib.blake2b(HASHER.signature(text).astype("<u4").tobytes(), digest_size=16).hexdigest()
+
+
+def test_signature_is_the_same_in_another_process_and_pinned():
+    code = ("from transforms.dedup.minhash import MinHashConfig, MinHasher; import sys; "
+            "sys.stdout.write(MinHasher(MinHashConfig()).signature(sys.argv[1]).astype('<u4').tobytes().hex())")
+    out = subprocess.run([sys.executable, "-c", code, TRICKY.replace("\ud800", "")], cwd=REPO, check=True,
+                         capture_output=True, text=True).stdout
+    assert out == HASHER.signature(TRICKY.replace("\ud800", "")).astype("<u4").tobytes().hex()
+    assert signature_digest(GOLDEN) == GOLDEN_DIGEST
 
 
 def test_config_validation():
     with pytest.raises(ConfigError, match=r"bands \(0\) must be >= 1"):
         from_mapping(MinHashConfig, {"bands": 0}, where="minhash")
+    with pytest.raises(ValueError, match=r"bands \(300\) must be <= 256"):
+        MinHashConfig(bands=300)
     assert MinHashConfig(bands=20, rows=13).num_perm == 260
+    with pytest.raises(ValueError, match=r"signatures differ in shape"):
+        estimated_jaccard(np.zeros(3, np.uint32), np.zeros(4, np.uint32))

@@ -9,10 +9,12 @@ from typing import Any, Literal, Mapping
 import yaml
 
 from transforms.config import ConfigError, from_mapping
+from transforms.dedup.config import DedupConfig
 from transforms.extract import ExtractConfig
 from transforms.filters.base import ConfiguredStep, registry
 from transforms.filters.url import UrlFilterConfig
 from transforms.langid import LangIdConfig
+from transforms.quality.classifier import SCORE, ClassifierConfig
 from transforms.resources import configs_dir
 
 MiB = 2**20
@@ -30,13 +32,6 @@ class ReadConfig:
             raise ValueError(f"max_record_bytes ({self.max_record_bytes}) must be > 0")
         if self.split_bytes < 64 * 1024:
             raise ValueError(f"split_bytes ({self.split_bytes}) must be >= 65536; use a larger range")
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class DedupConfig:
-    """Which dedup stages run (paragraph and fuzzy dedup arrive with issue #3)."""
-
-    exact: bool = True  # drop documents whose normalised text was seen before (keeps the smallest id)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -65,14 +60,17 @@ class WebRecipe:
     url_filter: UrlFilterConfig | None = None
     extract: ExtractConfig = ExtractConfig()
     langid: LangIdConfig | None = None
-    steps: tuple[ConfiguredStep, ...] = ()
+    steps: tuple[ConfiguredStep, ...] = ()  # per-document filters and line edits, before dedup
     dedup: DedupConfig = DedupConfig()
+    after_dedup: tuple[ConfiguredStep, ...] = ()  # steps on the deduplicated documents (FineWeb: PII last)
+    classifier: ClassifierConfig | None = None  # the last stage: fastText quality score (Blu-WERP, DCLM)
     output: OutputConfig = OutputConfig()
 
     @property
     def stat_names(self) -> tuple[str, ...]:
         """Every score the steps report, in step order: the columns of the filter_stats struct."""
-        return tuple(n for s in self.steps for n in s.spec.stat_names)
+        names = tuple(n for s in (*self.steps, *self.after_dedup) for n in s.spec.stat_names)
+        return names + ((SCORE,) if self.classifier is not None else ())
 
 
 def parse_steps(items: Any, *, where: str) -> tuple[ConfiguredStep, ...]:
@@ -104,16 +102,34 @@ def recipe_from_mapping(data: Mapping[str, Any], *, where: str) -> WebRecipe:
         raise ConfigError(f"{where}: a recipe is a mapping of sections, got {type(data).__name__}")
     data = dict(data)
     steps = parse_steps(data.pop("steps", None), where=f"{where}: steps")
-    for optional in ("url_filter", "langid"):
+    after_dedup = parse_steps(data.pop("after_dedup", None), where=f"{where}: after_dedup")
+    for optional in ("url_filter", "langid", "classifier"):
         if optional in data and data[optional] is None:
             data.pop(optional)  # an explicit null switches the stage off
-    return dataclasses.replace(from_mapping(WebRecipe, data, where=where), steps=steps)
+    return dataclasses.replace(from_mapping(WebRecipe, data, where=where), steps=steps, after_dedup=after_dedup)
 
 
 def with_overrides(recipe: WebRecipe, *, extractor: str | None = None, max_record_bytes: int | None = None,
-                   num_shards: int | None = None) -> WebRecipe:
+                   num_shards: int | None = None, classifier_model: str | None = None,
+                   classifier_threshold: float | None = None, classifier_top_fraction: float | None = None) -> WebRecipe:
     """The recipe with command-line overrides applied (None leaves a value as the recipe says)."""
     replace = dataclasses.replace
+    if classifier_model is not None:
+        # A recipe without a classifier section gets BETR's default: keep the top 10% of tokens.
+        base = recipe.classifier or ClassifierConfig(model_path=classifier_model, mode="top_fraction")
+        recipe = replace(recipe, classifier=replace(base, model_path=classifier_model))
+    if classifier_threshold is not None or classifier_top_fraction is not None:
+        if recipe.classifier is None:
+            raise ConfigError("--classifier_threshold/--classifier_top_fraction need a model: give --classifier_model "
+                              "or a classifier section in the recipe")
+        if classifier_threshold is not None and classifier_top_fraction is not None:
+            raise ConfigError("give --classifier_threshold or --classifier_top_fraction, not both")
+        keep = ({"mode": "threshold", "threshold": classifier_threshold} if classifier_threshold is not None
+                else {"mode": "top_fraction", "top_token_fraction": classifier_top_fraction})
+        try:
+            recipe = replace(recipe, classifier=replace(recipe.classifier, **keep))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     if extractor is not None:
         recipe = replace(recipe, extract=replace(recipe.extract, extractor=extractor))
     if max_record_bytes is not None:

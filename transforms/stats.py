@@ -13,6 +13,7 @@ NAMESPACE = "refinery"
 SEP = "|"
 DOCS_IN, DOCS_OUT, CHARS_IN, CHARS_OUT = "docs_in", "docs_out", "chars_in", "chars_out"
 DROPPED, ERRORS = "dropped", "errors"  # per record with its reason; damage events that are not one record
+EDITED = "edited"  # parts removed from kept records (paragraphs cut by dedup), by what was removed
 
 
 def counter_name(stage: str, kind: str, reason: str | None = None) -> str:
@@ -30,6 +31,7 @@ class StageStats:
     chars_out: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
+    edited: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {
@@ -39,6 +41,7 @@ class StageStats:
             "chars_out": self.chars_out,
             "dropped": _by_count(self.dropped),
             "errors": _by_count(self.errors),
+            "edited": _by_count(self.edited),
         }
 
 
@@ -56,8 +59,8 @@ def build_report(
         if len(parts) < 2:
             continue
         stage = stages.setdefault(parts[0], StageStats())
-        if parts[1] in (DROPPED, ERRORS) and len(parts) == 3:
-            bucket = stage.dropped if parts[1] == DROPPED else stage.errors
+        if parts[1] in (DROPPED, ERRORS, EDITED) and len(parts) == 3:
+            bucket = {DROPPED: stage.dropped, ERRORS: stage.errors, EDITED: stage.edited}[parts[1]]
             bucket[parts[2]] = bucket.get(parts[2], 0) + int(value)
         elif parts[1] in (DOCS_IN, DOCS_OUT, CHARS_IN, CHARS_OUT):
             setattr(stage, parts[1], getattr(stage, parts[1]) + int(value))
@@ -82,6 +85,8 @@ def format_summary(report: Mapping) -> str:
             rows.append(f"  - {reason:<40}{n:>10,}")
         for reason, n in s.get("errors", {}).items():
             rows.append(f"  ! {reason:<40}{n:>10,}")
+        for what, n in s.get("edited", {}).items():
+            rows.append(f"  ~ {what:<40}{n:>10,}")
     rows.append(f"wall time: {report['wall_time_s']:.1f} s")
     return "\n".join(rows)
 

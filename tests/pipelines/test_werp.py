@@ -48,10 +48,10 @@ def test_demo_keeps_articles_and_drops_each_kind_of_junk(demo):
     stages = report["stages"]
     assert stages["read"]["dropped"].get("warc.not_html") == 1
     assert stages["url"]["dropped"] == {"url.banned_domain": 1} or sum(stages["url"]["dropped"].values()) == 1
-    assert stages["dedup_exact"]["dropped"] == {"exact.duplicate": 3}
+    assert stages["dedup_paragraph"]["dropped"] == {"paragraph.duplicate_document": 3}  # the planted copies
     assert stages["write"]["docs_out"] == len(df)
     assert_balanced(report)
-    assert not (out / "_dedup_spill").exists(), "the dedup spill files are removed after the run"
+    assert not (out / "_spill").exists(), "the dedup spill files are removed after the run"
     on_disk = json.loads((out / "stats.json").read_text())
     assert on_disk["stages"] == stages and on_disk["extractor"] == "justext"
 

@@ -46,7 +46,7 @@ def test_no_shuffle_carries_pages(tmp_path):
     assert visitor.inputs, "expected the dedup and write shuffles at least"
     carrying_pages = [(gbk, src) for gbk, src in visitor.inputs if src.startswith(READERS)]
     assert not carrying_pages, f"a shuffle takes raw pages: {carrying_pages}"
-    assert any(g.startswith("DedupExact/") for g, _ in visitor.inputs)
+    assert any(g.startswith("Dedup/") for g, _ in visitor.inputs)
 
 
 def test_the_check_catches_a_shuffle_of_pages(tmp_path):

@@ -40,7 +40,7 @@ def test_werp_through_portable_job_api_loopback(job_service, tmp_path):
     df = pd.concat([pd.read_parquet(f) for f in files])
     assert len(df) > 10 and set(df.language) == {"en"}
     assert report["stages"]["write"]["docs_out"] == len(df)
-    assert report["stages"]["dedup_exact"]["dropped"] == {"exact.duplicate": 3}
+    assert report["stages"]["dedup_paragraph"]["dropped"] == {"paragraph.duplicate_document": 3}
 
 
 def free_port() -> int:

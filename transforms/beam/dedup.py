@@ -1,38 +1,48 @@
-"""Exact dedup that keeps memory flat: texts are spilled to Parquet once, only keys and ids are shuffled.
+"""Every dedup stage on bounded memory: documents are parked in Parquet once, only keys and ids are shuffled.
 
-The copies of a text meet on its 16-byte key; the smallest id survives. Shuffling whole documents would make
-the local runner (which keeps shuffle data in memory) grow by ~65 KiB per document, so the documents go to
-temporary Parquet shards instead, streamed with bounded row groups, and are read back through a filter that
-knows the (few) losing ids.
+Each stage turns the documents into small decisions keyed by the document's order key — exact: the losers;
+MinHash: the losers (with their kept twin); paragraph: the contained n-gram counts per paragraph. Meanwhile the
+documents are written to temporary Parquet files partitioned by key (transforms/beam/spill.py) instead of going
+through a shuffle, which the local runner keeps in memory (~65 KiB per document). Decisions and file paths
+meet per partition in one CoGroupByKey; one worker applies a partition's decisions to its files. Stages are
+applied in order (exact, MinHash, paragraph) and counted as separate stages. All decisions are computed from the
+same input, so a document dropped by one stage still owns its n-grams and shingles in the next; the earliest
+copy is the same in every stage, so this changes no keep.
 """
 from __future__ import annotations
 
 from typing import Iterator
 
 import apache_beam as beam
-from apache_beam.io.parquetio import ReadAllFromParquet, WriteToParquet
 from apache_beam.pvalue import TaggedOutput
 
 from transforms.beam.metrics import StageCounters
+from transforms.beam.minhash_dedup import MinHashLosers
+from transforms.beam.paragraph_dedup import ParagraphContainment
+from transforms.beam.spill import SpillPartitioned, read_spilled, row_digest
 from transforms.beam.stages import REJECTED
 from transforms.beam.write import ToRows
-from transforms.dedup.exact import REASON_DUPLICATE, exact_key, keeps_over
-from transforms.document import Document, Rejected
+from transforms.dedup.config import DedupConfig
+from transforms.dedup.exact import REASON_DUPLICATE as EXACT_DUPLICATE, exact_key
+from transforms.dedup.order import OrderBy, OrderKey, order_key
+from transforms.dedup.paragraph import REASON_DUPLICATE as PARAGRAPH_DUPLICATE, decide
+from transforms.document import Rejected
 from transforms.io.parquet import document_schema
+from transforms.text import TextView
 
-STAGE = "dedup_exact"
-# Row groups of the spill files: reading one back materialises it as Python rows, so keep them small.
-SPILL_ROW_GROUP_BYTES = 8 << 20
+EXACT, MINHASH, PARAGRAPH = "dedup_exact", "dedup_minhash", "dedup_paragraph"  # stage names in the report
+DUPLICATE = {EXACT: EXACT_DUPLICATE, MINHASH: "minhash.near_duplicate", PARAGRAPH: PARAGRAPH_DUPLICATE}
+PARAGRAPHS_REMOVED, DOCS_EDITED = "paragraphs_removed", "docs_edited"
 
 
-class KeepSmallestId(beam.CombineFn):
-    """Accumulator (survivor, [losers]) of (id, url, chars) tuples; a combine, so lifting shrinks the shuffle."""
+class KeepEarliest(beam.CombineFn):
+    """Accumulator (earliest order key, [later ones]); a combine, so lifting shrinks the shuffle."""
 
     def create_accumulator(self):
         return (None, [])
 
-    def add_input(self, acc, ref):
-        return self.merge_accumulators([acc, (ref, [])])
+    def add_input(self, acc, key):
+        return self.merge_accumulators([acc, (key, [])])
 
     def merge_accumulators(self, accs):
         best, losers = None, []
@@ -40,11 +50,9 @@ class KeepSmallestId(beam.CombineFn):
             losers.extend(others)
             if cand is None:
                 continue
-            if best is None or keeps_over(cand[0], best[0]):
-                if best is not None:
-                    losers.append(best)
-                best = cand
-            else:
+            if best is None or cand < best:
+                best, cand = cand, best
+            if cand is not None:
                 losers.append(cand)
         return (best, losers)
 
@@ -52,68 +60,95 @@ class KeepSmallestId(beam.CombineFn):
         return acc
 
 
-class KeyFn(beam.DoFn):
-    """(key, (id, url, chars)) per document: all the shuffle carries."""
+class ExactLosers(beam.PTransform):
+    """Documents -> (order key, None) for every document whose normalised text an earlier one has."""
 
-    def setup(self) -> None:
-        self.counters = StageCounters(STAGE)
-
-    def process(self, doc: Document) -> Iterator:
-        self.counters.count_in(len(doc.text))
-        yield exact_key(doc.text), (doc.id, doc.url, len(doc.text))
-
-
-class EmitLosers(beam.DoFn):
-    """The ids that lose to an earlier copy, counted, and routed to the audit trail."""
-
-    def __init__(self, *, emit_rejected: bool) -> None:
-        self.emit_rejected = emit_rejected
-
-    def setup(self) -> None:
-        self.counters = StageCounters(STAGE)
-
-    def process(self, keyed) -> Iterator:
-        _, (_, losers) = keyed
-        for doc_id, url, _ in losers:
-            self.counters.count_dropped(REASON_DUPLICATE)
-            if self.emit_rejected:
-                yield TaggedOutput(REJECTED, Rejected(id=doc_id, url=url, stage=STAGE, reason=REASON_DUPLICATE))
-            yield doc_id
-
-
-class DropLosers(beam.DoFn):
-    """Rows whose id did not lose; the loser ids arrive as a side input, turned into a set once."""
-
-    def setup(self) -> None:
-        self.counters = StageCounters(STAGE)
-        self._source, self._losers = None, frozenset()
-
-    def process(self, row: dict, losers: list[str]) -> Iterator[dict]:
-        if losers is not self._source:
-            self._source, self._losers = losers, frozenset(losers)
-        if row["id"] not in self._losers:
-            self.counters.count_out(row["char_count"])
-            yield row
-
-
-class DedupExact(beam.PTransform):
-    """Documents -> rows, one per normalised text; outputs tagged `rows` and `rejected`."""
-
-    def __init__(self, *, spill_prefix: str, stat_names: tuple[str, ...], codec: str, emit_rejected: bool) -> None:
+    def __init__(self, *, order_by: OrderBy) -> None:
         super().__init__()
-        self.spill_prefix, self.stat_names, self.codec, self.emit = spill_prefix, stat_names, codec, emit_rejected
+        self.order_by = order_by
 
     def expand(self, docs):
-        losers = (docs
-                  | "Key" >> beam.ParDo(KeyFn())
-                  | "KeepSmallestId" >> beam.CombinePerKey(KeepSmallestId())
-                  | "Losers" >> beam.ParDo(EmitLosers(emit_rejected=self.emit)).with_outputs(REJECTED, main="ids"))
-        spilled = (docs
-                   | "ToRows" >> ToRows(self.stat_names)
-                   | "Spill" >> WriteToParquet(f"{self.spill_prefix.rstrip('/')}/part", document_schema(self.stat_names),
-                                               codec=self.codec, file_name_suffix=".parquet",
-                                               row_group_buffer_size=SPILL_ROW_GROUP_BYTES))
-        rows = (spilled
-                | "ReadSpilled" >> ReadAllFromParquet()
-                | "DropLosers" >> beam.ParDo(DropLosers(), losers=beam.pvalue.AsList(losers.ids)))
-        return {"rows": rows, REJECTED: losers[REJECTED]}
+        return (docs
+                | "Key" >> beam.Map(lambda d, o: (exact_key(d.text), order_key(d.id, d.warc_date, o)), self.order_by)
+                | "KeepEarliest" >> beam.CombinePerKey(KeepEarliest())
+                | "Losers" >> beam.FlatMap(lambda kv: ((loser, None) for loser in kv[1][1])))
+
+
+class ApplyPartition(beam.DoFn):
+    """One partition: its decisions in a dict, its spilled rows streamed through every stage in order."""
+
+    def __init__(self, cfg: DedupConfig, *, emit_rejected: bool) -> None:
+        self.cfg, self.emit_rejected = cfg, emit_rejected
+
+    def setup(self) -> None:
+        self.counters = {stage: StageCounters(stage) for stage in self.cfg.stages}
+
+    def process(self, kv) -> Iterator:
+        _, grouped = kv
+        decisions: dict[OrderKey, dict[str, object]] = {}
+        for key, stage, value in grouped["decisions"]:
+            decisions.setdefault(key, {})[stage] = value
+        for path in sorted(grouped["files"]):
+            for row in read_spilled(path):
+                yield from self._apply(row, decisions.get(order_key(row["id"], row["warc_date"], self.cfg.order_by), {}))
+
+    def _apply(self, row: dict, decided: dict[str, object]) -> Iterator:
+        for stage in self.cfg.stages:
+            counters = self.counters[stage]
+            counters.count_in(row["char_count"])
+            if stage in decided:
+                if stage != PARAGRAPH:
+                    yield from self._reject(stage, row, DUPLICATE[stage])
+                    return
+                decision = decide(row["text"], decided[stage], self.cfg.paragraph)
+                if decision.dropped:
+                    yield from self._reject(stage, row, DUPLICATE[stage])
+                    return
+                if decision.removed_paragraphs:
+                    counters.count_edit(PARAGRAPHS_REMOVED, decision.removed_paragraphs)
+                    counters.count_edit(DOCS_EDITED)
+                    row = dict(row, text=decision.text, char_count=len(decision.text),
+                               word_count=len(TextView(decision.text).words))
+            counters.count_out(row["char_count"])
+        yield row
+
+    def _reject(self, stage: str, row: dict, reason: str) -> Iterator[TaggedOutput]:
+        self.counters[stage].count_dropped(reason)
+        if self.emit_rejected:
+            yield TaggedOutput(REJECTED, Rejected(id=row["id"], url=row["url"], stage=stage, reason=reason,
+                                                  text=row["text"]))
+
+
+class Dedup(beam.PTransform):
+    """Documents -> deduplicated rows (tagged `rows`) and the dropped documents (tagged `rejected`)."""
+
+    def __init__(self, cfg: DedupConfig, *, spill_prefix: str, stat_names: tuple[str, ...], codec: str,
+                 emit_rejected: bool) -> None:
+        super().__init__()
+        self.cfg, self.spill_prefix, self.stat_names, self.codec = cfg, spill_prefix, stat_names, codec
+        self.emit = emit_rejected
+
+    def expand(self, docs):
+        cfg, decisions = self.cfg, []
+        if cfg.exact:
+            decisions.append(docs | "ExactLosers" >> ExactLosers(order_by=cfg.order_by)
+                             | "TagExact" >> beam.Map(lambda kv: (kv[0], EXACT, None)))
+        if cfg.minhash is not None:
+            decisions.append(docs | "MinHashLosers" >> MinHashLosers(cfg.minhash, order_by=cfg.order_by,
+                                                                     rounds=cfg.minhash_rounds)
+                             | "TagMinHash" >> beam.Map(lambda kv: (kv[0], MINHASH, kv[1])))
+        if cfg.paragraph is not None:
+            decisions.append(docs | "ParagraphContainment" >> ParagraphContainment(
+                cfg.paragraph, order_by=cfg.order_by, bucket_bits=cfg.bucket_bits)
+                             | "TagParagraph" >> beam.Map(lambda kv: (kv[0], PARAGRAPH, kv[1])))
+        parts = cfg.join_partitions
+        by_partition = (decisions | "Decisions" >> beam.Flatten()
+                        | "DecisionPartition" >> beam.Map(lambda d, n: (d[0][1] % n, d), parts))
+        files = (docs
+                 | "ToRows" >> ToRows(self.stat_names)
+                 | "Spill" >> beam.ParDo(SpillPartitioned(self.spill_prefix, document_schema(self.stat_names),
+                                                          partitions=parts, partition_of=row_digest, codec=self.codec)))
+        applied = ({"files": files, "decisions": by_partition}
+                   | "JoinByPartition" >> beam.CoGroupByKey()
+                   | "Apply" >> beam.ParDo(ApplyPartition(cfg, emit_rejected=self.emit)).with_outputs(REJECTED, main="rows"))
+        return {"rows": applied.rows, REJECTED: applied[REJECTED]}

@@ -35,6 +35,10 @@ class StageCounters:
     def count_dropped(self, reason: str, n: int = 1) -> None:
         self._inc(stats.counter_name(self.stage, stats.DROPPED, reason), n)
 
+    def count_edit(self, what: str, n: int = 1) -> None:
+        """Parts cut from a record that stays (paragraphs removed by dedup), so the report shows the edit."""
+        self._inc(stats.counter_name(self.stage, stats.EDITED, what), n)
+
     def count_error(self, reason: str, n: int = 1) -> None:
         """Damage that is not one record (a corrupt gzip member, a bad header): counted, then skipped."""
         self._inc(stats.counter_name(self.stage, stats.ERRORS, reason), n)

@@ -19,8 +19,3 @@ def normalize(text: str) -> str:
 def exact_key(text: str) -> bytes:
     """A 128-bit digest of the normalised text; collisions are negligible at web scale (2^-64 at 2^32 docs)."""
     return hashlib.blake2b(normalize(text).encode("utf-8"), digest_size=16).digest()
-
-
-def keeps_over(candidate_id: str, current_id: str) -> bool:
-    """Which copy survives: the smallest id, so the result does not depend on input order or runner."""
-    return candidate_id < current_id

@@ -46,6 +46,14 @@ def document_row(doc: Document, stat_names: tuple[str, ...]) -> dict:
     return row
 
 
+def document_from_row(row: dict) -> Document:
+    """A row read back from a shard as the document it was written from, for stages after dedup."""
+    return Document(id=row["id"], url=row["url"], warc_date=row["warc_date"], text=row["text"],
+                    extractor=row["extractor"], language=row["language"], language_score=row["language_score"],
+                    source=row["source"], word_count=row["word_count"],
+                    stats={k: v for k, v in (row.get("filter_stats") or {}).items() if v is not None})
+
+
 REJECTED_SCHEMA = pa.schema(
     [
         pa.field("id", pa.string()),
