@@ -94,16 +94,17 @@ DE_WORDS = ("der die und in den von zu das mit sich des auf für ist im dem nich
 
 @pytest.fixture(scope="module")
 def fasttext_model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    fasttext = pytest.importorskip("fasttext", reason="optional: pip install 'refinery[fasttext]'")
+    pytest.importorskip("fasttext", reason="optional: pip install 'refinery[fasttext]'")
+    from transforms.quality.betr import train_supervised_file
     lines = []
     for label, vocab in (("en", EN_WORDS.split()), ("de", DE_WORDS.split())):
         for i in range(300):  # deterministic pseudo-sentences of 8 words
             lines.append(f"__label__{label} " + " ".join(vocab[(i * 7 + j * 13) % len(vocab)] for j in range(8)))
     train = tmp_path_factory.mktemp("lid") / "train.txt"
     train.write_text("\n".join(lines) + "\n")
-    model = fasttext.train_supervised(str(train), epoch=25, lr=0.5, minn=2, maxn=4, dim=16, thread=1, verbose=0)
     path = train.with_name("lid.bin")
-    model.save_model(str(path))
+    train_supervised_file(str(train), str(path), {"epoch": 25, "lr": 0.5, "minn": 2, "maxn": 4, "dim": 16, "thread": 1,
+                                                  "verbose": 0})
     return str(path)
 
 

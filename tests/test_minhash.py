@@ -14,8 +14,9 @@ import pytest
 from tests.conftest import REPO
 from transforms.config import ConfigError, from_mapping
 from transforms.dedup.exact import normalize
+from transforms.dedup.hashing import char_classes
 from transforms.dedup.minhash import (
-    EMPTY_SLOT, MinHashConfig, MinHasher, estimated_jaccard, shingle_set, word_char_table,
+    EMPTY_SLOT, MinHashConfig, MinHasher, estimated_jaccard, shingle_set,
 )
 
 CFG = MinHashConfig()
@@ -53,7 +54,7 @@ def test_word_table_matches_the_regex_word_class():
     every = "".join(map(chr, range(0x110000)))
     expected = np.zeros(0x110000, dtype=bool)
     expected[[m.start() for m in re.finditer(r"\w", every)]] = True
-    assert np.array_equal(word_char_table(), expected)
+    assert np.array_equal(char_classes()["word"], expected)
 
 
 def test_estimates_are_unbiased_and_within_sampling_error():

@@ -135,7 +135,8 @@ class Dedup(beam.PTransform):
                              | "TagExact" >> beam.Map(lambda kv: (kv[0], EXACT, None)))
         if cfg.minhash is not None:
             decisions.append(docs | "MinHashLosers" >> MinHashLosers(cfg.minhash, order_by=cfg.order_by,
-                                                                     rounds=cfg.minhash_rounds)
+                                                                     rounds=cfg.minhash_rounds,
+                                                                     verify=cfg.minhash_verify)
                              | "TagMinHash" >> beam.Map(lambda kv: (kv[0], MINHASH, kv[1])))
         if cfg.paragraph is not None:
             decisions.append(docs | "ParagraphContainment" >> ParagraphContainment(

@@ -18,19 +18,18 @@ signature (EMPTY_SLOT everywhere): it shares band keys only with other texts wit
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
 
-MASK64 = (1 << 64) - 1
+from transforms.dedup.hashing import SpanHasher, char_classes, code_points, fmix64, splitmix64
+
 EMPTY_SLOT = np.uint32(0xFFFFFFFF)  # every slot of the signature of a text without words
 HASH_SEED = 0x5EED_0F_5171_C0DE  # fixes word and shingle hashing; the permutations depend on cfg.seed only
-_U64_MAX = np.uint64(MASK64)
+_U64_MAX = np.uint64((1 << 64) - 1)
 _SHIFT_32 = np.uint64(32)
-MAX_CACHED_CHARS = 1 << 20  # powers kept for texts up to 1 Mi characters (16 MiB); longer ones compute their own
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -54,35 +53,6 @@ class MinHashConfig:
         return self.bands * self.rows
 
 
-def splitmix64(seed: int, count: int) -> list[int]:
-    """`count` 64-bit constants from `seed` (Steele et al. 2014), in pure Python so no library version changes them."""
-    state, out = seed & MASK64, []
-    for _ in range(count):
-        state = (state + 0x9E3779B97F4A7C15) & MASK64
-        z = ((state ^ (state >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
-        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
-        out.append(z ^ (z >> 31))
-    return out
-
-
-def fmix64(x: np.ndarray) -> np.ndarray:
-    """MurmurHash3's finaliser, in place: every input bit flips each output bit with probability ~1/2."""
-    x ^= x >> np.uint64(33)
-    x *= np.uint64(0xFF51AFD7ED558CCD)
-    x ^= x >> np.uint64(33)
-    x *= np.uint64(0xC4CEB9FE1A85EC53)
-    x ^= x >> np.uint64(33)
-    return x
-
-
-@functools.cache
-def word_char_table() -> np.ndarray:
-    """Per code point, whether regex `\\w` matches it (str.isalnum() or "_", as in CPython's sre); built once."""
-    table = np.fromiter((chr(c).isalnum() for c in range(0x110000)), dtype=bool, count=0x110000)
-    table[ord("_")] = True
-    return table
-
-
 class MinHasher:
     """Signatures and band keys for one config; every constant is fixed at construction, so all workers agree."""
 
@@ -92,40 +62,16 @@ class MinHasher:
         self.cfg, self.chunk_shingles = cfg, chunk_shingles
         ab = np.array(splitmix64(cfg.seed, 2 * cfg.num_perm), dtype=np.uint64)
         self.a, self.b = ab[: cfg.num_perm, None], ab[cfg.num_perm:, None]  # (num_perm, 1): broadcast over keys
-        base, self.length_mult, *multipliers = splitmix64(HASH_SEED, 2 + cfg.ngram_words)
-        self.base = base | 1  # odd, so it has an inverse mod 2^64
-        self.base_inv = pow(self.base, -1, 1 << 64)
-        self.multipliers = np.array(multipliers, dtype=np.uint64)
-        self.table = word_char_table()
-        self._powers = (np.ones(1, dtype=np.uint64), np.ones(1, dtype=np.uint64))
-
-    def powers(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """base^i and base^-i mod 2^64 for i < n; kept (grown by doubling) up to MAX_CACHED_CHARS."""
-        if len(self._powers[0]) >= n:
-            return self._powers[0][:n], self._powers[1][:n]
-        size = max(n, min(2 * len(self._powers[0]), MAX_CACHED_CHARS))
-        pows = tuple(np.full(size, k, dtype=np.uint64) for k in (self.base, self.base_inv))
-        for p in pows:
-            p[0] = 1
-            np.cumprod(p, out=p)
-        if size <= MAX_CACHED_CHARS:
-            self._powers = pows
-        return pows[0][:n], pows[1][:n]
+        self.spans = SpanHasher(HASH_SEED)  # words: the first two constants of the seed's stream
+        self.multipliers = np.array(splitmix64(HASH_SEED, 2 + cfg.ngram_words)[2:], dtype=np.uint64)
+        self.table = char_classes()["word"]
 
     def word_hashes(self, text: str) -> np.ndarray:
         """One uint64 per word of `exact.normalize(text).split()`, in order; equal words hash equally."""
-        padded = f" {unicodedata.normalize('NFKC', text).lower()} "  # a non-word character at both ends
-        points = np.frombuffer(padded.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+        points = code_points(unicodedata.normalize("NFKC", text).lower())  # a non-word character at both ends
         in_word = np.take(self.table, points)
         edges = np.flatnonzero(in_word[1:] != in_word[:-1])  # alternately the last non-word / last word position
-        before, last = edges[0::2], edges[1::2]
-        pows, inv = self.powers(len(points))
-        prefix = points.astype(np.uint64)
-        prefix *= pows
-        np.cumsum(prefix, out=prefix)  # sum of code point * base^position; word code points are never 0
-        words = (prefix[last] - prefix[before]) * inv[before + 1]  # each word's polynomial from its own start
-        words += (last - before).astype(np.uint64) * np.uint64(self.length_mult)
-        return fmix64(words)
+        return self.spans.hash_spans(points, edges[0::2] + 1, edges[1::2] + 1)
 
     def shingle_keys(self, text: str) -> np.ndarray:
         """32-bit keys (in uint64) of the word n-grams in text order, repeats kept; one key for a shorter text."""

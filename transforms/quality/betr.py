@@ -192,12 +192,18 @@ def train_fasttext(texts: Sequence[str], labels: Sequence[bool], *, params: Fast
         with open(train_path, "w", encoding="utf-8") as fh:
             for text, label in zip(texts, labels):
                 fh.write(f"{POSITIVE_LABEL if label else NEGATIVE_LABEL} {fasttext_input(text)}\n")
-        done = subprocess.run([sys.executable, "-c", _TRAIN, train_path, saved, json.dumps(settings)],
-                              env={**os.environ, "MALLOC_PERTURB_": "255"}, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no message"])[-1]
-            raise TrainingError(f"fastText training failed ({last}); a NaN usually means the learning rate is too high")
+        train_supervised_file(train_path, saved, settings)
         return fasttext.load_model(saved)
+
+
+def train_supervised_file(train_path: str, model_path: str, settings: dict) -> None:
+    """fastText's train_supervised in a fresh child with zeroed malloc: fasttext-numpy2 0.10.4 reads
+    uninitialised memory when thread < 10, so training in a used process gives NaNs or a different model."""
+    done = subprocess.run([sys.executable, "-c", _TRAIN, train_path, model_path, json.dumps(settings)],
+                          env={**os.environ, "MALLOC_PERTURB_": "255"}, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise TrainingError(f"fastText training failed ({last}); a NaN usually means the learning rate is too high")
 
 
 def evaluate(model, texts: Sequence[str], labels: Sequence[bool], *, threshold: float = 0.5) -> dict:
