@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Re-measure every figure of BENCHMARKS.md, in order (about 75 minutes on one core). Run from the repo root:
+# Re-measure every figure of BENCHMARKS.md, in order (about 95 minutes on one core). Run from the repo root:
 #   bash bench/run_all.sh            (make bench)
 # BENCH_CORE=1 pins to core 1 instead of 0 when something else is using core 0; REPS overrides repetitions.
 set -euo pipefail
@@ -34,4 +34,10 @@ $PY bench/filters_vs_datatrove.py --docs 2000 --repeats "$REPS"
 # 7. Extraction quality (token P/R/F1 against gold) and speed per extractor.
 $PY bench/extraction_quality.py --data ../shared/data/extraction --passes "$REPS"
 
-echo "results: bench/out/{datatrove_fineweb,stages,e2e_vs_datatrove,memory}.json"
+# 8. MinHash signatures: ours vs datatrove's MinhashDedupSignature on the same texts (~6 minutes).
+$PY bench/minhash_signatures.py --input bench/out/corpus.warc.gz --docs 2000 --reps "$REPS"
+
+# 9. Each dedup stage end to end on the local runner, 10k -> 100k synthetic documents (~10 minutes).
+$PY bench/dedup.py --docs 10000 30000 100000
+
+echo "results: bench/out/{datatrove_fineweb,stages,e2e_vs_datatrove,memory,minhash_signatures,dedup}.json"

@@ -36,3 +36,31 @@ def test_recipe_by_unknown_name_names_the_choices():
     assert {"bluwerp", "fineweb", "dclm"} <= set(available_recipes("werp"))
     with pytest.raises(ConfigError, match="unknown recipe; choose one of"):
         find_recipe("blu-werp")
+
+
+def test_recipes_run_dedup_and_the_classifier_in_their_papers_order():
+    blu, fineweb, dclm = (load_recipe(n) for n in ("bluwerp", "fineweb", "dclm"))
+    assert blu.dedup.stages == ["dedup_paragraph"] and blu.dedup.paragraph.ngram == 13
+    assert dclm.dedup.stages == ["dedup_paragraph"] and dclm.dedup.paragraph.paragraph_threshold == 0.8
+    assert fineweb.dedup.stages == ["dedup_minhash"] and (fineweb.dedup.minhash.bands, fineweb.dedup.minhash.rows) == (14, 8)
+    assert fineweb.dedup.minhash_verify == 0.0  # FineWeb links every LSH candidate
+    assert [s.spec.name for s in fineweb.after_dedup] == ["pii"] and not blu.after_dedup
+    assert blu.classifier is None and dclm.classifier is None  # no model ships: --classifier_model turns it on
+
+
+def test_classifier_flags_fill_in_the_recipe():
+    from transforms.recipe import with_overrides
+    blu = with_overrides(load_recipe("bluwerp"), classifier_model="m.bin")
+    assert (blu.classifier.mode, blu.classifier.top_token_fraction) == ("top_fraction", 0.1)  # BETR's default
+    assert "classifier_score" in blu.stat_names
+    strict = with_overrides(load_recipe("dclm"), classifier_model="m.bin", classifier_threshold=0.2)
+    assert (strict.classifier.mode, strict.classifier.threshold) == ("threshold", 0.2)
+    with pytest.raises(ConfigError, match="need a model"):
+        with_overrides(load_recipe("dclm"), classifier_threshold=0.2)
+    with pytest.raises(ConfigError, match="top_token_fraction"):
+        with_overrides(load_recipe("dclm"), classifier_model="m.bin", classifier_top_fraction=1.5)
+
+
+def test_a_classifier_section_needs_a_model_path():
+    with pytest.raises(ConfigError, match="model_path"):
+        recipe_from_mapping({"classifier": {"mode": "threshold"}}, where="r")

@@ -14,8 +14,8 @@ from typing import Iterator
 
 import apache_beam as beam
 import numpy as np
-from apache_beam.transforms.window import GlobalWindows
 
+from transforms.beam.buffered import BufferingFn
 from transforms.dedup.order import OrderBy, order_key
 from transforms.dedup.paragraph import OCCURRENCE, ParagraphDedupConfig, contained_counts, occurrences
 from transforms.document import Document
@@ -23,33 +23,20 @@ from transforms.document import Document
 FLUSH_RECORDS = 1 << 20  # 32 MiB of occurrence rows buffered per worker before they are sent on
 
 
-class EmitOccurrences(beam.DoFn):
-    """Documents -> (bucket, packed occurrence rows): a bundle's n-grams, split by the top bits of the hash."""
+class EmitOccurrences(BufferingFn):
+    """Documents -> (bucket, packed occurrence rows): a batch's n-grams, split by the top bits of the hash."""
 
     def __init__(self, cfg: ParagraphDedupConfig, *, order_by: OrderBy, bucket_bits: int) -> None:
+        super().__init__(limit=FLUSH_RECORDS)
         self.cfg, self.order_by, self.shift = cfg, order_by, np.uint64(64 - bucket_bits)
-
-    def start_bundle(self) -> None:
-        self._parts: list[np.ndarray] = []
-        self._buffered = 0
 
     def process(self, doc: Document) -> Iterator[tuple[int, bytes]]:
         table = occurrences(doc.text, order_key(doc.id, doc.warc_date, self.order_by), self.cfg.ngram)
         if table.size:
-            self._parts.append(table)
-            self._buffered += table.size
-            if self._buffered >= FLUSH_RECORDS:
-                yield from self._flush()
+            yield from self.buffer(table, table.size)
 
-    def finish_bundle(self) -> Iterator:
-        for kv in self._flush():
-            yield GlobalWindows.windowed_value(kv)
-
-    def _flush(self) -> Iterator[tuple[int, bytes]]:
-        if not self._parts:
-            return
-        table = np.concatenate(self._parts)
-        self._parts, self._buffered = [], 0
+    def flush(self, tables: list[np.ndarray]) -> Iterator[tuple[int, bytes]]:
+        table = np.concatenate(tables)
         buckets = table["hash"] >> self.shift
         order = np.argsort(buckets, kind="stable")
         table, buckets = table[order], buckets[order]

@@ -13,50 +13,40 @@ import uuid
 from collections import defaultdict
 from typing import Callable, Iterator
 
-import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.transforms.window import GlobalWindows
 
+from transforms.beam.buffered import BufferingFn
 from transforms.dedup.order import id_digest
 
 FLUSH_CHARS = 32 << 20  # text characters buffered per worker before its partitions are written out
 READ_BATCH_ROWS = 256  # rows materialised at a time when a partition is read back
 
 
-class SpillPartitioned(beam.DoFn):
+class SpillPartitioned(BufferingFn):
     """Rows -> (partition, path) of the Parquet files they were written to under `prefix`/pNNNNN/."""
 
     def __init__(self, prefix: str, schema: pa.Schema, *, partitions: int, partition_of: Callable[[dict], int],
                  codec: str) -> None:
+        super().__init__(limit=FLUSH_CHARS)
         self.prefix, self.schema, self.partitions = prefix.rstrip("/"), schema, partitions
         self.partition_of, self.codec = partition_of, codec
 
-    def start_bundle(self) -> None:
-        self._buffers: dict[int, list[dict]] = defaultdict(list)
-        self._chars = 0
-
     def process(self, row: dict) -> Iterator[tuple[int, str]]:
-        self._buffers[self.partition_of(row) % self.partitions].append(row)
-        self._chars += len(row["text"])
-        if self._chars >= FLUSH_CHARS:
-            yield from self._flush()
+        yield from self.buffer(row, len(row["text"]))
 
-    def finish_bundle(self) -> Iterator:
-        for kv in self._flush():
-            yield GlobalWindows.windowed_value(kv)
-
-    def _flush(self) -> Iterator[tuple[int, str]]:
-        for part, rows in sorted(self._buffers.items()):
+    def flush(self, rows: list[dict]) -> Iterator[tuple[int, str]]:
+        by_part: dict[int, list[dict]] = defaultdict(list)
+        for row in rows:
+            by_part[self.partition_of(row) % self.partitions].append(row)
+        for part, members in sorted(by_part.items()):
             path = f"{self.prefix}/p{part:05d}/{uuid.uuid4().hex}.parquet"
             with FileSystems.create(path) as fh:
-                pq.write_table(pa.Table.from_pylist(rows, schema=self.schema), fh,
+                pq.write_table(pa.Table.from_pylist(members, schema=self.schema), fh,
                                compression=None if self.codec == "none" else self.codec,
                                row_group_size=READ_BATCH_ROWS)
             yield part, path
-        self._buffers.clear()
-        self._chars = 0
 
 
 def row_digest(row: dict) -> int:
