@@ -5,9 +5,10 @@ statistics, so unplanted documents share about as many 13-grams and 5-grams as r
 paragraphs of 15-80 words. Planted: 10% exact copies of an earlier document, 10% near copies (5-15% of words
 replaced), 15% documents that copy 1-3 paragraphs of earlier ones. Written once to bench/out/dedup/docs-N.parquet
 in the shard schema; each measurement is a whole process pinned to one core (bench/common.run_pinned) that
-reads the file, runs one stage (or none: read and write only, the baseline) and writes shards.
+reads the file, runs one stage (or none: read and write only, the baseline) and writes shards. `paragraph`
+exchanges n-grams through the runner's shuffle, `paragraph_files` through files (what werp does on this runner).
 
-python bench/dedup.py --docs 10000 30000 100000 --stages none exact minhash paragraph
+python bench/dedup.py --docs 10000 30000 100000 --stages none exact minhash paragraph paragraph_files
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import OUT, PY, machine, run_pinned, save_report  # noqa: E402
 
 VOCAB_SIZE = 50_000
-STAGES = ("none", "exact", "minhash", "paragraph")
+STAGES = ("none", "exact", "minhash", "paragraph", "paragraph_files")
 EXTRA_FLAGS = [f for f in os.environ.get("DEDUP_FLAGS", "").split() if f]
 
 
@@ -87,7 +88,8 @@ def run_stage(stage: str, input_path: str, out: str) -> None:
     from transforms.io.parquet import document_from_row
 
     cfg = DedupConfig(exact=stage == "exact", minhash=MinHashConfig() if stage == "minhash" else None,
-                      paragraph=ParagraphDedupConfig() if stage == "paragraph" else None)
+                      paragraph=ParagraphDedupConfig() if stage.startswith("paragraph") else None,
+                      ngram_exchange="files" if stage == "paragraph_files" else "shuffle")
 
     def build(p):
         docs = p | ReadFromParquet(input_path) | beam.Map(document_from_row)
@@ -155,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             run = {"docs": n, "stage": stage, "wall_s": round(res["wall_s"], 1), "docs_per_s": round(n / res["wall_s"], 1),
                    "maxrss_mib": round(res["maxrss_mib"], 1), "tree_rss_peak_mib": round(res["tree_rss_mib"], 1),
                    "written": written, "removed": n - written,
-                   "edited": stats["stages"].get(f"dedup_{stage}", {}).get("edited", {})}
+                   "edited": stats["stages"].get(f"dedup_{stage.split('_')[0]}", {}).get("edited", {})}
             report["runs"][f"{stage}@{n}"] = run
             print(json.dumps(run), file=sys.stderr)
     first = OUT / "dedup" / f"docs-{args.docs[0]}.parquet"

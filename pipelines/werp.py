@@ -5,14 +5,15 @@ python -m pipelines.werp --input='crawl/*.warc.gz' --output=gs://bucket/werp --r
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines.jobs import JobError, check_inputs, job_main, remove_dir, remove_files, run_job
-from pipelines.options import RefineryOptions, make_runner, split_globs
+from pipelines.options import LOCAL_RUNNERS, RefineryOptions, make_runner, split_globs
 from pipelines.sample_warc import SAMPLE_PATH
 from transforms.beam.classify import Classify
 from transforms.beam.dedup import Dedup
@@ -28,7 +29,7 @@ from transforms.recipe import WebRecipe, load_recipe, with_overrides
 DEFAULT_OUTPUT = "./output/werp"
 DEFAULT_RECIPE = "bluwerp"
 SPILL_DIR = "_spill"  # documents parked by the dedup and classifier stages, removed after the run
-SPILL_FILES = (f"{SPILL_DIR}/*/p*/*.parquet",)  # <stage>/pNNNNN/<uuid>.parquet
+SPILL_FILES = (f"{SPILL_DIR}/*/p*/*.parquet", f"{SPILL_DIR}/*/ngrams/p*/*.bin")  # <stage>/[ngrams/]pNNNNN/<uuid>.*
 
 
 class WerpOptions(PipelineOptions):
@@ -104,6 +105,10 @@ def resolve(options: PipelineOptions) -> tuple[WebRecipe, list[str], str]:
             raise JobError(str(exc)) from None
     if recipe.classifier is not None:
         check_model(recipe.classifier)
+    if recipe.dedup.ngram_exchange == "auto":  # the local runner keeps shuffles in memory: exchange through files
+        local = options.view_as(StandardOptions).runner in LOCAL_RUNNERS
+        recipe = dataclasses.replace(recipe, dedup=dataclasses.replace(
+            recipe.dedup, ngram_exchange="files" if local else "shuffle"))
     return recipe, split_globs(common.input) or [str(SAMPLE_PATH)], common.output or DEFAULT_OUTPUT
 
 

@@ -160,6 +160,15 @@ def test_same_result_with_one_and_two_workers_and_across_runs(tmp_path):
     assert one == again == two
 
 
+@pytest.mark.slow
+def test_exchanging_ngrams_through_files_gives_the_same_result(tmp_path):
+    docs = paragraph_corpus(120, seed=4).docs
+    shuffled = run_dedup(docs, tmp_path / "shuffle", DedupConfig(exact=False, paragraph=CFG, ngram_exchange="shuffle"))
+    files = run_dedup(docs, tmp_path / "files", DedupConfig(exact=False, paragraph=CFG, ngram_exchange="files"))
+    assert shuffled[:2] == files[:2] and shuffled[1]
+    assert list((tmp_path / "files" / "spill" / "ngrams").glob("p*/*.bin")), "the occurrences went through files"
+
+
 def test_config_is_validated():
     with pytest.raises(ConfigError, match="paragraph_threshold"):
         from_mapping(DedupConfig, {"paragraph": {"paragraph_threshold": 1.5}}, where="dedup")

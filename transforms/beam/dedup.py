@@ -33,6 +33,9 @@ from transforms.text import TextView
 EXACT, MINHASH, PARAGRAPH = "dedup_exact", "dedup_minhash", "dedup_paragraph"  # stage names in the report
 DUPLICATE = {EXACT: EXACT_DUPLICATE, MINHASH: "minhash.near_duplicate", PARAGRAPH: PARAGRAPH_DUPLICATE}
 PARAGRAPHS_REMOVED, DOCS_EDITED = "paragraphs_removed", "docs_edited"
+# Exchanging n-grams through files writes one file per batch and bucket: 256 buckets keep files ~100 KiB while a
+# bucket stays small up to ~10^7 documents (beyond that, use the shuffle of a cluster runner).
+FILES_BUCKET_BITS = 8
 
 
 class KeepEarliest(beam.CombineFn):
@@ -139,8 +142,11 @@ class Dedup(beam.PTransform):
                                                                      verify=cfg.minhash_verify)
                              | "TagMinHash" >> beam.Map(lambda kv: (kv[0], MINHASH, kv[1])))
         if cfg.paragraph is not None:
+            files = cfg.ngram_exchange == "files"  # "auto" is resolved by the job; unresolved, the shuffle is safe
             decisions.append(docs | "ParagraphContainment" >> ParagraphContainment(
-                cfg.paragraph, order_by=cfg.order_by, bucket_bits=cfg.bucket_bits)
+                cfg.paragraph, order_by=cfg.order_by,
+                bucket_bits=min(cfg.bucket_bits, FILES_BUCKET_BITS) if files else cfg.bucket_bits,
+                exchange_prefix=f"{self.spill_prefix.rstrip('/')}/ngrams" if files else None)
                              | "TagParagraph" >> beam.Map(lambda kv: (kv[0], PARAGRAPH, kv[1])))
         parts = cfg.join_partitions
         by_partition = (decisions | "Decisions" >> beam.Flatten()

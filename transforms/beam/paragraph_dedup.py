@@ -1,19 +1,25 @@
 """Paragraph n-gram dedup as a Beam computation: n-gram occurrences grouped by hash, owners found per bucket.
 
-One record per (n-gram, paragraph) is the largest shuffle of the pipeline (~ one per token), so records are
-packed: each worker buffers the 32-byte occurrence rows of a bundle, splits them by hash bucket and sends one
+One record per (n-gram, paragraph) is the largest exchange of the pipeline (~ one per token), so records are
+packed: each worker buffers the 32-byte occurrence rows of a batch, splits them by hash bucket and sends one
 bytes blob per bucket. The runner groups blobs by bucket; a reducer sorts its bucket with numpy and finds each
-n-gram's owner without a Python loop per n-gram. Grouping per bucket instead of per n-gram keeps the keys of
-the shuffle few and the per-record overhead at 32 bytes — the local runner keeps its shuffle in memory, and a
-per-n-gram key would cost it ~250 bytes per occurrence. What comes out is tiny: per document, the contained
-n-gram counts of the paragraphs an earlier document owns.
+n-gram's owner without a Python loop per n-gram. Grouping per bucket instead of per n-gram keeps the keys few and
+the per-record overhead at 32 bytes. What comes out is tiny: per document, the contained n-gram counts of the
+paragraphs an earlier document owns.
+
+Beam's local runner holds a shuffle in memory (about three copies of its bytes while grouping), which for this
+exchange is ~50 KiB per document. With `exchange_prefix` the blobs go to files instead and only their paths are
+shuffled: memory stays flat, at the price of one small file per batch and bucket — right for a laptop, while
+cluster runners, whose shuffle lives on disk, exchange through the shuffle (DedupConfig.ngram_exchange).
 """
 from __future__ import annotations
 
+import uuid
 from typing import Iterator
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.io.filesystems import FileSystems
 
 from transforms.beam.buffered import BufferingFn
 from transforms.dedup.order import OrderBy, order_key
@@ -24,11 +30,14 @@ FLUSH_RECORDS = 1 << 20  # 32 MiB of occurrence rows buffered per worker before 
 
 
 class EmitOccurrences(BufferingFn):
-    """Documents -> (bucket, packed occurrence rows): a batch's n-grams, split by the top bits of the hash."""
+    """Documents -> (bucket, packed occurrence rows), or (bucket, path of a file holding them) when `exchange_prefix`
+    is set: a batch's n-grams, split by the top bits of the hash."""
 
-    def __init__(self, cfg: ParagraphDedupConfig, *, order_by: OrderBy, bucket_bits: int) -> None:
+    def __init__(self, cfg: ParagraphDedupConfig, *, order_by: OrderBy, bucket_bits: int,
+                 exchange_prefix: str | None) -> None:
         super().__init__(limit=FLUSH_RECORDS)
         self.cfg, self.order_by, self.shift = cfg, order_by, np.uint64(64 - bucket_bits)
+        self.exchange_prefix = exchange_prefix
 
     def process(self, doc: Document) -> Iterator[tuple[int, bytes]]:
         table = occurrences(doc.text, order_key(doc.id, doc.warc_date, self.order_by), self.cfg.ngram)
@@ -42,13 +51,28 @@ class EmitOccurrences(BufferingFn):
         table, buckets = table[order], buckets[order]
         starts = np.flatnonzero(np.r_[True, buckets[1:] != buckets[:-1]])
         for lo, hi in zip(starts, np.r_[starts[1:], table.size]):
-            yield int(buckets[lo]), table[lo:hi].tobytes()
+            bucket, blob = int(buckets[lo]), table[lo:hi].tobytes()
+            if self.exchange_prefix is None:
+                yield bucket, blob
+                continue
+            path = f"{self.exchange_prefix}/p{bucket:05d}/{uuid.uuid4().hex}.bin"
+            with FileSystems.create(path) as fh:
+                fh.write(blob)
+            yield bucket, path
+
+
+def load_blob(value: bytes | str) -> np.ndarray:
+    """Occurrence rows sent through the shuffle, or read back from the exchange file they were written to."""
+    if isinstance(value, str):
+        with FileSystems.open(value) as fh:
+            value = fh.read()
+    return np.frombuffer(value, dtype=OCCURRENCE)
 
 
 def contained_per_document(kv: tuple[int, list[bytes]]) -> Iterator[tuple[tuple[int, int], tuple[tuple[int, int], ...]]]:
     """One bucket's occurrences -> per document, ((paragraph, contained n-grams), ...) for the n-grams of this bucket."""
     _, blobs = kv
-    table = np.concatenate([np.frombuffer(b, dtype=OCCURRENCE) for b in blobs])
+    table = np.concatenate([load_blob(b) for b in blobs])
     hits = contained_counts(table)
     if hits.size == 0:
         return
@@ -90,14 +114,16 @@ class SumPerParagraph(beam.CombineFn):
 class ParagraphContainment(beam.PTransform):
     """Documents -> (order key, {paragraph: contained n-grams}) for every document an earlier one overlaps."""
 
-    def __init__(self, cfg: ParagraphDedupConfig, *, order_by: OrderBy, bucket_bits: int) -> None:
+    def __init__(self, cfg: ParagraphDedupConfig, *, order_by: OrderBy, bucket_bits: int,
+                 exchange_prefix: str | None = None) -> None:
         super().__init__()
-        self.cfg, self.order_by, self.bucket_bits = cfg, order_by, bucket_bits
+        self.cfg, self.order_by, self.bucket_bits, self.exchange_prefix = cfg, order_by, bucket_bits, exchange_prefix
 
     def expand(self, docs):
         return (docs
                 | "Occurrences" >> beam.ParDo(EmitOccurrences(self.cfg, order_by=self.order_by,
-                                                              bucket_bits=self.bucket_bits))
+                                                              bucket_bits=self.bucket_bits,
+                                                              exchange_prefix=self.exchange_prefix))
                 | "GroupByBucket" >> beam.GroupByKey()
                 | "Owners" >> beam.FlatMap(contained_per_document)
                 | "SumPerParagraph" >> beam.CombinePerKey(SumPerParagraph()))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from transforms.dedup.minhash import MinHashConfig
 from transforms.dedup.order import OrderBy
@@ -23,8 +24,13 @@ class DedupConfig:
     # 0.7 removes those while pairs at >= 0.85 still pass (>99.9%). 0 links every candidate, as FineWeb did.
     minhash_verify: float = 0.7
     paragraph: ParagraphDedupConfig | None = None  # BFF old-both paragraph n-gram dedup (Blu-WERP, DCLM)
-    # The n-gram shuffle is grouped into 2^bits buckets and one bucket's occurrences (32 bytes each, ~ one per
-    # token) meet on one worker: 12 bits keep a bucket under ~500 MiB up to ~1e8 documents; use 16 for ~1e9.
+    # How paragraph dedup's n-gram occurrences (32 bytes each, ~ one per token) reach their bucket: "shuffle"
+    # (the runner's; cluster runners keep it on disk), "files" (written under the output's _spill/, only paths
+    # shuffled: flat memory on the local runner, which holds shuffles in memory) or "auto" (files on the local
+    # runner, shuffle elsewhere).
+    ngram_exchange: Literal["auto", "shuffle", "files"] = "auto"
+    # Buckets of that exchange, 2^bits; one bucket meets on one worker: 12 bits keep a bucket under ~500 MiB up to
+    # ~1e8 documents, use 16 for ~1e9. With files there is one file per batch and bucket, so keep it small there.
     bucket_bits: int = 12
     # Documents wait in Parquet files split into this many partitions while decisions are computed; one worker
     # joins one partition, holding its decisions (~50 bytes per affected document) in memory.
