@@ -28,6 +28,7 @@ from pipelines.options import wants_help
 from transforms.quality import betr
 
 log = logging.getLogger("refinery")
+CHANCE_MARGIN = 0.6  # on balanced classes 0.5 is a coin toss; below 0.6 the model has learned little
 _DEFAULTS = betr.FastTextParams()
 _SIMPLE_FASTTEXT = {"epoch": "Epochs", "lr": "Learning rate", "word_ngrams": "wordNgrams (2: unigrams and bigrams)",
                     "dim": "Vector size", "min_count": "minCount (rarer words are dropped)"}
@@ -257,6 +258,10 @@ def run(argv: list[str] | None = None) -> dict:
     print(f"{report['mode']}: {result['positive']} positive / {result['negative']} negative labelled, trained on "
           f"{result['trained_on']}, held-out accuracy {accuracy} on {held['n']}")
     print(f"model: {args.output}  report: {args.output}.report.json")
+    if args.balance and held["accuracy"] is not None and held["accuracy"] < CHANCE_MARGIN:
+        log.warning("held-out accuracy %.3f is no better than chance: the model has not learned the labels. With few "
+                    "examples (%d here) fastText needs more passes: try --epoch=25 --lr=0.5, or a larger --sample.",
+                    held["accuracy"], result["trained_on"])
     return report
 
 

@@ -51,7 +51,7 @@ class KeepEarliest(beam.CombineFn):
         best, losers = None, []
         for cand, others in accs:
             losers.extend(others)
-            if cand is None:
+            if cand is None or cand == best:  # the same record twice is not its own duplicate
                 continue
             if best is None or cand < best:
                 best, cand = cand, best
