@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Re-measure every figure of BENCHMARKS.md, in order (about 95 minutes on one core). Run from the repo root:
+# Re-measure every figure of BENCHMARKS.md, in order (about 100 minutes on one core). Run from the repo root:
 #   bash bench/run_all.sh            (make bench)
 # BENCH_CORE=1 pins to core 1 instead of 0 when something else is using core 0; REPS overrides repetitions.
 set -euo pipefail
@@ -38,6 +38,9 @@ $PY bench/extraction_quality.py --data ../shared/data/extraction --passes "$REPS
 $PY bench/minhash_signatures.py --input bench/out/corpus.warc.gz --docs 2000 --reps "$REPS"
 
 # 9. Each dedup stage end to end on the local runner, 10k -> 100k synthetic documents (~10 minutes).
-$PY bench/dedup.py --docs 10000 30000 100000
+$PY bench/dedup.py --docs 10000 30000 100000   # none, exact, minhash, paragraph (shuffle), paragraph_files
 
-echo "results: bench/out/{datatrove_fineweb,stages,e2e_vs_datatrove,memory,minhash_signatures,dedup}.json"
+# 10. BETR end to end on GSM8K vs news + StackMathQA (~3 minutes).
+$PY bench/betr_demo.py --input bench/out/corpus.warc.gz --data ../shared/data/math
+
+echo "results: bench/out/{datatrove_fineweb,stages,e2e_vs_datatrove,memory,minhash_signatures,dedup,betr_demo}.json"
