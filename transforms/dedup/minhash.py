@@ -15,6 +15,11 @@ version, and all constants come from splitmix64 in pure Python, so signatures ar
 The signature is uint32 (one slot per permutation); the (permutations x shingles) work runs in chunks of
 `chunk_shingles` keys, so memory stays bounded on huge documents. A text without words gets the all-ones
 signature (EMPTY_SLOT everywhere): it shares band keys only with other texts without words.
+
+Why not datasketch: measured on the same texts (BENCHMARKS.md §7) its MinHash is several times slower than this,
+because each document builds a MinHash object and feeds it shingles hashed one by one in Python; datatrove's
+signature step is slower still (spaCy tokenisation, a sha1 per shingle). The hashing itself is in
+transforms/dedup/hashing.py, shared with paragraph dedup.
 """
 from __future__ import annotations
 
