@@ -131,3 +131,17 @@ def test_help_explains_every_option():
     assert proc.returncode == 0
     for flag in ("--input", "--output", "--config", "--extractor", "--rejected_output", "--num_shards", "--max_record_bytes", "--runner"):
         assert flag in proc.stdout, flag
+
+
+@pytest.mark.parametrize("recipe, dedup_stage, reason", [
+    ("fineweb", "dedup_minhash", "minhash.near_duplicate"),
+    ("dclm", "dedup_paragraph", "paragraph.duplicate_document"),
+])
+def test_each_recipe_runs_its_dedup_and_after_dedup_stages(tmp_path, recipe, dedup_stage, reason):
+    report = werp.run([*LOCAL, f"--output={tmp_path}", f"--config={recipe}"])
+    stages = list(report["stages"])
+    assert report["stages"][dedup_stage]["dropped"].get(reason) == 3  # the sample's planted copies
+    if recipe == "fineweb":
+        assert stages.index("dedup_minhash") < stages.index("pii") < stages.index("write")  # PII after MinHash
+    assert_balanced(report)
+    assert len(read_shards(tmp_path)) == report["stages"]["write"]["docs_out"]

@@ -52,6 +52,10 @@ class ScoreFn(StageFn):
     def setup(self) -> None:
         super().setup()
         self.model = load_model(local_model(self.cfg.model_path))
+        labels = self.model.get_labels()
+        if self.cfg.label not in labels:  # fail on the first worker, not on every document
+            raise ValueError(f"classifier.label {self.cfg.label!r} is not a label of {self.cfg.model_path}; "
+                             f"its labels are {', '.join(labels)}")
 
     def process(self, doc: Document) -> Iterator:
         self.counters.count_in(len(doc.text))
