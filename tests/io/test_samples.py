@@ -1,0 +1,73 @@
+"""Samples from JSONL, Parquet and source files: ids are stable, every bad record is counted by its reason."""
+from __future__ import annotations
+
+import ast
+import gzip
+import json
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipelines.jobs import collect_counters
+from transforms.beam.read_samples import ReadSamples
+from transforms.io.samples import SampleFields
+
+
+def write_inputs(tmp_path):
+    (tmp_path / "a.jsonl").write_bytes(b"\n".join([
+        json.dumps({"id": "x1", "text": "print(1)\n", "language": "Python"}).encode(),
+        b"{not json",
+        json.dumps({"text": "", "language": "Python"}).encode(),
+        json.dumps(["a list"]).encode(),
+        json.dumps({"content": "no text field"}).encode(),
+        json.dumps({"text": "x = 2\n", "language": "Python", "repo": "r/r"}).encode(),
+        b"",
+    ]))
+    with gzip.open(tmp_path / "b.jsonl.gz", "wb") as fh:
+        fh.write(json.dumps({"text": "y = 3\n" * 10_000, "language": "Python"}).encode() + b"\n")  # over the cap
+        fh.write(json.dumps({"text": "z = 4\n", "language": "Go"}).encode() + b"\n")
+    pq.write_table(pa.table({"text": ["a = 1\n", "b = 2\n"], "language": ["Python", "Python"], "other": [1, 2]}),
+                   tmp_path / "c.parquet")
+    pq.write_table(pa.table({"content": ["no text column"]}), tmp_path / "d.parquet")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "ok.py").write_text("import os\n", encoding="utf-8")
+    (tmp_path / "src" / "latin1.py").write_bytes("s = 'caf\xe9'\n".encode("latin-1"))
+    (tmp_path / "src" / "empty.py").write_text("\n\n", encoding="utf-8")
+    (tmp_path / "src" / "big.py").write_bytes(b"#" * 70_000)
+    (tmp_path / "notes.txt").write_text("stray", encoding="utf-8")
+
+
+def read(globs, out, **kwargs):
+    with beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"])) as p:
+        (p | beam.Create(globs) | ReadSamples(**kwargs)
+         | beam.Map(lambda s: repr((s.id, s.text[:10], s.language, tuple(sorted(s.extra.items())))))
+         | beam.io.WriteToText(str(out)))
+    rows = [ast.literal_eval(line) for f in out.parent.glob(f"{out.name}-*") for line in f.read_text().splitlines()]
+    return sorted(rows), collect_counters(p.result)
+
+
+def test_every_input_kind_and_every_bad_record_is_accounted_for(tmp_path):
+    write_inputs(tmp_path)
+    rows, counters = read([str(tmp_path / "*.*"), str(tmp_path / "src" / "*.py")], tmp_path / "out" / "rows",
+                          fields=SampleFields(keep=("repo",)), max_bytes=50_000, source_language="Python")
+    ids = [r[0] for r in rows]
+    assert "x1" in ids and f"{tmp_path / 'a.jsonl'}:6" in ids  # own id, else file:line
+    assert f"{tmp_path / 'c.parquet'}:0" in ids and f"{tmp_path / 'c.parquet'}:1" in ids
+    assert f"{tmp_path / 'b.jsonl.gz'}:2" in ids and str(tmp_path / "src" / "ok.py") in ids
+    assert ("Go" in {r[2] for r in rows}) and all(r[2] in ("Python", "Go") for r in rows)
+    assert (f"{tmp_path / 'a.jsonl'}:6", "x = 2\n", "Python", (("repo", "r/r"),)) in rows
+    assert counters["read|dropped|input.bad_json"] == 1 and counters["read|dropped|input.not_an_object"] == 1
+    assert counters["read|dropped|input.missing_text"] == 1 and counters["read|dropped|input.empty"] == 2
+    assert counters["read|dropped|input.too_large"] == 2 and counters["read|dropped|input.not_utf8"] == 1
+    assert counters["read|errors|input.unknown_type"] == 1 and counters["read|errors|input.bad_file"] == 1
+    dropped = sum(v for k, v in counters.items() if k.startswith("read|dropped|"))
+    assert counters["read|docs_in"] == counters["read|docs_out"] + dropped == len(rows) + dropped
+
+
+def test_reading_twice_gives_the_same_ids(tmp_path):
+    write_inputs(tmp_path)
+    globs = [str(tmp_path / "a.jsonl"), str(tmp_path / "c.parquet")]
+    first, again = read(globs, tmp_path / "one" / "rows")[0], read(globs, tmp_path / "two" / "rows")[0]
+    assert first == again and len(first) == 4
