@@ -32,6 +32,7 @@ class StageStats:
     dropped: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     edited: dict[str, int] = field(default_factory=dict)
+    other: dict[str, int] = field(default_factory=dict)  # stage-specific counts (cache hits, model calls, rounds)
 
     def as_dict(self) -> dict:
         return {
@@ -42,6 +43,7 @@ class StageStats:
             "dropped": _by_count(self.dropped),
             "errors": _by_count(self.errors),
             "edited": _by_count(self.edited),
+            "other": dict(sorted(self.other.items())),
         }
 
 
@@ -64,6 +66,9 @@ def build_report(
             bucket[parts[2]] = bucket.get(parts[2], 0) + int(value)
         elif parts[1] in (DOCS_IN, DOCS_OUT, CHARS_IN, CHARS_OUT):
             setattr(stage, parts[1], getattr(stage, parts[1]) + int(value))
+        else:
+            what = SEP.join(parts[1:])
+            stage.other[what] = stage.other.get(what, 0) + int(value)
     order = list(stage_order)
     ranked = sorted(stages, key=lambda s: (order.index(s) if s in order else len(order), s))
     return {

@@ -1,1 +1,1 @@
-"""LLM rewriting (SwallowCode SGCR/SCOR, SwallowMath): prompts as data and pure response parsers, no model code."""
+"""LLM rewriting (SwallowCode SGCR/SCOR, SwallowMath): prompts, response parsers, model backends, the generation cache."""
