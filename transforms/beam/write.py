@@ -41,13 +41,12 @@ class _CountRowsFn(beam.DoFn):
         yield row
 
 
-class WriteDocuments(beam.PTransform):
-    """Rows -> zstd Parquet shards `<prefix>/part-SSSSS-of-NNNNN.parquet`."""
+class WriteRows(beam.PTransform):
+    """Rows -> Parquet shards `<prefix>/part-SSSSS-of-NNNNN.parquet` of one schema, counted under `write`."""
 
-    def __init__(self, prefix: str, *, stat_names: tuple[str, ...], num_shards: int, codec: str,
-                 row_group_bytes: int) -> None:
+    def __init__(self, prefix: str, *, schema, num_shards: int, codec: str, row_group_bytes: int) -> None:
         super().__init__()
-        self.prefix, self.stat_names, self.num_shards, self.codec = prefix, stat_names, num_shards, codec
+        self.prefix, self.schema, self.num_shards, self.codec = prefix, schema, num_shards, codec
         self.row_group_bytes = row_group_bytes
 
     def expand(self, rows):
@@ -56,13 +55,22 @@ class WriteDocuments(beam.PTransform):
             | "CountRows" >> beam.ParDo(_CountRowsFn())
             | "WriteParquet" >> WriteToParquet(
                 file_path_prefix=f"{self.prefix.rstrip('/')}/part",
-                schema=document_schema(self.stat_names),
+                schema=self.schema,
                 codec=self.codec,
                 num_shards=self.num_shards,
                 file_name_suffix=".parquet",
                 row_group_buffer_size=self.row_group_bytes,
             )
         )
+
+
+class WriteDocuments(WriteRows):
+    """Web documents -> zstd Parquet shards (the schema of transforms.io.parquet)."""
+
+    def __init__(self, prefix: str, *, stat_names: tuple[str, ...], num_shards: int, codec: str,
+                 row_group_bytes: int) -> None:
+        super().__init__(prefix, schema=document_schema(stat_names), num_shards=num_shards, codec=codec,
+                         row_group_bytes=row_group_bytes)
 
 
 class WriteRejected(beam.PTransform):

@@ -54,6 +54,21 @@ def document_from_row(row: dict) -> Document:
                     stats={k: v for k, v in (row.get("filter_stats") or {}).items() if v is not None})
 
 
+# The rewrite pipelines' shards: the rewritten text is `text`, the input stays beside it for audits and ablations.
+REWRITE_FIELDS = [
+    pa.field("id", pa.string()),
+    pa.field("source", pa.string()),
+    pa.field("text", pa.string()),
+    pa.field("original", pa.string()),
+    pa.field("char_count", pa.int64()),
+    pa.field("model", pa.string()),
+    pa.field("finish_reason", pa.string()),
+    pa.field("prompt_tokens", pa.int64()),
+    pa.field("completion_tokens", pa.int64()),
+]
+MATH_SCHEMA = pa.schema([*REWRITE_FIELDS, pa.field("final_answer", pa.string())])
+
+
 REJECTED_SCHEMA = pa.schema(
     [
         pa.field("id", pa.string()),

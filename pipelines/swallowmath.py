@@ -1,0 +1,103 @@
+"""SwallowMath: math web text (FineMath-like JSONL or Parquet) -> LLM math-tutor rewrites -> Parquet shards.
+
+python -m pipelines.swallowmath --input='finemath/*.parquet' --output=out/math --model=/models/Llama-3.3-70B-Instruct \\
+    --backend=vllm --runner=DirectRunner
+python -m pipelines.swallowmath --input=... --model=llama-70b --backend=openai --base_url=http://pool:8000/v1 ...
+
+Every finished generation is cached under <output>/_generations/ (keyed by model, sampling and prompt), so a rerun
+or a retried bundle never pays for it twice. Nothing is downloaded: --model is a local folder or a served name.
+"""
+from __future__ import annotations
+
+import sys
+
+import apache_beam as beam
+import yaml
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipelines.jobs import JobError, check_inputs, job_main, remove_files, run_job
+from pipelines.options import RefineryOptions, make_runner, split_globs
+from transforms.beam.read_samples import ReadSamples
+from transforms.beam.rewrite import Rewrite, rewrite_row
+from transforms.beam.stages import REJECTED
+from transforms.beam.write import WriteRejected, WriteRows
+from transforms.io.parquet import MATH_SCHEMA
+from transforms.io.samples import Sample
+from transforms.llm.cache import Generation
+from transforms.llm.parse import parse_math
+from transforms.llm.prompts import load_prompt
+from transforms.llm.recipe import MathRecipe, generation_config, math_recipe_from_mapping
+from transforms.recipe import find_recipe
+
+DEFAULT_OUTPUT = "./output/swallowmath"
+STAGE = "rewrite"
+
+
+class LlmOptions(PipelineOptions):
+    """Which model rewrites; the rest of the sampling and batching is in the recipe's generation section."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser) -> None:
+        parser.add_argument("--model", default=None, help="Local model folder (transformers, vllm) or the served "
+                            "model name (openai). Required unless the recipe sets generation.model_path.")
+        parser.add_argument("--backend", choices=("transformers", "openai", "vllm"), default=None,
+                            help="transformers: CPU/GPU in the worker; openai: any OpenAI-compatible endpoint "
+                            "(vllm serve, SGLang) that many workers share; vllm: in the worker, on its GPUs "
+                            "(pip install 'refinery[gpu]'). Default: the recipe's (transformers).")
+        parser.add_argument("--base_url", default=None, help="openai backend: e.g. http://localhost:8000/v1.")
+        parser.add_argument("--batch_size", type=int, default=None, help="Prompts per model call (recipe: 32).")
+        parser.add_argument("--max_tokens", type=int, default=None,
+                            help="Output tokens per response (recipe: 8192, SwallowMath's).")
+
+
+def load_math_recipe(name_or_path: str) -> MathRecipe:
+    path = find_recipe(name_or_path, family="swallowmath")
+    return math_recipe_from_mapping(yaml.safe_load(path.read_text(encoding="utf-8")) or {}, where=str(path))
+
+
+def to_row(sample: Sample, generation: Generation, *, min_chars: int) -> dict | str:
+    """The rewrite as a shard row, or the parser's drop reason."""
+    parsed = parse_math(generation.text, min_chars=min_chars)
+    if not parsed.keep:
+        return parsed.reason
+    return {**rewrite_row(sample, generation, parsed.text), "final_answer": parsed.final_answer}
+
+
+def run(argv: list[str] | None = None) -> dict:
+    """Parse flags, validate the recipe and the model settings, run, and return the stats report."""
+    options = PipelineOptions(argv)
+    common, llm = options.view_as(RefineryOptions), options.view_as(LlmOptions)
+    recipe = load_math_recipe(common.config or "default")
+    generation = generation_config(recipe.generation, {"model_path": llm.model, "backend": llm.backend,
+                                                       "base_url": llm.base_url, "batch_size": llm.batch_size,
+                                                       "max_tokens": llm.max_tokens},
+                                   where="generation")
+    prompt = load_prompt(recipe.prompt)
+    inputs, output = split_globs(common.input), (common.output or DEFAULT_OUTPUT).rstrip("/")
+    if not inputs:
+        raise JobError("no --input given; pass JSONL or Parquet files with a text column")
+    check_inputs(inputs)
+    remove_files(output, patterns=("documents/part-*.parquet", "stats.json"))
+    rejected_output = common.rejected_output
+
+    def build(p: beam.Pipeline) -> None:
+        samples = p | "Globs" >> beam.Create(inputs) | "Read" >> ReadSamples(fields=recipe.read.fields,
+                                                                             max_bytes=recipe.read.max_bytes)
+        out = samples | "Rewrite" >> Rewrite(
+            prompt=prompt, generation=generation, cache_prefix=f"{output}/_generations", stage=STAGE,
+            to_row=lambda s, g: to_row(s, g, min_chars=recipe.min_output_chars), emit_rejected=bool(rejected_output))
+        out["rows"] | "Write" >> WriteRows(f"{output}/documents", schema=MATH_SCHEMA,
+                                           num_shards=common.num_shards or recipe.output.num_shards,
+                                           codec=recipe.output.codec, row_group_bytes=recipe.output.row_group_bytes)
+        if rejected_output:
+            out[REJECTED] | "WriteRejected" >> WriteRejected(rejected_output, codec=recipe.output.codec)
+
+    return run_job(build=build, runner=make_runner(options), options=options, output=output,
+                   stage_order=["read", f"{STAGE}_llm", STAGE, "write"],
+                   extra={"recipe": recipe.name, "model": generation.model_name, "backend": generation.backend,
+                          "inputs": inputs})
+
+
+if __name__ == "__main__":
+    sys.exit(job_main(sys.argv[1:], name="swallowmath", doc=__doc__, option_classes=(RefineryOptions, LlmOptions),
+                      run=run))

@@ -1,0 +1,69 @@
+"""The rewrite pipelines' recipes (configs/swallowmath/*.yaml) as validated dataclasses."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping
+
+from transforms.config import ConfigError, from_mapping
+from transforms.io.samples import SampleFields
+from transforms.llm.handlers import GenerationConfig
+from transforms.llm.parse import MIN_OUTPUT_CHARS
+
+MiB = 2**20
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SampleReadConfig:
+    """Which columns hold the text and id, and the largest record read."""
+
+    fields: SampleFields = SampleFields()
+    max_bytes: int = MiB  # larger records or files are skipped and counted (input.too_large)
+
+    def __post_init__(self) -> None:
+        if self.max_bytes < 1:
+            raise ValueError(f"max_bytes ({self.max_bytes}) must be >= 1")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ShardConfig:
+    """How output shards are written."""
+
+    num_shards: int = 0  # 0 lets the runner choose
+    codec: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
+    row_group_bytes: int = 32 * MiB
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MathRecipe:
+    """SwallowMath: read -> math-tutor rewrite -> drop short outputs -> shards."""
+
+    name: str = "custom"
+    read: SampleReadConfig = SampleReadConfig()
+    prompt: str = "swallowmath"  # a name under configs/prompts or a .yaml path
+    generation: Mapping[str, Any] = field(default_factory=dict)  # GenerationConfig keys; model_path from --model
+    min_output_chars: int = MIN_OUTPUT_CHARS
+    output: ShardConfig = ShardConfig()
+
+
+def generation_config(settings: Mapping[str, Any], overrides: Mapping[str, Any], *, where: str) -> GenerationConfig:
+    """The recipe's generation settings with command-line overrides (None = keep), validated together."""
+    merged = {**settings, **{k: v for k, v in overrides.items() if v is not None}}
+    if not merged.get("model_path"):
+        raise ConfigError(f"{where}: no model; pass --model=PATH (a local model folder, or the served model name "
+                          "with --backend=openai --base_url=...) or set generation.model_path")
+    return from_mapping(GenerationConfig, merged, where=where)
+
+
+def math_recipe_from_mapping(data: Mapping[str, Any], *, where: str) -> MathRecipe:
+    """Validate a parsed YAML recipe; the generation section is checked once the flags are merged in."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where}: a recipe is a mapping of sections, got {type(data).__name__}")
+    data = dict(data)
+    generation = data.pop("generation", None) or {}
+    if not isinstance(generation, Mapping):
+        raise ConfigError(f"{where}: generation must be a mapping of GenerationConfig keys")
+    unknown = set(generation) - {f.name for f in dataclasses.fields(GenerationConfig)}
+    if unknown:
+        raise ConfigError(f"{where}: generation: unknown key(s) {', '.join(sorted(map(repr, unknown)))}")
+    return dataclasses.replace(from_mapping(MathRecipe, data, where=where), generation=dict(generation))
