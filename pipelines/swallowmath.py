@@ -18,7 +18,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from pipelines.jobs import JobError, check_inputs, job_main, remove_files, run_job
 from pipelines.options import RefineryOptions, make_runner, split_globs
 from transforms.beam.read_samples import ReadSamples
-from transforms.beam.rewrite import Rewrite, rewrite_row
+from transforms.beam.rewrite import Rewrite, rewritten
 from transforms.beam.stages import REJECTED
 from transforms.beam.write import WriteRejected, WriteRows
 from transforms.io.parquet import MATH_SCHEMA
@@ -55,12 +55,21 @@ def load_math_recipe(name_or_path: str) -> MathRecipe:
     return math_recipe_from_mapping(yaml.safe_load(path.read_text(encoding="utf-8")) or {}, where=str(path))
 
 
-def to_row(sample: Sample, generation: Generation, *, min_chars: int) -> dict | str:
-    """The rewrite as a shard row, or the parser's drop reason."""
+def parse(sample: Sample, generation: Generation, *, min_chars: int) -> Sample | str:
+    """The rewrite as the sample's new text, or the parser's drop reason."""
     parsed = parse_math(generation.text, min_chars=min_chars)
     if not parsed.keep:
         return parsed.reason
-    return {**rewrite_row(sample, generation, parsed.text), "final_answer": parsed.final_answer}
+    return rewritten(sample, generation, parsed.text, stage=STAGE, final_answer=parsed.final_answer)
+
+
+def to_row(sample: Sample) -> dict:
+    """A shard row (transforms.io.parquet.MATH_SCHEMA)."""
+    e = sample.extra
+    return {"id": sample.id, "source": sample.source, "text": sample.text, "original": e["original"],
+            "char_count": len(sample.text), "model": e[f"{STAGE}_model"], "finish_reason": e[f"{STAGE}_finish_reason"],
+            "prompt_tokens": e[f"{STAGE}_prompt_tokens"], "completion_tokens": e[f"{STAGE}_completion_tokens"],
+            "final_answer": e["final_answer"]}
 
 
 def run(argv: list[str] | None = None) -> dict:
@@ -85,8 +94,8 @@ def run(argv: list[str] | None = None) -> dict:
                                                                              max_bytes=recipe.read.max_bytes)
         out = samples | "Rewrite" >> Rewrite(
             prompt=prompt, generation=generation, cache_prefix=f"{output}/_generations", stage=STAGE,
-            to_row=lambda s, g: to_row(s, g, min_chars=recipe.min_output_chars), emit_rejected=bool(rejected_output))
-        out["rows"] | "Write" >> WriteRows(f"{output}/documents", schema=MATH_SCHEMA,
+            parse=lambda s, g: parse(s, g, min_chars=recipe.min_output_chars), emit_rejected=bool(rejected_output))
+        out["samples"] | "ToRows" >> beam.Map(to_row) | "Write" >> WriteRows(f"{output}/documents", schema=MATH_SCHEMA,
                                            num_shards=common.num_shards or recipe.output.num_shards,
                                            codec=recipe.output.codec, row_group_bytes=recipe.output.row_group_bytes)
         if rejected_output:

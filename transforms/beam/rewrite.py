@@ -24,44 +24,46 @@ class ToRequestFn(beam.DoFn):
 
 
 class ParseFn(StageFn):
-    """(sample, generation) -> an output row, or a counted rejection with the parser's reason."""
+    """(sample, generation) -> the rewritten sample, or a counted rejection with the parser's reason."""
 
-    def __init__(self, *, stage: str, to_row: Callable[[Sample, Generation], dict | str], emit_rejected: bool) -> None:
+    def __init__(self, *, stage: str, parse: Callable[[Sample, Generation], Sample | str], emit_rejected: bool) -> None:
         super().__init__(None, emit_rejected=emit_rejected)
-        self.stage, self.to_row = stage, to_row
+        self.stage, self.parse = stage, parse
 
     def process(self, keyed: tuple[Sample, Generation]) -> Iterator:
         sample, generation = keyed
-        self.counters.count_in(len(generation.text))
-        row = self.to_row(sample, generation)
-        if isinstance(row, str):
-            yield from self.reject(sample.id, sample.source, row, generation.text)
+        self.counters.count_in(len(sample.text))
+        out = self.parse(sample, generation)
+        if isinstance(out, str):
+            yield from self.reject(sample.id, sample.source, out, generation.text)
             return
-        self.counters.count_out(row["char_count"])
-        yield row
+        self.counters.count_out(len(out.text))
+        yield out
 
 
 class Rewrite(beam.PTransform):
-    """Samples -> rows (tagged `rows`) and rejections (tagged `rejected`) through one prompt and model."""
+    """Samples -> rewritten samples (tagged `samples`) and rejections (tagged `rejected`) through one prompt."""
 
     def __init__(self, *, prompt: Prompt, generation: GenerationConfig, cache_prefix: str, stage: str,
-                 to_row: Callable[[Sample, Generation], dict | str], emit_rejected: bool) -> None:
+                 parse: Callable[[Sample, Generation], Sample | str], emit_rejected: bool) -> None:
         super().__init__()
         self.prompt, self.generation, self.cache_prefix, self.stage = prompt, generation, cache_prefix, stage
-        self.to_row, self.emit = to_row, emit_rejected
+        self.parse, self.emit = parse, emit_rejected
 
     def expand(self, samples):
         parsed = (samples
                   | "ToRequest" >> beam.ParDo(ToRequestFn(self.prompt))
                   | "Generate" >> Generate(self.generation, cache_prefix=self.cache_prefix, stage=f"{self.stage}_llm")
-                  | "Parse" >> beam.ParDo(ParseFn(stage=self.stage, to_row=self.to_row, emit_rejected=self.emit))
-                  .with_outputs(REJECTED, main="rows"))
-        return {"rows": parsed.rows, REJECTED: parsed[REJECTED]}
+                  | "Parse" >> beam.ParDo(ParseFn(stage=self.stage, parse=self.parse, emit_rejected=self.emit))
+                  .with_outputs(REJECTED, main="samples"))
+        return {"samples": parsed.samples, REJECTED: parsed[REJECTED]}
 
 
-def rewrite_row(sample: Sample, generation: Generation, text: str) -> dict:
-    """The columns every rewrite shard has (transforms.io.parquet.REWRITE_FIELDS)."""
-    return {"id": sample.id, "source": sample.source, "text": text, "original": sample.text, "char_count": len(text),
-            "model": generation.model, "finish_reason": generation.finish_reason,
-            "prompt_tokens": generation.prompt_tokens, "completion_tokens": generation.completion_tokens}
+def rewritten(sample: Sample, generation: Generation, text: str, *, stage: str, **columns) -> Sample:
+    """The sample with its text replaced by a rewrite; the input stays as `original`, and what the model did
+    goes to `<stage>_*` columns, so chained rewrites (SGCR then SCOR) keep every step."""
+    extra = {"original": sample.text, **sample.extra, **columns, f"{stage}_model": generation.model,
+             f"{stage}_finish_reason": generation.finish_reason, f"{stage}_prompt_tokens": generation.prompt_tokens,
+             f"{stage}_completion_tokens": generation.completion_tokens}
+    return Sample(id=sample.id, text=text, source=sample.source, language=sample.language, extra=extra)
 
