@@ -40,6 +40,23 @@ class RefineryOptions(PipelineOptions):
             help="Number of output shards; 0 lets the runner choose. Default: from the recipe (output.num_shards).")
 
 
+class LlmOptions(PipelineOptions):
+    """Which model rewrites; the rest of the sampling and batching is in the recipe's generation section."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser) -> None:
+        parser.add_argument("--model", default=None, help="Local model folder (transformers, vllm) or the served "
+                            "model name (openai). Required unless the recipe sets generation.model_path.")
+        parser.add_argument("--backend", choices=("transformers", "openai", "vllm"), default=None,
+                            help="transformers: CPU/GPU in the worker; openai: any OpenAI-compatible endpoint "
+                            "(vllm serve, SGLang) that many workers share; vllm: in the worker, on its GPUs "
+                            "(pip install 'refinery[gpu]'). Default: the recipe's (transformers).")
+        parser.add_argument("--base_url", default=None, help="openai backend: e.g. http://localhost:8000/v1.")
+        parser.add_argument("--batch_size", type=int, default=None, help="Prompts per model call (recipe: 32).")
+        parser.add_argument("--max_tokens", type=int, default=None,
+                            help="Output tokens per response (recipe: 8192, SwallowMath's).")
+
+
 def split_globs(values: Sequence[str] | None) -> list[str]:
     """Flatten repeated and comma-separated --input values."""
     return [g.strip() for v in (values or []) for g in v.split(",") if g.strip()]

@@ -16,7 +16,7 @@ import yaml
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.jobs import JobError, check_inputs, job_main, remove_files, run_job
-from pipelines.options import RefineryOptions, make_runner, split_globs
+from pipelines.options import LlmOptions, RefineryOptions, make_runner, split_globs
 from transforms.beam.read_samples import ReadSamples
 from transforms.beam.rewrite import Rewrite, rewritten
 from transforms.beam.stages import REJECTED
@@ -31,23 +31,6 @@ from transforms.recipe import find_recipe
 
 DEFAULT_OUTPUT = "./output/swallowmath"
 STAGE = "rewrite"
-
-
-class LlmOptions(PipelineOptions):
-    """Which model rewrites; the rest of the sampling and batching is in the recipe's generation section."""
-
-    @classmethod
-    def _add_argparse_args(cls, parser) -> None:
-        parser.add_argument("--model", default=None, help="Local model folder (transformers, vllm) or the served "
-                            "model name (openai). Required unless the recipe sets generation.model_path.")
-        parser.add_argument("--backend", choices=("transformers", "openai", "vllm"), default=None,
-                            help="transformers: CPU/GPU in the worker; openai: any OpenAI-compatible endpoint "
-                            "(vllm serve, SGLang) that many workers share; vllm: in the worker, on its GPUs "
-                            "(pip install 'refinery[gpu]'). Default: the recipe's (transformers).")
-        parser.add_argument("--base_url", default=None, help="openai backend: e.g. http://localhost:8000/v1.")
-        parser.add_argument("--batch_size", type=int, default=None, help="Prompts per model call (recipe: 32).")
-        parser.add_argument("--max_tokens", type=int, default=None,
-                            help="Output tokens per response (recipe: 8192, SwallowMath's).")
 
 
 def load_math_recipe(name_or_path: str) -> MathRecipe:

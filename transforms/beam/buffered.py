@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 import apache_beam as beam
+from apache_beam.pvalue import TaggedOutput
 from apache_beam.transforms.window import GlobalWindows
 
 
@@ -28,8 +29,11 @@ class BufferingFn(beam.DoFn):
             yield from self._drain()
 
     def finish_bundle(self) -> Iterator:
-        for out in self._drain():
-            yield GlobalWindows.windowed_value(out)
+        for out in self._drain():  # outside process() every output needs its window, tagged ones too
+            if isinstance(out, TaggedOutput):
+                yield TaggedOutput(out.tag, GlobalWindows.windowed_value(out.value))
+            else:
+                yield GlobalWindows.windowed_value(out)
 
     def _drain(self) -> Iterator:
         items, self._items, self._size = self._items, [], 0

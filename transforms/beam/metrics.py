@@ -39,6 +39,10 @@ class StageCounters:
         """Parts cut from a record that stays (paragraphs removed by dedup), so the report shows the edit."""
         self._inc(stats.counter_name(self.stage, stats.EDITED, what), n)
 
+    def count(self, what: str, n: int = 1) -> None:
+        """A stage-specific tally (cache hits, snippets still failing a check): in the report under `other`."""
+        self._inc(stats.counter_name(self.stage, what), n)
+
     def count_error(self, reason: str, n: int = 1) -> None:
         """Damage that is not one record (a corrupt gzip member, a bad header): counted, then skipped."""
         self._inc(stats.counter_name(self.stage, stats.ERRORS, reason), n)

@@ -67,6 +67,17 @@ REWRITE_FIELDS = [
     pa.field("completion_tokens", pa.int64()),
 ]
 MATH_SCHEMA = pa.schema([*REWRITE_FIELDS, pa.field("final_answer", pa.string())])
+# swallowcode: every step is kept — the input's checks, the SGCR score and code, the SCOR code, the final checks.
+CODE_SCHEMA = pa.schema([
+    *REWRITE_FIELDS,
+    pa.field("language", pa.string()),
+    pa.field("python", pa.string()),  # the interpreter version compile() ran on
+    pa.field("pylint_score", pa.float64()),  # of the input, after the comment penalty
+    pa.field("sgcr_score", pa.float64()),  # the model's own 1-10 grade of the input (-1 unreadable)
+    pa.field("sgcr_code", pa.string()),
+    pa.field("final_syntax_error", pa.string()),  # null when the final text compiles
+    pa.field("final_pylint_score", pa.float64()),
+])
 
 
 REJECTED_SCHEMA = pa.schema(

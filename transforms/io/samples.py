@@ -40,6 +40,11 @@ class Sample:
     language: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def url(self) -> str:
+        """Where it came from, under the name the shared rejection plumbing (StageFn.route) reads."""
+        return self.source
+
 
 def kind_of(path: str) -> str:
     """"source", "jsonl" or "parquet" by file name; anything else is a user error the reader names."""

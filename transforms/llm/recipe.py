@@ -60,10 +60,17 @@ def math_recipe_from_mapping(data: Mapping[str, Any], *, where: str) -> MathReci
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: a recipe is a mapping of sections, got {type(data).__name__}")
     data = dict(data)
+    generation = pop_generation(data, where=where)
+    return dataclasses.replace(from_mapping(MathRecipe, data, where=where), generation=generation)
+
+
+def pop_generation(data: dict, *, where: str) -> dict:
+    """The recipe's generation section, its keys checked now; values are checked once --model is merged in."""
     generation = data.pop("generation", None) or {}
     if not isinstance(generation, Mapping):
         raise ConfigError(f"{where}: generation must be a mapping of GenerationConfig keys")
     unknown = set(generation) - {f.name for f in dataclasses.fields(GenerationConfig)}
     if unknown:
-        raise ConfigError(f"{where}: generation: unknown key(s) {', '.join(sorted(map(repr, unknown)))}")
-    return dataclasses.replace(from_mapping(MathRecipe, data, where=where), generation=dict(generation))
+        raise ConfigError(f"{where}: generation: unknown key(s) {', '.join(sorted(map(repr, unknown)))}; valid keys "
+                          f"are: {', '.join(f.name for f in dataclasses.fields(GenerationConfig))}")
+    return dict(generation)

@@ -1,0 +1,138 @@
+"""SwallowCode: Python files or The Stack v2 shards -> syntax and pylint filters -> SGCR and SCOR LLM rewrites.
+
+python -m pipelines.swallowcode --input='stack-v2/*.parquet' --output=out/code --model=/models/Llama-3.3-70B-Instruct \\
+    --backend=vllm
+python -m pipelines.swallowcode --input='src/**/*.py' --config=filter   # syntax + pylint only, no model
+
+Stages: language -> syntax (compile(), never executed) -> pylint >= 7 after the comment penalty -> SGCR -> SCOR
+-> compile and lint of the result (stored) -> Parquet with the original, each rewrite and every score. Generations
+are cached under <output>/_generations/, so a rerun never pays twice. Nothing is downloaded.
+"""
+from __future__ import annotations
+
+import sys
+
+import apache_beam as beam
+import yaml
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipelines.jobs import JobError, check_inputs, job_main, remove_files, run_job
+from pipelines.options import LlmOptions, RefineryOptions, make_runner, split_globs
+from transforms.beam.code import LanguageFn, LintFn, RecordSyntaxFn, SyntaxFn
+from transforms.beam.read_samples import ReadSamples
+from transforms.beam.rewrite import Rewrite, rewritten
+from transforms.beam.stages import REJECTED
+from transforms.beam.write import WriteRejected, WriteRows
+from transforms.code.recipe import CodeRecipe, RewriteStage, code_recipe_from_mapping
+from transforms.code.syntax import SyntaxConfig
+from transforms.io.parquet import CODE_SCHEMA
+from transforms.io.samples import Sample
+from transforms.llm.cache import Generation
+from transforms.llm.parse import REPETITION, has_degenerate_repetition, parse_scor, parse_sgcr
+from transforms.llm.prompts import load_prompt
+from transforms.llm.recipe import generation_config
+from transforms.recipe import find_recipe
+
+DEFAULT_OUTPUT = "./output/swallowcode"
+
+
+def load_code_recipe(name_or_path: str) -> CodeRecipe:
+    path = find_recipe(name_or_path, family="swallowcode")
+    return code_recipe_from_mapping(yaml.safe_load(path.read_text(encoding="utf-8")) or {}, where=str(path))
+
+
+def parse_rewrite(sample: Sample, generation: Generation, *, stage: str, cfg: RewriteStage) -> Sample | str:
+    """SGCR's improved-code block or SCOR's first block as the sample's new text, or the drop reason."""
+    if stage == "sgcr":
+        parsed = parse_sgcr(generation.text)
+        columns = {"sgcr_score": parsed.score}
+    else:
+        parsed, columns = parse_scor(generation.text), {}
+    if not parsed.keep:
+        return parsed.reason
+    if cfg.drop_repetition and has_degenerate_repetition(parsed.code):
+        return REPETITION
+    if stage == "sgcr":
+        columns["sgcr_code"] = parsed.code
+    return rewritten(sample, generation, parsed.code, stage=stage, **columns)
+
+
+def to_row(sample: Sample, *, last_rewrite: str | None) -> dict:
+    """A shard row (transforms.io.parquet.CODE_SCHEMA); without rewrites the text is the filtered input."""
+    e, llm = sample.extra, (lambda key: e.get(f"{last_rewrite}_{key}") if last_rewrite else None)
+    return {"id": sample.id, "source": sample.source, "text": sample.text, "original": e.get("original", sample.text),
+            "char_count": len(sample.text), "model": llm("model"), "finish_reason": llm("finish_reason"),
+            "prompt_tokens": llm("prompt_tokens"), "completion_tokens": llm("completion_tokens"),
+            "language": sample.language, "python": e.get("python"), "pylint_score": e.get("pylint_score"),
+            "sgcr_score": e.get("sgcr_score"), "sgcr_code": e.get("sgcr_code"),
+            "final_syntax_error": e.get("final_syntax_error"), "final_pylint_score": e.get("final_pylint_score")}
+
+
+def build(p: beam.Pipeline, *, recipe: CodeRecipe, generation, inputs: list[str], output: str,
+          rejected_output: str | None, num_shards: int) -> None:
+    """The recipe as a Beam graph; a stage set to null in the recipe is not in the graph."""
+    emit, rejected = rejected_output is not None, []
+    samples = p | "Globs" >> beam.Create(inputs) | "Read" >> ReadSamples(
+        fields=recipe.read.fields, max_bytes=recipe.read.max_bytes, source_language=recipe.source_language)
+
+    def step(label: str, fn: beam.DoFn) -> None:
+        nonlocal samples
+        samples, rej = samples | label >> beam.ParDo(fn).with_outputs(REJECTED, main="out")
+        rejected.append(rej)
+
+    if recipe.languages is not None:
+        step("Language", LanguageFn(recipe.languages, emit_rejected=emit))
+    if recipe.syntax is not None:
+        step("Syntax", SyntaxFn(recipe.syntax, emit_rejected=emit))
+    if recipe.lint is not None:
+        step("Lint", LintFn(recipe.lint, stage="lint", column="pylint_score", filter=True, emit_rejected=emit))
+    for name, stage in recipe.rewrites:
+        out = samples | name.upper() >> Rewrite(
+            prompt=load_prompt(stage.prompt), generation=generation, cache_prefix=f"{output}/_generations",
+            stage=name, parse=lambda s, g, n=name, c=stage: parse_rewrite(s, g, stage=n, cfg=c), emit_rejected=emit)
+        samples = out["samples"]
+        rejected.append(out[REJECTED])
+    if recipe.rewrites and recipe.final_check:
+        step("FinalSyntax", RecordSyntaxFn(recipe.syntax or SyntaxConfig(), emit_rejected=emit))
+        if recipe.lint is not None:
+            step("FinalLint", LintFn(recipe.lint, stage="final_lint", column="final_pylint_score", filter=False,
+                                     emit_rejected=emit))
+    last = recipe.rewrites[-1][0] if recipe.rewrites else None
+    (samples | "ToRows" >> beam.Map(to_row, last_rewrite=last)
+     | "Write" >> WriteRows(f"{output}/documents", schema=CODE_SCHEMA, num_shards=num_shards or recipe.output.num_shards,
+                            codec=recipe.output.codec, row_group_bytes=recipe.output.row_group_bytes))
+    if emit:
+        tuple(rejected) | "FlattenRejected" >> beam.Flatten() | "WriteRejected" >> WriteRejected(
+            rejected_output, codec=recipe.output.codec)
+
+
+def stage_order(recipe: CodeRecipe) -> list[str]:
+    rewrites = [s for name, _ in recipe.rewrites for s in (f"{name}_llm", name)]
+    return ["read", "language", "syntax", "lint", *rewrites, "final_syntax", "final_lint", "write"]
+
+
+def run(argv: list[str] | None = None) -> dict:
+    """Parse flags, validate the recipe (and the model when a rewrite is on), run, and return the stats report."""
+    options = PipelineOptions(argv)
+    common, llm = options.view_as(RefineryOptions), options.view_as(LlmOptions)
+    recipe = load_code_recipe(common.config or "default")
+    generation = None
+    if recipe.rewrites:
+        generation = generation_config(recipe.generation, {
+            "model_path": llm.model, "backend": llm.backend, "base_url": llm.base_url, "batch_size": llm.batch_size,
+            "max_tokens": llm.max_tokens}, where="generation")
+    inputs, output = split_globs(common.input), (common.output or DEFAULT_OUTPUT).rstrip("/")
+    if not inputs:
+        raise JobError("no --input given; pass .py files or JSONL/Parquet shards with a text column")
+    check_inputs(inputs)
+    remove_files(output, patterns=("documents/part-*.parquet", "stats.json"))
+    return run_job(build=lambda p: build(p, recipe=recipe, generation=generation, inputs=inputs, output=output,
+                                         rejected_output=common.rejected_output, num_shards=common.num_shards),
+                   runner=make_runner(options), options=options, output=output, stage_order=stage_order(recipe),
+                   extra={"recipe": recipe.name, "model": generation.model_name if generation else None,
+                          "inputs": inputs})
+
+
+if __name__ == "__main__":
+    sys.exit(job_main(sys.argv[1:], name="swallowcode", doc=__doc__, option_classes=(RefineryOptions, LlmOptions),
+                      run=run))

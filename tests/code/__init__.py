@@ -1,0 +1,1 @@
+"""Tests of the SwallowCode syntax check and pylint scoring (transforms.code)."""

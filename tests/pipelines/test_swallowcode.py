@@ -1,0 +1,75 @@
+"""swallowcode end to end on standard-library files: the filters alone, and with both rewrites on a tiny Llama."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipelines import swallowcode
+from tests.pipelines.test_werp import assert_balanced
+
+LOCAL = ["--runner=FnApiRunner"]
+STDLIB = Path(os.path.dirname(os.__file__))
+
+
+def stdlib_inputs(tmp_path: Path, n: int = 24) -> Path:
+    """n real stdlib modules plus the bad inputs SwallowCode meets: a syntax error, non-UTF-8, an empty file."""
+    src = tmp_path / "src"
+    src.mkdir()
+    files = sorted(p for p in STDLIB.glob("*.py") if 500 < p.stat().st_size < 6000)[:n]
+    for f in files:
+        shutil.copy(f, src / f.name)
+    (src / "py2.py").write_text("print 'hello'\n", encoding="utf-8")
+    (src / "latin1.py").write_bytes("s = 'caf\xe9'\n".encode("latin-1"))
+    (src / "empty.py").write_text("", encoding="utf-8")
+    return src
+
+
+def shards(out: Path) -> pd.DataFrame:
+    files = sorted((out / "documents").glob("part-*.parquet"))
+    return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True) if files else pd.DataFrame()
+
+
+@pytest.mark.slow
+def test_filters_alone_keep_compilable_well_linted_code(tmp_path):
+    src = stdlib_inputs(tmp_path)
+    report = swallowcode.run([*LOCAL, f"--input={src}/*.py", f"--output={tmp_path / 'out'}", "--config=filter"])
+    stages = report["stages"]
+    assert stages["read"]["dropped"] == {"input.not_utf8": 1, "input.empty": 1}
+    assert stages["syntax"]["dropped"] == {"syntax.error": 1}
+    assert stages["lint"]["docs_in"] == 24 and 0 < stages["lint"]["docs_out"] < 24  # some stdlib code scores < 7
+    df = shards(tmp_path / "out")
+    assert len(df) == stages["lint"]["docs_out"] and (df.pylint_score >= 7.0).all()
+    assert (df.text == df.original).all() and df.model.isna().all() and set(df.python) == {"3.11"}
+    assert_balanced(report)
+
+
+@pytest.mark.slow
+def test_both_rewrites_run_cached_and_counted_with_a_tiny_model(tiny_model, tmp_path):
+    rows = [{"blob_id": f"b{i}", "language": lang, "text": f"def f{i}(x):\n    return x + {i}\n"}
+            for i, lang in enumerate(["Python", "Python", "Python", "Go"])]
+    (tmp_path / "stack.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    args = [*LOCAL, f"--input={tmp_path / 'stack.jsonl'}", f"--output={tmp_path / 'out'}", f"--model={tiny_model}",
+            "--max_tokens=24", "--batch_size=2"]
+    report = swallowcode.run(args)
+    stages = report["stages"]
+    assert stages["language"]["dropped"] == {"language.other": 1}
+    survivors = stages["lint"]["docs_out"]
+    assert stages["sgcr_llm"]["docs_in"] == survivors and stages["sgcr"]["docs_in"] == survivors
+    # the tiny model writes gibberish: SGCR finds no improved code, so every sample is dropped there and counted
+    assert sum(stages["sgcr"]["dropped"].values()) == survivors - stages["sgcr"]["docs_out"]
+    assert_balanced(report)
+    again = swallowcode.run(args)["stages"]["sgcr_llm"]["other"]
+    assert again.get("cache_hits") == survivors and "generated" not in again
+
+
+def test_no_model_with_rewrites_on_is_a_clear_error(tmp_path):
+    (tmp_path / "a.py").write_text("x = 1\n", encoding="utf-8")
+    from pipelines.jobs import job_main
+    code = job_main([*LOCAL, f"--input={tmp_path / 'a.py'}", f"--output={tmp_path / 'o'}"], name="swallowcode",
+                    doc=swallowcode.__doc__, option_classes=(), run=swallowcode.run)
+    assert code == 2

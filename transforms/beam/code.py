@@ -1,0 +1,102 @@
+"""The per-sample stages of swallowcode: language, syntax and pylint filters, and the final check of rewrites.
+
+Each is a thin shell over transforms/code/: the decision is a pure function; the DoFn counts what goes in and
+out and routes drops to `rejected` with the reason. pylint runs in a pool of worker processes (LintPool) fed in
+batches, so a Beam worker lints on every core it has without a subprocess per snippet.
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+from apache_beam.pvalue import TaggedOutput
+
+from transforms.beam.buffered import BufferingFn
+from transforms.beam.metrics import StageCounters
+from transforms.beam.stages import REJECTED, StageFn
+from transforms.code.lint import LintConfig, comment_penalty, final_score, keep
+from transforms.code.lint_pool import LintPool
+from transforms.code.syntax import SyntaxConfig, check_syntax
+from transforms.document import Rejected
+from transforms.filters.base import Verdict
+from transforms.io.samples import Sample
+
+OTHER_LANGUAGE = "language.other"
+
+
+class LanguageFn(StageFn):
+    """Keeps samples whose language column is one of the recipe's (case-insensitive)."""
+
+    STAGE = "language"
+
+    def setup(self) -> None:
+        super().setup()
+        self.allowed = {lang.lower() for lang in self.cfg}
+
+    def process(self, sample: Sample) -> Iterator:
+        self.counters.count_in(len(sample.text))
+        verdict = Verdict(None if sample.language.lower() in self.allowed else OTHER_LANGUAGE)
+        yield from self.route(verdict, sample, chars=len(sample.text))
+
+
+class SyntaxFn(StageFn):
+    """compile() without running; the result (and the Python version) is stored with the sample."""
+
+    STAGE = "syntax"
+    cfg: SyntaxConfig
+
+    def process(self, sample: Sample) -> Iterator:
+        self.counters.count_in(len(sample.text))
+        result = check_syntax(sample.text, cfg=self.cfg)
+        sample.extra.update(syntax_error=None if result.ok else f"{result.error_type}: {result.message}",
+                            python=result.python)
+        yield from self.route(Verdict(result.reason), sample, chars=len(sample.text), text=sample.text)
+
+
+class LintFn(BufferingFn):
+    """Batches of samples through the pylint pool; SwallowCode's penalised score decides (or is only recorded)."""
+
+    def __init__(self, cfg: LintConfig, *, stage: str, column: str, filter: bool, emit_rejected: bool) -> None:
+        super().__init__(limit=cfg.batch_size)
+        self.cfg, self.stage, self.column, self.filter, self.emit_rejected = cfg, stage, column, filter, emit_rejected
+
+    def setup(self) -> None:
+        self.counters = StageCounters(self.stage)
+        self.pool = LintPool(self.cfg)
+
+    def teardown(self) -> None:
+        self.pool.close()
+
+    def process(self, sample: Sample) -> Iterator:
+        self.counters.count_in(len(sample.text))
+        yield from self.buffer(sample, 1)
+
+    def flush(self, samples: list[Sample]) -> Iterator:
+        for sample, result in zip(samples, self.pool.lint_many([s.text for s in samples])):
+            score = None if result.reason else final_score(result.score, comment_penalty(sample.text))
+            sample.extra[self.column] = score
+            reason = result.reason or keep(score, cfg=self.cfg)[1]
+            if reason and self.filter:
+                self.counters.count_dropped(reason)
+                if self.emit_rejected:
+                    yield TaggedOutput(REJECTED, Rejected(sample.id, sample.source, self.stage, reason, sample.text))
+                continue
+            if reason:
+                self.counters.count(f"failing.{reason}")  # recorded and kept: the final check of rewrites
+            self.counters.count_out(len(sample.text))
+            yield sample
+
+
+class RecordSyntaxFn(StageFn):
+    """The final check's compile(): stored as a column and counted, never a drop (SwallowCode kept them)."""
+
+    STAGE = "final_syntax"
+    cfg: SyntaxConfig
+
+    def process(self, sample: Sample) -> Iterator:
+        self.counters.count_in(len(sample.text))
+        result = check_syntax(sample.text, cfg=self.cfg)
+        sample.extra["final_syntax_error"] = None if result.ok else f"{result.error_type}: {result.message}"
+        if not result.ok:
+            self.counters.count(f"failing.{result.reason}")
+        self.counters.count_out(len(sample.text))
+        yield sample
