@@ -15,7 +15,7 @@ from transforms.filters.base import ConfiguredStep, registry
 from transforms.filters.url import UrlFilterConfig
 from transforms.langid import LangIdConfig
 from transforms.quality.classifier import SCORE, ClassifierConfig
-from transforms.resources import configs_dir
+from transforms.resources import find_config, shipped_configs
 
 MiB = 2**20
 
@@ -141,20 +141,12 @@ def with_overrides(recipe: WebRecipe, *, extractor: str | None = None, max_recor
 
 def find_recipe(name_or_path: str, *, family: str = "werp") -> Path:
     """A recipe by name (configs/<family>/<name>.yaml) or by path."""
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml"):
-        if path.is_file():
-            return path
-        raise ConfigError(f"--config {name_or_path}: no such file; give a YAML path or one of {available_recipes(family)}")
-    candidate = configs_dir() / family / f"{name_or_path}.yaml"
-    if not candidate.is_file():
-        raise ConfigError(f"--config {name_or_path!r}: unknown recipe; choose one of {available_recipes(family)} or a YAML path")
-    return candidate
+    return find_config(name_or_path, folder=family, what="recipe", flag="--config")
 
 
 def available_recipes(family: str) -> list[str]:
     """Names of the shipped recipes of one pipeline."""
-    return sorted(p.stem for p in (configs_dir() / family).glob("*.yaml"))
+    return shipped_configs(family)
 
 
 def load_recipe(name_or_path: str, *, family: str = "werp") -> WebRecipe:

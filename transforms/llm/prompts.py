@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from transforms.config import ConfigError, from_mapping
-from transforms.resources import configs_dir, resolve_resource
+from transforms.resources import find_config, shipped_configs
 
 PLACEHOLDER = "{text}"
 PROMPTS_DIR = "prompts"
@@ -76,20 +76,12 @@ class PromptConfig:
 
 def available_prompts() -> list[str]:
     """Names of the shipped prompts."""
-    return sorted(p.stem for p in (configs_dir() / PROMPTS_DIR).glob("*.yaml"))
+    return shipped_configs(PROMPTS_DIR)
 
 
 def find_prompt(name_or_path: str) -> Path:
     """A shipped prompt by name, or a .yaml file by path (relative to the CWD or the configs package)."""
-    if name_or_path.endswith((".yaml", ".yml")):
-        path = Path(resolve_resource(name_or_path))
-        if path.is_file():
-            return path
-        raise ConfigError(f"prompt {name_or_path}: no such file; give a YAML path or one of {available_prompts()}")
-    path = configs_dir() / PROMPTS_DIR / f"{name_or_path}.yaml"
-    if not path.is_file():
-        raise ConfigError(f"prompt {name_or_path!r}: unknown; choose one of {available_prompts()} or a YAML path")
-    return path
+    return find_config(name_or_path, folder=PROMPTS_DIR, what="prompt", flag="prompt")
 
 
 def load_prompt(name_or_path: str) -> Prompt:
