@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Re-measure every figure of BENCHMARKS.md, in order (about 100 minutes on one core). Run from the repo root:
+# Re-measure every figure of BENCHMARKS.md, in order (about 2 hours on one core). Run from the repo root:
 #   bash bench/run_all.sh            (make bench)
 # BENCH_CORE=1 pins to core 1 instead of 0 when something else is using core 0; REPS overrides repetitions.
 set -euo pipefail
@@ -43,4 +43,7 @@ $PY bench/dedup.py --docs 10000 30000 100000   # none, exact, minhash, paragraph
 # 10. BETR end to end on GSM8K vs news + StackMathQA (~3 minutes).
 $PY bench/betr_demo.py --input bench/out/corpus.warc.gz --data ../shared/data/math
 
-echo "results: bench/out/{datatrove_fineweb,stages,e2e_vs_datatrove,memory,minhash_signatures,dedup,betr_demo}.json"
+# 11. SwallowCode's filters: our pylint pool vs a subprocess per file, and the stdlib retention (~25 minutes).
+$PY bench/pylint_speed.py --files 200
+
+echo "results: bench/out/{datatrove_fineweb,stages,e2e_vs_datatrove,memory,minhash_signatures,dedup,betr_demo,pylint_speed}.json"
