@@ -1,6 +1,7 @@
 """SwallowCode stages 1-2 at speed: our pylint pool vs one `pylint` subprocess per file, on stdlib files.
 
     .venv/bin/python bench/pylint_speed.py --files 200
+    BENCH_CORE=0 .venv/bin/python bench/pylint_speed.py --files 200 --skip-stdlib   # ~8 min, no stdlib pass
 
 Sample: --files .py files of 1-12 KB from this interpreter's standard library, sorted by path, evenly spaced
 (a fixed choice). Baseline: SwallowCode's filtering.py way, each file its own `python -m pylint --persistent=n
@@ -8,6 +9,8 @@ Sample: --files .py files of 1-12 KB from this interpreter's standard library, s
 to the same core (the per-core figure) and once with 2 workers on both cores. Scores must be identical.
 Then the whole standard library (every .py file under os.__file__'s folder but site-packages) through
 compile() and the 2-worker pool: the fraction each stage keeps, next to SwallowCode's (data-seeds 2.1).
+--skip-stdlib leaves that pass out and saves bench/out/pylint_speed_<files>.json, keeping pylint_speed.json's
+whole-stdlib figures.
 """
 from __future__ import annotations
 
@@ -57,6 +60,7 @@ def subprocess_scores(codes: list[str]) -> tuple[list[float | None], float]:
 
 
 def pool_scores(codes: list[str], *, workers: int) -> tuple[list[float | None], float]:
+    """Wall seconds from the pool's creation to its close, worker start-up and shutdown included."""
     start = time.perf_counter()
     with LintPool(LintConfig(workers=workers, timeout_s=120)) as pool:
         scores = [r.score for r in pool.lint_many(codes)]
@@ -93,13 +97,14 @@ def _count(items) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=200, help="sample size for the side-by-side timing")
-    parser.add_argument("--skip-whole-stdlib", action="store_true", help="only the side-by-side timing")
+    parser.add_argument("--skip-stdlib", "--skip-whole-stdlib", dest="skip_stdlib", action="store_true",
+                        help="only the side-by-side timing, saved as pylint_speed_<files>")
     args = parser.parse_args(argv)
     codes = [p.read_text(encoding="utf-8") for p in sample(args.files)]
     report = {"machine": machine(), "command": " ".join([".venv/bin/python", *sys.argv]), "files": len(codes),
               "lines": sum(c.count("\n") for c in codes)}
     two, two_s = pool_scores(codes, workers=2)
-    if not args.skip_whole_stdlib:
+    if not args.skip_stdlib:
         report["whole_stdlib"] = retained(stdlib_paths())
     pin_one_core()
     start = time.perf_counter()
@@ -117,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         "pool_files_per_s_per_core_2cores": len(codes) / two_s / 2,
         "speedup_per_core": ref_s / one_s,
     })
-    save_report("pylint_speed", report)
+    save_report(f"pylint_speed_{args.files}" if args.skip_stdlib else "pylint_speed", report)
     print(f"command: {report['command']}")
     if mismatches:
         raise SystemExit(f"{len(mismatches)} scores differ from the pylint CLI: {mismatches[:5]}")

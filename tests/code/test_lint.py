@@ -126,3 +126,29 @@ def test_scores_identical_to_the_cli_on_100_stdlib_files():
     assert len(codes) == 100
     assert assert_scores_identical_to_the_cli(codes) < 30
 
+
+
+def test_a_writer_module_stays_cached_and_its_writes_apply_only_where_imported(tmp_path):
+    """A module that writes into another (helper: json.foo = 1) is kept "dormant", not rebuilt: its write
+    is undone after each snippet and re-applied in the next snippet that imports it, as a fresh CLI does."""
+    (tmp_path / "helper_mod.py").write_text("import json\njson.foo = 1\n", encoding="utf-8")
+    linter = SnippetLinter(str(tmp_path))
+    importer = "import json\nimport helper_mod\nprint(json.foo, helper_mod)\n"
+    reader = "import json\nprint(json.foo)\n"
+
+    def cli(code: str) -> float | None:
+        path = tmp_path / "cli_snippet.py"
+        path.write_text(code, encoding="utf-8")
+        out = subprocess.run([sys.executable, "-m", "pylint", *PYLINT_OPTIONS, str(path)], cwd=tmp_path,
+                             capture_output=True, text=True).stdout
+        path.unlink()
+        found = RATED.findall(out)
+        return float(found[-1]) if found else None
+
+    first = linter.lint(importer)
+    assert not any("E1101" in m for m in first.messages) and "helper_mod" in linter.cache.dormant
+    second = linter.lint(reader)
+    assert any("E1101" in m for m in second.messages)
+    third = linter.lint(importer)
+    assert third == first and "helper_mod" in linter.cache.dormant
+    assert (first.score, second.score) == (cli(importer), cli(reader))

@@ -37,6 +37,8 @@ class SnippetLinter:
         from pylint.reporters import CollectingReporter
 
         self.scratch_dir, self.count = scratch_dir, 0
+        self.cache = _install_tracking_cache()
+        self.evictions = 0  # modules dropped from astroid's cache, snippets included (bench figure)
         warmup = self._write("", "snippet_warmup")
         self.linter = Run([*PYLINT_OPTIONS, warmup], reporter=CollectingReporter(), exit=False).linter
         os.remove(warmup)
@@ -52,6 +54,7 @@ class SnippetLinter:
         name = module_name or f"snippet_{os.getpid()}_{self.count}"
         path = self._write(code, name)
         before = set(MANAGER.astroid_cache)
+        self.cache.touching = True
         reporter = CollectingReporter()
         self.linter.set_reporter(reporter)
         self.linter.stats = LinterStats()
@@ -75,47 +78,177 @@ class SnippetLinter:
 
         astroid's delayed_assattr adds `x.attr = v` to the locals of whatever x infers to, also a cached
         stdlib module or class (`json.foo = 1` hides a later snippet's no-member on json.foo). We remove
-        those foreign entries and evict their writer; a full MANAGER.clear_cache() would be exact too, but
-        costs ~0.6 s per snippet (bench/pylint_speed.py), as much as the subprocess we replace."""
+        those foreign entries; a full MANAGER.clear_cache() would be exact too, but costs ~0.6 s per
+        snippet (bench/pylint_speed.py), as much as the subprocess we replace.
+
+        A writer (functools, contextlib, abc, enum, warnings...: most snippets import one) used to be
+        evicted too and rebuilt by the next snippet that imports it: ~60% of all module builds, half the
+        time per snippet. Now it stays cached, "dormant": its foreign writes undone and recorded, and the
+        first cache hit on it in a later snippet re-applies them (_TrackingCache._touch), where a fresh
+        process would build it and write them, after waking what its build read or built; the end of that
+        snippet undoes them again. A writer is evicted as before when what it read or wrote into is, or
+        when a writer it would wake writes the same attribute of the same table (write order could differ)."""
         from astroid import MANAGER, nodes
         from astroid.exceptions import AstroidError
 
-        cache, writers, checked = MANAGER.astroid_cache, set(), set()
+        cache = self.cache
+        cache.touching = False  # the inference below must not re-apply dormant writes
+        writes: dict[str, list[tuple[dict, str, Any, str]]] = {}
         preexisting = set(cache) - new_modules
+        checked: set[str] = set()
         while pending := [n for n in new_modules - checked if n in cache]:
             for new in pending:
                 checked.add(new)
-                module = cache[new]
+                module = dict.__getitem__(cache, new)
                 for node in module.nodes_of_class(nodes.AssignAttr):
                     try:
                         targets = list(node.expr.infer())
                     except (AstroidError, RecursionError):
                         continue
                     for target in targets:
-                        if _remove_foreign(node, target, module):
-                            writers.add(new)
+                        for table, root in _remove_foreign(node, target, module):
+                            writes.setdefault(new, []).append((table, node.attrname, node, root))
             new_modules |= set(cache) - preexisting  # modules built by the inference above
-        for evicted in {name, *writers}:
-            cache.pop(evicted, None)
-        if writers:
+        undone = bool(writes) or bool(cache.active)
+        for writer in cache.active:  # dormant writers this snippet woke: back to sleep
+            for table, attrname, node, _ in cache.dormant[writer]:
+                _drop(table, attrname, node)
+        cache.active.clear()
+        cache.touched.clear()
+        keep = {w for w in writes if w != name}
+        evicted = {name, *writes} - keep
+        while True:  # a dormant writer must only have read, and written into, modules that stay cached
+            sleepers = {w: ws for w, ws in cache.dormant.items() if w not in evicted}
+            sleepers.update({w: writes[w] for w in keep if w not in evicted})
+            bad = {w for w, ws in sleepers.items()
+                   if any(r in evicted or r not in cache for r in cache.reads.get(w, ()))
+                   or any(root in evicted for *_, root in ws) or _conflicts(w, sleepers, cache.reads)}
+            if not bad:
+                break
+            evicted |= bad
+        for gone in evicted:
+            if dict.pop(cache, gone, None) is not None:
+                self.evictions += 1
+            cache.dormant.pop(gone, None)
+        cache.dormant.update({w: writes[w] for w in keep if w not in evicted})
+        for gone in evicted:
+            cache.reads.pop(gone, None)
+        if undone:
             _clear_inference_caches()
 
 
-def _remove_foreign(node: Any, target: Any, module: Any) -> bool:
-    """Drop `node` from another module's locals / instance_attrs; True when it was there."""
+def _conflicts(writer: str, sleepers: dict[str, list], reads: dict[str, dict[str, None]]) -> bool:
+    """Whether a writer woken with `writer` writes the same attribute of the same table: the order of
+    those writes could then differ from a fresh build's, so `writer` is evicted instead."""
+    own = {(id(table), attrname) for table, attrname, *_ in sleepers[writer]}
+    seen, todo = {writer}, list(reads.get(writer, ()))
+    while todo:
+        other = todo.pop()
+        if other in seen:
+            continue
+        seen.add(other)
+        if other in sleepers and own & {(id(table), attrname) for table, attrname, *_ in sleepers[other]}:
+            return True
+        todo.extend(reads.get(other, ()))
+    return False
+
+
+def _drop(table: dict, attrname: str, node: Any) -> None:
+    values = table.get(attrname)
+    if values is not None and node in values:
+        values.remove(node)
+        if not values:
+            del table[attrname]
+
+
+class _TrackingCache(dict):
+    """astroid's module cache (name -> Module) that wakes dormant writers on a hit, and records, per
+    module built, which cached modules its post-build step read and whether it built any other."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.touching = False
+        self.dormant: dict[str, list[tuple[dict, str, Any, str]]] = {}  # writer -> undone (table, name, node, module)
+        self.active: set[str] = set()  # dormant writers whose writes are applied in this snippet
+        self.touched: set[str] = set()  # modules hit in this snippet
+        self.reads: dict[str, dict[str, None]] = {}  # module -> modules read or built while it was built, in order
+        self.stack: list[tuple[str, dict]] = []  # (name, reads) per build in progress
+
+    def __getitem__(self, key: str) -> Any:
+        value = super().__getitem__(key)
+        for frame in self.stack:
+            if frame[0] != key:
+                frame[1][key] = None
+        if self.touching and key not in self.touched:
+            self._touch(key)
+        return value
+
+    def _touch(self, key: str) -> None:
+        """A fresh process would build `key` here, and with it what its build read or built: wake the
+        dormant writers among those, the ones read first."""
+        order, todo = [], [(key, False)]
+        while todo:
+            name, done = todo.pop()
+            if done:
+                order.append(name)
+            elif name not in self.touched and dict.__contains__(self, name):
+                self.touched.add(name)
+                todo.append((name, True))
+                todo.extend((read, False) for read in reversed(self.reads.get(name, {})))
+        for name in order:
+            if name in self.dormant:
+                self.active.add(name)
+                for table, attrname, node, _ in self.dormant[name]:
+                    values = table.setdefault(attrname, [])
+                    if node not in values:
+                        values.append(node)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        for frame in self.stack:
+            if frame[0] != key:
+                frame[1][key] = None
+        return super().setdefault(key, default)
+
+
+def _install_tracking_cache() -> _TrackingCache:
+    """Swap astroid's cache dict for a _TrackingCache (same contents) and wrap AstroidBuilder._post_build."""
+    from astroid import MANAGER
+    from astroid.builder import AstroidBuilder
+    from astroid.manager import AstroidManager
+
+    if isinstance(MANAGER.astroid_cache, _TrackingCache):
+        return MANAGER.astroid_cache
+    cache = _TrackingCache(MANAGER.astroid_cache)
+    AstroidManager.brain["astroid_cache"] = MANAGER.astroid_cache = cache
+    original = AstroidBuilder._post_build
+
+    def _post_build(self: Any, module: Any, builder: Any, encoding: str) -> Any:
+        frame = (module.name, {})
+        cache.stack.append(frame)
+        try:
+            return original(self, module, builder, encoding)
+        finally:
+            cache.stack.pop()
+            cache.reads[module.name] = frame[1]
+
+    AstroidBuilder._post_build = _post_build
+    return cache
+
+
+def _remove_foreign(node: Any, target: Any, module: Any) -> list[tuple[dict, str]]:
+    """Drop `node` from another module's locals / instance_attrs: (table, that module's name) it was in."""
     holder = getattr(target, "_proxied", target)
     try:
-        if holder.root() is module:
-            return False
+        root = holder.root()
     except AttributeError:
-        return False
-    removed = False
+        return []
+    if root is module:
+        return []
+    removed = []
     for table in (getattr(holder, "instance_attrs", None), getattr(holder, "locals", None)):
         if isinstance(table, dict) and node in table.get(node.attrname, ()):
-            table[node.attrname].remove(node)
-            if not table[node.attrname]:
-                del table[node.attrname]
-            removed = True
+            _drop(table, node.attrname, node)
+            removed.append((table, root.name))
     return removed
 
 
