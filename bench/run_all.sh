@@ -44,6 +44,7 @@ $PY bench/dedup.py --docs 10000 30000 100000   # none, exact, minhash, paragraph
 $PY bench/betr_demo.py --input bench/out/corpus.warc.gz --data ../shared/data/math
 
 # 11. SwallowCode's filters: our pylint pool vs a subprocess per file, and the stdlib retention (~25 minutes).
-$PY bench/pylint_speed.py --files 200
+$PY bench/pylint_speed.py --files 200 --skip-stdlib   # the speed comparison
+$PY bench/pylint_speed.py --files 200                 # + retention on the whole standard library
 
 echo "results: bench/out/{datatrove_fineweb,stages,e2e_vs_datatrove,memory,minhash_signatures,dedup,betr_demo,pylint_speed}.json"
