@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pandas as pd
@@ -73,3 +75,52 @@ def test_no_model_with_rewrites_on_is_a_clear_error(tmp_path):
     code = job_main([*LOCAL, f"--input={tmp_path / 'a.py'}", f"--output={tmp_path / 'o'}"], name="swallowcode",
                     doc=swallowcode.__doc__, option_classes=(), run=swallowcode.run)
     assert code == 2
+
+
+class RewriterTestDouble(BaseHTTPRequestHandler):
+    """A test double of an OpenAI-compatible server that answers like a well-behaved rewriting model: an SGCR
+    review (grade 8, one suggestion, the code with a docstring added) or a SCOR block (the code with type hints)."""
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        system, code = body["messages"][0]["content"], body["messages"][-1]["content"]
+        if "### Evaluation" in system:
+            answer = (f"### Evaluation: 8\n### Suggestions:\n- add a docstring\n### Improved Code:\n```python\n"
+                      f'"""Adds numbers."""\n{code.strip()}\n```\n')
+        else:
+            answer = f"Here it is:\n```python\n{code.replace('(a, b):', '(a: int, b: int) -> int:').strip()}\n```"
+        data = json.dumps({"model": body["model"], "usage": {"prompt_tokens": 20, "completion_tokens": 30},
+                           "choices": [{"message": {"role": "assistant", "content": answer},
+                                        "finish_reason": "stop"}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.mark.slow
+def test_sgcr_then_scor_through_an_openai_compatible_endpoint(tmp_path):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RewriterTestDouble)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        rows = [{"blob_id": f"b{i}", "language": "Python", "text": f"def add{i}(a, b):\n    return a + b + {i}\n"}
+                for i in range(3)]
+        (tmp_path / "stack.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+        report = swallowcode.run([*LOCAL, f"--input={tmp_path / 'stack.jsonl'}", f"--output={tmp_path / 'out'}",
+                                  "--backend=openai", f"--base_url=http://127.0.0.1:{server.server_port}/v1",
+                                  "--model=rewriter-test-double"])
+    finally:
+        server.shutdown()
+    stages = report["stages"]
+    assert stages["sgcr"]["docs_out"] == stages["scor"]["docs_out"] == 3 and stages["final_syntax"]["docs_in"] == 3
+    df = shards(tmp_path / "out").sort_values("id")
+    assert list(df.id) == ["b0", "b1", "b2"] and (df.sgcr_score == 8.0).all()
+    assert df.sgcr_code.str.startswith('"""Adds numbers."""').all()
+    assert df.text.str.contains("(a: int, b: int) -> int:", regex=False).all()  # SCOR's code is the document
+    assert df.original.str.startswith("def add").all() and df.final_syntax_error.isna().all()
+    assert df.final_pylint_score.notna().all() and (df.model == "rewriter-test-double").all()
+    assert_balanced(report)
