@@ -9,6 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.doubles import send_json
+
 from transforms.config import ConfigError, from_mapping
 from transforms.llm.handlers import GenerationConfig, PromptCounter, VLLMHandler, build_handler
 from transforms.llm.openai_client import ServerError
@@ -77,14 +79,7 @@ class ChatCompletionsTestDouble(BaseHTTPRequestHandler):
             "choices": [{"message": {"role": "assistant", "content": "echo: " + body["messages"][-1]["content"]},
                          "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 11, "completion_tokens": 5}})
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        if status == 429:
-            self.send_header("Retry-After", "0")
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, status, payload, headers={"Retry-After": "0"} if status == 429 else None)
 
     def log_message(self, *args) -> None:
         pass

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from pipelines import swallowcode
+from tests.doubles import send_json
 from tests.pipelines.test_werp import assert_balanced
 
 LOCAL = ["--runner=FnApiRunner"]
@@ -89,14 +90,8 @@ class RewriterTestDouble(BaseHTTPRequestHandler):
                       f'"""Adds numbers."""\n{code.strip()}\n```\n')
         else:
             answer = f"Here it is:\n```python\n{code.replace('(a, b):', '(a: int, b: int) -> int:').strip()}\n```"
-        data = json.dumps({"model": body["model"], "usage": {"prompt_tokens": 20, "completion_tokens": 30},
-                           "choices": [{"message": {"role": "assistant", "content": answer},
-                                        "finish_reason": "stop"}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, 200, {"model": body["model"], "usage": {"prompt_tokens": 20, "completion_tokens": 30},
+                              "choices": [{"message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}]})
 
     def log_message(self, *args) -> None:
         pass
