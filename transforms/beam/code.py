@@ -47,8 +47,7 @@ class SyntaxFn(StageFn):
     def process(self, sample: Sample) -> Iterator:
         self.counters.count_in(len(sample.text))
         result = check_syntax(sample.text, cfg=self.cfg)
-        sample.extra.update(syntax_error=None if result.ok else f"{result.error_type}: {result.message}",
-                            python=result.python)
+        sample.extra.update(syntax_error=result.error, python=result.python)
         yield from self.route(Verdict(result.reason), sample, chars=len(sample.text), text=sample.text)
 
 
@@ -95,7 +94,7 @@ class RecordSyntaxFn(StageFn):
     def process(self, sample: Sample) -> Iterator:
         self.counters.count_in(len(sample.text))
         result = check_syntax(sample.text, cfg=self.cfg)
-        sample.extra["final_syntax_error"] = None if result.ok else f"{result.error_type}: {result.message}"
+        sample.extra["final_syntax_error"] = result.error
         if not result.ok:
             self.counters.count(f"failing.{result.reason}")
         self.counters.count_out(len(sample.text))

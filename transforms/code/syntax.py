@@ -35,6 +35,11 @@ class SyntaxResult:
     line: int | None = None  # 1-based line of the error when the parser reports one
     python: str = f"{sys.version_info.major}.{sys.version_info.minor}"
 
+    @property
+    def error(self) -> str | None:
+        """"Type: message" for the output column, None when the code compiles."""
+        return None if self.ok else f"{self.error_type}: {self.message}"
+
 
 def check_syntax(code: str, *, cfg: SyntaxConfig | None = None) -> SyntaxResult:
     """compile() like SwallowCode's filtering.py (dont_inherit so our __future__ flags never leak in)."""
