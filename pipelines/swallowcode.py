@@ -18,7 +18,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.jobs import JobError, check_inputs, job_main, remove_files, run_job
 from pipelines.options import LlmOptions, RefineryOptions, make_runner, split_globs
-from transforms.beam.code import LanguageFn, LintFn, RecordSyntaxFn, SyntaxFn
+from transforms.beam.code import LanguageFn, LintFn, SyntaxFn
 from transforms.beam.read_samples import ReadSamples
 from transforms.beam.rewrite import Rewrite, rewritten
 from transforms.beam.stages import REJECTED
@@ -93,7 +93,7 @@ def build(p: beam.Pipeline, *, recipe: CodeRecipe, generation, inputs: list[str]
         samples = out["samples"]
         rejected.append(out[REJECTED])
     if recipe.rewrites and recipe.final_check:
-        step("FinalSyntax", RecordSyntaxFn(recipe.syntax or SyntaxConfig(), emit_rejected=emit))
+        step("FinalSyntax", SyntaxFn(recipe.syntax or SyntaxConfig(), emit_rejected=emit, final=True))
         if recipe.lint is not None:
             step("FinalLint", LintFn(recipe.lint, stage="final_lint", column="final_pylint_score", filter=False,
                                      emit_rejected=emit))

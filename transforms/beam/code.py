@@ -39,16 +39,25 @@ class LanguageFn(StageFn):
 
 
 class SyntaxFn(StageFn):
-    """compile() without running; the result (and the Python version) is stored with the sample."""
+    """compile() without running; the error (and the Python version) is stored with the sample. As the final
+    check of rewrites it only records and counts: SwallowCode kept rewrites that do not compile."""
 
     STAGE = "syntax"
     cfg: SyntaxConfig
 
+    def __init__(self, cfg: SyntaxConfig, *, emit_rejected: bool, final: bool = False) -> None:
+        super().__init__(cfg, emit_rejected=emit_rejected)
+        self.final = final
+        self.stage, self.column = ("final_syntax", "final_syntax_error") if final else ("syntax", "syntax_error")
+
     def process(self, sample: Sample) -> Iterator:
         self.counters.count_in(len(sample.text))
         result = check_syntax(sample.text, cfg=self.cfg)
-        sample.extra.update(syntax_error=result.error, python=result.python)
-        yield from self.route(Verdict(result.reason), sample, chars=len(sample.text), text=sample.text)
+        sample.extra.update({self.column: result.error, "python": result.python})
+        if self.final and not result.ok:
+            self.counters.count(f"failing.{result.reason}")
+        verdict = Verdict(None if self.final else result.reason)
+        yield from self.route(verdict, sample, chars=len(sample.text), text=sample.text)
 
 
 class LintFn(BufferingFn):
@@ -83,19 +92,3 @@ class LintFn(BufferingFn):
                 self.counters.count(f"failing.{reason}")  # recorded and kept: the final check of rewrites
             self.counters.count_out(len(sample.text))
             yield sample
-
-
-class RecordSyntaxFn(StageFn):
-    """The final check's compile(): stored as a column and counted, never a drop (SwallowCode kept them)."""
-
-    STAGE = "final_syntax"
-    cfg: SyntaxConfig
-
-    def process(self, sample: Sample) -> Iterator:
-        self.counters.count_in(len(sample.text))
-        result = check_syntax(sample.text, cfg=self.cfg)
-        sample.extra["final_syntax_error"] = result.error
-        if not result.ok:
-            self.counters.count(f"failing.{result.reason}")
-        self.counters.count_out(len(sample.text))
-        yield sample
