@@ -8,6 +8,7 @@ Run: python -m pipelines.sample_warc [PATH]   (default: the packaged pipelines/d
 """
 from __future__ import annotations
 
+import argparse
 import gzip
 import io
 import random
@@ -53,10 +54,11 @@ def page(title: str, body: str, *, lang: str = "en", sidebar: bool = True) -> st
     )
 
 
-def article_pages(rng: random.Random) -> list[tuple[str, str]]:
+def article_pages(rng: random.Random, count: int = 2 * len(SUBJECTS)) -> list[tuple[str, str]]:
     """English articles: the content the pipeline should keep."""
     out = []
-    for i, subject in enumerate(SUBJECTS * 2):
+    for i in range(count):
+        subject = SUBJECTS[i % len(SUBJECTS)]
         paras = "".join(f"<p>{text}</p>" for text in english_paragraphs(rng, subject, rng.randint(4, 6)))
         out.append((f"https://news.example.com/{subject['slug']}/{i}", page(headline(rng, subject), paras)))
     return out
@@ -116,11 +118,11 @@ def encode(html: str, variant: int) -> tuple[bytes, list]:
     return html.encode(), [("Content-Type", "text/html; charset=utf-8")]
 
 
-def build_sample_warc(path: Path) -> int:
-    """Write the sample and return the number of HTML responses in it."""
+def build_sample_warc(path: Path, *, articles: int = 2 * len(SUBJECTS)) -> int:
+    """Write the sample (more articles for a bigger crawl) and return the number of HTML responses in it."""
     rng = random.Random(SEED)
     ids = random.Random(SEED + 1)
-    pages = article_pages(rng) + foreign_pages() + junk_pages(rng)
+    pages = article_pages(rng, articles) + foreign_pages() + junk_pages(rng)
     pages += [(url + "?utm_source=mirror", html) for url, html in pages[:3]]  # exact duplicates under other URLs
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
@@ -141,6 +143,17 @@ def build_sample_warc(path: Path) -> int:
     return len(pages)
 
 
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.sample_warc", description=__doc__.split("\n")[0])
+    parser.add_argument("path", nargs="?", default=str(SAMPLE_PATH),
+                        help="where to write the WARC (default: the packaged sample, rebuilt bit for bit)")
+    parser.add_argument("--articles", type=int, default=2 * len(SUBJECTS),
+                        help="English articles in the crawl (default %(default)s, the packaged sample); thousands make "
+                             "a corpus big enough to train the tiny model on (scripts/train_demo.sh)")
+    args = parser.parse_args(argv)
+    print(f"wrote {build_sample_warc(Path(args.path), articles=args.articles)} HTML pages to {args.path}")
+    return 0
+
+
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else SAMPLE_PATH
-    print(f"wrote {build_sample_warc(target)} HTML pages to {target}")
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,150 @@
+"""Export a checkpoint as a Hugging Face `LlamaForCausalLM` folder (config, safetensors, tokenizer).
+
+python -m training.export --run output/train/tiny --out output/hf/tiny
+python -m training.export --run output/train/tiny/checkpoints/step-00000300 --tokenizer tok.json --out hf/
+
+The layout maps one to one (our RoPE is Hugging Face's rotate-half form), so export is a renaming; the
+logits of the exported model match ours (tests/training/test_export.py).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from training.checkpoint import CheckpointError, list_checkpoints, load_model_weights
+from training.model import Llama, ModelConfig
+
+EOS_TOKEN = "<|endoftext|>"
+PAD_TOKEN = "<|pad|>"
+
+
+def hf_name(name: str) -> str:
+    """Our parameter name -> the Hugging Face Llama name."""
+    if name == "embed.weight":
+        return "model.embed_tokens.weight"
+    if name == "norm.weight":
+        return "model.norm.weight"
+    if name == "head.weight":
+        return "lm_head.weight"
+    parts = name.split(".")  # layers.<i>.<module>...
+    if parts[0] != "layers":
+        raise KeyError(f"no Hugging Face name for parameter {name!r}")
+    rest = ".".join(parts[2:])
+    rest = (rest.replace("attn_norm.", "input_layernorm.").replace("mlp_norm.", "post_attention_layernorm.")
+            .replace("attn.", "self_attn."))
+    return f"model.layers.{parts[1]}.{rest}"
+
+
+def hf_config(cfg: ModelConfig, *, eos_id: int | None, pad_id: int | None, dtype: torch.dtype) -> Any:
+    from transformers import LlamaConfig
+
+    return LlamaConfig(vocab_size=cfg.vocab_size, hidden_size=cfg.dim, intermediate_size=cfg.hidden_dim,
+                       num_hidden_layers=cfg.n_layers, num_attention_heads=cfg.n_heads,
+                       num_key_value_heads=cfg.kv_heads, head_dim=cfg.head_dim, hidden_act="silu",
+                       max_position_embeddings=cfg.max_seq_len, rms_norm_eps=cfg.norm_eps,
+                       rope_parameters={"rope_type": "default", "rope_theta": cfg.rope_theta},
+                       tie_word_embeddings=cfg.tie_embeddings, attention_bias=False, mlp_bias=False,
+                       bos_token_id=None, eos_token_id=eos_id, pad_token_id=pad_id,
+                       initializer_range=cfg.init_std, dtype=dtype, architectures=["LlamaForCausalLM"])
+
+
+def to_hf(model: Llama, *, eos_id: int | None = None, pad_id: int | None = None,
+          dtype: torch.dtype = torch.float32) -> Any:
+    """A transformers LlamaForCausalLM holding our weights."""
+    from transformers import LlamaForCausalLM
+
+    hf = LlamaForCausalLM(hf_config(model.cfg, eos_id=eos_id, pad_id=pad_id, dtype=dtype))
+    ours = {hf_name(k): v for k, v in model.state_dict().items()
+            if not (model.cfg.tie_embeddings and k == "head.weight")}
+    missing, unexpected = hf.load_state_dict(ours, strict=False)
+    missing = [k for k in missing if not (model.cfg.tie_embeddings and k == "lm_head.weight")]
+    if missing or unexpected:
+        raise RuntimeError(f"weight names do not line up with LlamaForCausalLM: missing {missing}, "
+                           f"unexpected {unexpected}")
+    if model.cfg.tie_embeddings:
+        hf.tie_weights()
+    return hf.to(dtype)
+
+
+def hf_tokenizer(path: str | Path) -> Any:
+    """Our tokenizer.json wrapped as a transformers fast tokenizer with its special tokens named."""
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer.from_file(str(path))
+    vocab = tok.get_vocab()
+    specials = {k: v for k, v in (("eos_token", EOS_TOKEN), ("pad_token", PAD_TOKEN)) if v in vocab}
+    return PreTrainedTokenizerFast(tokenizer_object=tok, **specials)
+
+
+def find_tokenizer(run: Path) -> str | None:
+    """The tokenizer a run trained with: its config's data.path -> the tokenize manifest's tokenizer."""
+    for folder in (run, *run.parents):
+        config = folder / "config.yaml"
+        if config.is_file():
+            data_path = Path((yaml.safe_load(config.read_text()) or {}).get("data", {}).get("path", ""))
+            for manifest in (data_path / "manifest.json", data_path.parent / "manifest.json"):
+                if manifest.is_file():
+                    return json.loads(manifest.read_text()).get("tokenizer")
+            return None
+    return None
+
+
+def export(run: str | Path, out: str | Path, *, tokenizer: str | None = None, dtype: str = "float32") -> Path:
+    """Write the Hugging Face folder for the run's newest checkpoint (or the given checkpoint folder)."""
+    run = Path(run)
+    if not (run / "meta.json").is_file() and not list_checkpoints(run / "checkpoints"):
+        raise CheckpointError(f"{run}: no checkpoint found; pass a run folder (with checkpoints/) or a "
+                              "checkpoints/step-N folder")
+    ckpt = run if (run / "meta.json").is_file() else list_checkpoints(run / "checkpoints")[-1]
+    meta = json.loads((ckpt / "meta.json").read_text())
+    cfg = ModelConfig(**meta["model"])
+    model = Llama(cfg)
+    load_model_weights(ckpt, model)
+    tokenizer = tokenizer or find_tokenizer(ckpt)
+    tok = hf_tokenizer(tokenizer) if tokenizer else None
+    if tok is not None and len(tok) > cfg.vocab_size:
+        raise CheckpointError(f"tokenizer {tokenizer} has {len(tok)} tokens but the model only {cfg.vocab_size}; "
+                              "pass the tokenizer the shards were made with")
+    torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
+    hf = to_hf(model, eos_id=tok.eos_token_id if tok is not None else None,
+               pad_id=tok.pad_token_id if tok is not None else None, dtype=torch_dtype)
+    out = Path(out)
+    hf.save_pretrained(out, safe_serialization=True)
+    if tok is not None:
+        tok.save_pretrained(out)
+    (out / "refinery.json").write_text(json.dumps({"checkpoint": str(ckpt), "step": meta.get("step"),
+                                                   "tokens": meta.get("tokens"), "tokenizer": tokenizer}, indent=2))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.export", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True,
+                        help="a run folder (its newest checkpoint is exported) or one checkpoints/step-N folder")
+    parser.add_argument("--out", required=True, help="folder to write the Hugging Face model into")
+    parser.add_argument("--tokenizer", default=None,
+                        help="tokenizer.json to ship with the model (default: the one named in the tokenize "
+                             "manifest of the run's data.path; none if that cannot be found)")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                        help="dtype of the saved weights (default float32, exactly what was trained)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        out = export(args.run, args.out, tokenizer=args.tokenizer, dtype=args.dtype)
+    except (CheckpointError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote a LlamaForCausalLM folder to {out}; load it with "
+          f"AutoModelForCausalLM.from_pretrained({str(out)!r})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Pretrain the Llama-style model on token shards: one process, or `torchrun` for data parallelism.
+
+python -m training.pretrain --config tiny                                  # configs/train/tiny.yaml, CPU
+python -m training.pretrain --config 150m data.path=out/tokens train.steps=20000
+torchrun --nproc-per-node=8 -m training.pretrain --config 1b output=runs/1b
+
+Anything in the config can be overridden with key=value (YAML values: numbers, true/false, null). A run
+resumes from the newest checkpoint in <output>/checkpoints unless checkpoint.resume=false.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+
+from training.checkpoint import CheckpointError
+from training.config import RunConfig, load_config
+from training.data.format import ShardError
+from training.distributed import Dist, setup, teardown
+from training.model import ModelConfig
+from training.trainers import TRAINERS
+from transforms.config import ConfigError
+
+
+def config_keys() -> str:
+    """Every section and key with its default, for --help."""
+    lines = []
+    for f in dataclasses.fields(RunConfig):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if dataclasses.is_dataclass(default):
+            keys = ", ".join(f"{g.name}={getattr(default, g.name)!r}" for g in dataclasses.fields(default))
+            lines.append(f"  {f.name}: {keys}")
+        else:
+            lines.append(f"  {f.name}={default!r}")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.pretrain", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__, epilog="config keys (section: key=default) — documented in training/config.py:\n"
+                                    + config_keys())
+    parser.add_argument("--config", default=None,
+                        help="a YAML run config, or the name of one in configs/train/ (tiny, 150m, 400m, 1b)")
+    parser.add_argument("--trainer", default=None, help=f"override the config's trainer ({', '.join(TRAINERS)})")
+    parser.add_argument("--output", default=None, help="run folder (metrics, tensorboard, checkpoints); "
+                                                       "same as output=...")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides, e.g. train.steps=300 optim.lr=1e-3 data.path=output/tokens")
+    return parser.parse_args(argv)
+
+
+def build_model_config(cfg: RunConfig, *, vocab_size: int, seq_len: int) -> ModelConfig:
+    """The model's shape from the config, with vocabulary and context filled from the shards when not set."""
+    m = cfg.model
+    vocab = m.vocab_size or vocab_size
+    if vocab < vocab_size:
+        raise ConfigError(f"model.vocab_size = {vocab} is smaller than the tokenizer's vocabulary ({vocab_size}) that "
+                          f"made the shards; set model.vocab_size >= {vocab_size} (or null to take it from the shards), "
+                          "or retrain the tokenizer smaller")
+    max_seq = m.max_seq_len or seq_len
+    if seq_len > max_seq:
+        raise ConfigError(f"the shards hold sequences of {seq_len} tokens but model.max_seq_len = {max_seq}; raise "
+                          "model.max_seq_len or re-run pipelines.tokenize with a shorter seq_len")
+    fields = {f.name: getattr(m, f.name) for f in dataclasses.fields(m)}
+    fields.update(vocab_size=vocab, max_seq_len=max_seq)
+    try:
+        return ModelConfig(**fields)
+    except ValueError as err:
+        raise ConfigError(f"model: {err}") from None
+
+
+def save_config(cfg: RunConfig, d: Dist) -> None:
+    if d.is_main:
+        out = Path(cfg.output)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
+
+
+def train(cfg: RunConfig, d: Dist) -> dict:
+    """Build data, model and trainer for `cfg` on this rank and run it; returns the final summary."""
+    from training.data.loader import open_training_data
+
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    data = open_training_data(cfg.data, micro_batch_size=cfg.train.micro_batch_size, eval_batches=cfg.eval.batches,
+                              rank=d.rank, world=d.world)
+    model_cfg = build_model_config(cfg, vocab_size=data.meta.vocab_size, seq_len=data.meta.seq_len)
+    save_config(cfg, d)
+    trainer = TRAINERS[cfg.trainer](cfg, d=d, model_cfg=model_cfg, train_loader=data.train, eval_loader=data.valid,
+                                    seq_len=data.meta.seq_len,
+                                    data_meta={"seq_len": data.meta.seq_len,
+                                               "tokenizer_sha256": data.meta.tokenizer_sha256})
+    return trainer.fit()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    overrides = list(args.overrides)
+    if args.trainer:
+        overrides.append(f"trainer={args.trainer}")
+    if args.output:
+        overrides.append(f"output={args.output}")
+    rank = int(os.environ.get("RANK", "0"))
+    try:
+        cfg = load_config(args.config, overrides)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    d = setup(cfg.train.device)
+    try:
+        train(cfg, d)
+    except (ConfigError, ShardError, CheckpointError) as err:
+        if rank == 0:
+            print(f"error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        teardown(d)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
