@@ -7,12 +7,14 @@ RNG state under `rank<r>`, which is what makes a resumed run replay the uninterr
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -38,6 +40,15 @@ class Resumed:
     tokens: int
     data_state: dict[str, Any]
     path: str
+
+
+@contextlib.contextmanager
+def quiet_if_single(initialized: bool) -> Iterator[None]:
+    """DCP warns that it 'assumes' one process when no group exists; in a one-process run that is the intent."""
+    with warnings.catch_warnings():
+        if not initialized:
+            warnings.filterwarnings("ignore", message="torch.distributed is disabled")
+        yield
 
 
 def step_dir(root: Path, step: int) -> Path:
@@ -81,7 +92,8 @@ def save(root: str | Path, *, d: Dist, step: int, tokens: int, model: nn.Module,
     model_sd, optim_sd = get_state_dict(model, optimizer)
     state = {"model": model_sd, "optim": optim_sd, "trainer": {"step": step, "tokens": tokens},
              f"rank{d.rank}": {"data": data_state, "rng": rng_state()}}
-    dcp.save(state, checkpoint_id=str(tmp))
+    with quiet_if_single(d.initialized):
+        dcp.save(state, checkpoint_id=str(tmp))
     barrier(d)
     if d.is_main:
         (tmp / META).write_text(json.dumps({**meta, "step": step, "tokens": tokens, "world": d.world}, indent=2))
@@ -108,8 +120,10 @@ def check_compatible(saved: dict[str, Any], current: dict[str, Any], *, world: i
 
 
 def load_latest(root: str | Path, *, d: Dist, model: nn.Module, optimizer: torch.optim.Optimizer,
-                meta: dict[str, Any]) -> Resumed | None:
-    """Load the newest complete checkpoint under root into model and optimizer (collective); None if there is none."""
+                meta: dict[str, Any], data_template: dict[str, Any]) -> Resumed | None:
+    """Load the newest complete checkpoint under root into model and optimizer (collective); None if there is none.
+
+    DCP fills only the keys the target holds, so `data_template` (the loader's current state) names them."""
     found = list_checkpoints(root)
     path = broadcast_object(d, str(found[-1]) if found else None)
     if path is None:
@@ -119,9 +133,10 @@ def load_latest(root: str | Path, *, d: Dist, model: nn.Module, optimizer: torch
     check_compatible(saved, meta, world=d.world, path=path)
     model_sd, optim_sd = get_state_dict(model, optimizer)
     state = {"model": model_sd, "optim": optim_sd, "trainer": {"step": 0, "tokens": 0},
-             f"rank{d.rank}": {"data": {}, "rng": rng_state()}}
+             f"rank{d.rank}": {"data": dict(data_template), "rng": rng_state()}}
     try:
-        dcp.load(state, checkpoint_id=str(path))
+        with quiet_if_single(d.initialized):
+            dcp.load(state, checkpoint_id=str(path))
     except Exception as err:  # DCP raises CheckpointException wrapping per-rank errors (missing keys, shapes)
         raise CheckpointError(f"{path}: cannot load into this model/optimizer ({err}); resume with the config that "
                               "wrote it, or start fresh with checkpoint.resume=false") from err
@@ -141,6 +156,7 @@ def load_model_weights(path: str | Path, model: nn.Module) -> dict[str, Any]:
             raise CheckpointError(f"{path}: no checkpoint here; pass a run folder or its checkpoints/step-N folder")
         path = found[-1]
     state = {"model": model.state_dict()}
-    dcp.load(state, checkpoint_id=str(path))
+    with quiet_if_single(False):
+        dcp.load(state, checkpoint_id=str(path))
     model.load_state_dict(state["model"])
     return json.loads((path / META).read_text())

@@ -77,6 +77,9 @@ class TrainSection:
     tokens_per_step: int | None = None
     """Global tokens per optimizer step; gradient accumulation = tokens_per_step / (micro_batch * seq_len * ranks).
     None = one micro-batch per rank."""
+    stop_after: int | None = None
+    """End this process after N steps of this invocation (a scheduler's time slice), checkpointing first; the LR
+    schedule still spans `steps`, and the next invocation resumes where this one stopped."""
     seed: int = 0
     """Seed of the weight initialisation."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -142,7 +145,13 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"override {text!r} is not key=value (e.g. train.steps=100)")
     key, raw = text.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(raw)
+    value = yaml.safe_load(raw)
+    if isinstance(value, str):  # PyYAML (YAML 1.1) reads 1e-3 as a string; people mean the number
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    return key.strip().split("."), value
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

@@ -104,7 +104,8 @@ class Trainer:
         if not self.cfg.checkpoint.resume:
             return
         resumed = checkpoint.load_latest(self.checkpoint_root(), d=self.d, model=self.module,
-                                         optimizer=self.optimizer, meta=self.meta)
+                                         optimizer=self.optimizer, meta=self.meta,
+                                         data_template=self.train_loader.state_dict())
         if resumed is None:
             return
         self.step, self.tokens = resumed.step, resumed.tokens
@@ -172,9 +173,10 @@ class Trainer:
         batches: Iterator[Batch] = iter(self.train_loader)
         progress = Progress(total=cfg.train.steps, initial=self.step, enabled=self.d.is_main and cfg.log.progress)
         window_start, window_tokens, last_eval = time.perf_counter(), 0, {}
-        start_step, started = self.step, time.perf_counter()
+        start_step, train_time = self.step, 0.0
+        end = cfg.train.steps if cfg.train.stop_after is None else min(cfg.train.steps, self.step + cfg.train.stop_after)
         loss_value = math.nan
-        while self.step < cfg.train.steps:
+        while self.step < end:
             micro = [self.to_device(next(batches)) for _ in range(self.accum)]
             loss = self.forward_backward(micro)
             lr, grad_norm = self.optimizer_step()
@@ -183,8 +185,9 @@ class Trainer:
             window_tokens += self.tokens_per_step
             loss_value = all_reduce_sum(self.d, [float(loss)])[0] / self.d.world
             progress.update({"loss": f"{loss_value:.4f}", "lr": f"{lr:.2e}"})
-            if self.step % cfg.log.every == 0 or self.step == cfg.train.steps:
+            if self.step % cfg.log.every == 0 or self.step == end:
                 elapsed = time.perf_counter() - window_start
+                train_time += elapsed
                 record = self.throughput(window_tokens, elapsed)
                 record.update(loss=loss_value, lr=lr, grad_norm=grad_norm, tokens=self.tokens)
                 self.log.log(self.step, record)
@@ -197,19 +200,19 @@ class Trainer:
                 last_eval = self.evaluate()
                 if last_eval:
                     self.log.log(self.step, last_eval)
-            if cfg.checkpoint.every and self.step % cfg.checkpoint.every == 0 or self.step == cfg.train.steps:
+            if cfg.checkpoint.every and self.step % cfg.checkpoint.every == 0 or self.step == end:
                 self.save()
             window_start += time.perf_counter() - paused  # evaluation and saving are not training time
         progress.close()
-        wall = time.perf_counter() - started
         summary = {"summary": True, "steps": self.step, "tokens": self.tokens, "final_loss": loss_value,
-                   "wall_s": round(wall, 2), **self.throughput(self.tokens_per_step * (self.step - start_step), wall),
-                   **last_eval}
+                   "train_s": round(train_time, 2),
+                   **self.throughput(self.tokens_per_step * (self.step - start_step), train_time), **last_eval}
         self.log.log(self.step, summary)
         self.log.close()
         if self.d.is_main:
             ev = f", held-out loss {last_eval['eval_loss']:.4f} (ppl {last_eval['eval_ppl']:.2f})" if last_eval else ""
-            print(f"done: {self.step} steps, {self.tokens:,} tokens, final loss {loss_value:.4f}{ev}; "
+            stopped = "" if self.step >= cfg.train.steps else f" (stopped at {self.step}/{cfg.train.steps}; run again to resume)"
+            print(f"done{stopped}: {self.step} steps, {self.tokens:,} tokens, final loss {loss_value:.4f}{ev}; "
                   f"{summary['tokens_per_s']:,.0f} tokens/s; checkpoints in {self.checkpoint_root()}", flush=True)
         return summary
 

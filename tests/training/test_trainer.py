@@ -1,0 +1,98 @@
+"""The baseline trainer end to end through its CLI: learning, exact resume (1 and 2 ranks), clear errors."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.training.markov import unigram_entropy, write_markov_shards
+from training.data.format import inspect_split, iter_rows
+from training.metrics import read_metrics
+
+pytestmark = pytest.mark.slow
+
+# A small model and a short schedule; threads fixed so CPU float results are reproducible bit for bit.
+SMALL = ["model.dim=32", "model.n_layers=2", "model.n_heads=4", "model.n_kv_heads=2", "model.ffn_dim=64",
+         "train.micro_batch_size=4", "train.threads=1", "log.every=1", "log.tensorboard=false", "optim.warmup_steps=4"]
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("markov")
+    write_markov_shards(root)
+    return root
+
+
+def pretrain(*args: str, ranks: int = 1, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if ranks == 1:
+        cmd = [sys.executable, "-m", "training.pretrain", *args]
+    else:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}",
+               "-m", "training.pretrain", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def curve(run: Path) -> list[tuple]:
+    """Every per-step and evaluation record, without wall-clock fields."""
+    keep = ("loss", "lr", "grad_norm", "tokens", "eval_loss")
+    return [(r["step"], *(r.get(k) for k in keep)) for r in read_metrics(run) if not r.get("summary")]
+
+
+def test_tiny_model_learns_below_the_unigram_entropy(shards, tmp_path):
+    run = tmp_path / "run"
+    pretrain("--config", "tiny", f"data.path={shards}", f"output={run}", *SMALL, "train.steps=120",
+             "optim.lr=1e-2", "eval.every=60", "checkpoint.every=0")
+    valid = np.concatenate([rows[:, 1:].reshape(-1) for rows in iter_rows(inspect_split(shards / "valid"))])
+    bar = unigram_entropy(valid, 64)
+    evals = [r["eval_loss"] for r in read_metrics(run) if "eval_loss" in r]
+    assert evals[-1] < bar - 0.3, (evals, bar)
+    assert evals[-1] < evals[0]
+    assert (run / "config.yaml").is_file() and list((run / "checkpoints").glob("step-*"))
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_stopped_and_resumed_run_replays_the_uninterrupted_one_bitwise(shards, tmp_path, ranks):
+    common = ["--config", "tiny", f"data.path={shards}", *SMALL, "train.steps=16", "eval.every=8",
+              "checkpoint.every=8", "data.num_workers=1"]
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    pretrain(*common, f"output={whole}", ranks=ranks)
+    first = pretrain(*common, f"output={parts}", "train.stop_after=6", ranks=ranks)
+    assert "stopped at 6/16" in first.stdout
+    second = pretrain(*common, f"output={parts}", ranks=ranks)
+    assert "resumed from" in second.stdout and "step 6" in second.stdout
+    a, b = curve(whole), curve(parts)
+    assert len(a) == 16 + 2 and a == b  # every loss, lr, grad norm and eval loss equal, as floats
+
+
+def test_incompatible_checkpoint_is_refused_with_the_fix(shards, tmp_path):
+    run = tmp_path / "run"
+    common = ["--config", "tiny", f"data.path={shards}", f"output={run}", *SMALL, "train.steps=2"]
+    pretrain(*common)
+    proc = pretrain(*common, "train.steps=4", "model.dim=64", check=False)
+    assert proc.returncode == 2
+    assert "model differs" in proc.stderr and "checkpoint.resume=false" in proc.stderr
+    proc = pretrain(*common, "train.steps=4", "model.dim=64", "checkpoint.resume=false", "output=" + str(tmp_path / "b"))
+    assert proc.returncode == 0
+
+
+def test_bad_data_gives_clear_errors(shards, tmp_path):
+    proc = pretrain("--config", "tiny", f"data.path={tmp_path / 'nothing'}", f"output={tmp_path / 'r'}", check=False)
+    assert proc.returncode == 2 and "pipelines.tokenize" in proc.stderr
+    proc = pretrain("--config", "tiny", f"data.path={shards}", f"output={tmp_path / 'r'}", "model.vocab_size=10",
+                    check=False)
+    assert proc.returncode == 2 and "model.vocab_size" in proc.stderr
+    wrong = tmp_path / "wrong" / "train"
+    wrong.mkdir(parents=True)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    pq.write_table(pa.table({"text": ["not tokens"]}), wrong / "part-0.parquet")
+    proc = pretrain("--config", "tiny", f"data.path={wrong.parent}", f"output={tmp_path / 'r'}", check=False)
+    assert proc.returncode == 2 and "not a token shard" in proc.stderr
