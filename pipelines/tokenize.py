@@ -1,0 +1,219 @@
+"""Tokenize: text shards of any pipeline (werp, swallowcode, swallowmath) -> a token mixture packed for training.
+
+python -m training.tokenizer train --input 'output/werp/documents/*.parquet' --output output/tokenizer.json
+python -m pipelines.tokenize --config default --output output/tokens
+python -m pipelines.tokenize --config mixture --output output/tokens --tokenizer t.json --seq_len 4096
+
+Writes <output>/train/ and <output>/valid/ token shards (training/data/format.py), <output>/manifest.json
+(sequence length, tokenizer and its sha256, the target and realised mixture, the unigram entropy of train: the
+loss a model must beat) and <output>/stats.json. Pass 1 counts each source's tokens; the plan turns the weights
+into copies per document (seeded draws); each shard holds its copies in a seeded order, each followed by
+<|endoftext|>, cut into rows of seq_len + 1 tokens. The tail that fills no row is dropped and counted.
+Output is identical across reruns and runner parallelism.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import sys
+import time
+
+import apache_beam as beam
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import BeamIOError
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.pvalue import AsDict, AsSingleton
+
+from pipelines.jobs import JobError, collect_counters, job_main, remove_files
+from pipelines.options import RefineryOptions, make_runner, split_globs
+from training.data.format import ShardMeta
+from training.tokenizer import TokenizerError, eos_id, load_tokenizer, tokenizer_sha256
+from transforms import stats
+from transforms.beam.packing import (
+    COUNTS, CopyFn, KeyFn, SumCountsFn, TokenizeFn, WriteShardFn, shard_keys, write_manifest,
+)
+from transforms.beam.read_samples import ReadSamples
+from transforms.config import ConfigError
+from transforms.io.samples import SampleFields
+from transforms.packing import SourceConfig, TokenizeConfig, load_tokenize_config, plan_mixture, token_dtype
+
+DEFAULT_OUTPUT = "./output/tokens"
+STAGES = ["read", "tokenize", "mix", "pack"]
+log = logging.getLogger("refinery")
+TRAIN_HINT = "train one with python -m training.tokenizer train --input 'output/werp/documents/*.parquet'"
+
+
+class TokenizeOptions(PipelineOptions):
+    """Overrides of the config's tokenizer and sequence length."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser) -> None:
+        parser.add_argument("--tokenizer", default=None, help="tokenizer.json (python -m training.tokenizer train); "
+                            "a local file: the driver reads it and ships it to the workers. Default: the config's.")
+        parser.add_argument("--seq_len", type=int, default=None,
+                            help="Tokens per training sequence (rows hold seq_len + 1). Default: the config's (2048).")
+
+
+class TokenizeSources(beam.PTransform):
+    """Every source's text shards -> (source, key, token bytes), skips counted under read and tokenize."""
+
+    def __init__(self, cfg: TokenizeConfig, *, tokenize: TokenizeFn) -> None:
+        super().__init__()
+        self.cfg, self.tokenize = cfg, tokenize
+
+    def expand(self, pbegin):
+        texts = []
+        for s in self.cfg.sources:
+            fields = SampleFields(text=s.text_column, id="", language="")
+            texts.append(pbegin | f"Globs {s.name}" >> beam.Create(list(s.paths))
+                         | f"Read {s.name}" >> ReadSamples(fields=fields, max_bytes=self.cfg.max_document_bytes)
+                         | f"Key {s.name}" >> beam.ParDo(KeyFn(s.name)))
+        return texts | "Sources" >> beam.Flatten() | "Tokenize" >> beam.ParDo(self.tokenize)
+
+
+class PlanMixture(beam.PTransform):
+    """docs -> ((source, (documents, tokens)) totals, the Mixture as a one-element PCollection)."""
+
+    def __init__(self, cfg: TokenizeConfig, *, itemsize: int) -> None:
+        super().__init__()
+        self.cfg, self.itemsize = cfg, itemsize
+
+    def expand(self, docs):
+        available = (docs | "Sizes" >> beam.Map(lambda d, width: (d[0], (1, len(d[2]) // width)), width=self.itemsize)
+                     | "SumSizes" >> beam.CombinePerKey(beam.combiners.TupleCombineFn(sum, sum)))
+        mixture = (available | "Tokens" >> beam.Map(lambda kv: (kv[0], kv[1][1]))
+                   | "Available" >> beam.combiners.ToDict() | "Plan" >> beam.Map(plan_mixture, cfg=self.cfg))
+        return available, mixture
+
+
+class MixAndPack(beam.PTransform):
+    """docs -> token shards under <output>/<split>/ and <output>/manifest.json."""
+
+    def __init__(self, cfg: TokenizeConfig, *, available, mixture, write: WriteShardFn, header: dict) -> None:
+        super().__init__()
+        self.cfg, self.available, self.mixture, self.write, self.header = cfg, available, mixture, write, header
+
+    def expand(self, docs):
+        plan = AsSingleton(self.mixture)
+        copies = docs | "Copies" >> beam.ParDo(CopyFn(seed=self.cfg.seed, valid_fraction=self.cfg.valid_fraction), plan)
+        markers = self.mixture | "ShardKeys" >> beam.FlatMap(shard_keys)
+        written = ((copies, markers) | "AllShards" >> beam.Flatten() | "GroupShards" >> beam.GroupByKey()
+                   | "WriteShards" >> beam.ParDo(self.write, plan).with_outputs(COUNTS, main="summaries"))
+        counts = written[COUNTS] | "SumCounts" >> beam.CombineGlobally(SumCountsFn(self.header["vocab_size"]))
+        return (written.summaries | "Summaries" >> beam.combiners.ToList()
+                | "Manifest" >> beam.Map(write_manifest, path=f"{self.write.output}/manifest.json", mixture=plan,
+                                         weights=self.cfg.weights, available=AsDict(self.available),
+                                         counts=AsSingleton(counts), header=self.header))
+
+
+def build(p: beam.Pipeline, cfg: TokenizeConfig, *, tokenizer_json: str, meta: ShardMeta, output: str,
+          header: dict) -> None:
+    dtype = token_dtype(meta.vocab_size)
+    docs = p | "TokenizeSources" >> TokenizeSources(cfg, tokenize=TokenizeFn(
+        tokenizer_json=tokenizer_json, eos_id=meta.eos_id, dtype=dtype.str))
+    available, mixture = docs | "PlanMixture" >> PlanMixture(cfg, itemsize=dtype.itemsize)
+    write = WriteShardFn(output=output, meta=meta, row_group_rows=cfg.row_group_rows, dtype=dtype.str)
+    docs | "MixAndPack" >> MixAndPack(cfg, available=available, mixture=mixture, write=write, header=header)
+
+
+def resolve(options: PipelineOptions) -> tuple[TokenizeConfig, str]:
+    """The config with flag overrides applied, and the output prefix."""
+    common, own = options.view_as(RefineryOptions), options.view_as(TokenizeOptions)
+    if common.num_shards is not None or common.rejected_output:
+        raise JobError("--num_shards and --rejected_output do not apply: the shard count follows from "
+                       "tokens_per_shard, and skipped records are counted in stats.json")
+    cfg = load_tokenize_config(common.config or "default")
+    inputs = split_globs(common.input)
+    changes = {"tokenizer": own.tokenizer, "seq_len": own.seq_len,
+               "sources": (SourceConfig(name="input", paths=tuple(inputs), text_column=cfg.sources[0].text_column),)
+               if inputs else None}
+    try:
+        cfg = dataclasses.replace(cfg, **{k: v for k, v in changes.items() if v is not None})
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if not cfg.tokenizer:
+        raise JobError(f"no tokenizer; pass --tokenizer=tokenizer.json or set tokenizer in the config, or {TRAIN_HINT}")
+    for source in cfg.sources:
+        check_source(source)
+    return cfg, (common.output or DEFAULT_OUTPUT).rstrip("/")
+
+
+def check_source(source: SourceConfig) -> None:
+    """Every glob matches, and the first Parquet file has the text column (a typo fails now, not as skips)."""
+    first = None
+    for pattern in source.paths:
+        try:
+            matched = FileSystems.match([pattern])[0].metadata_list
+        except BeamIOError as exc:
+            raise JobError(f"source {source.name!r}: {pattern!r} cannot be listed ({exc}); check the path and "
+                           "credentials") from None
+        if not matched:
+            raise JobError(f"source {source.name!r}: {pattern!r} matched no files; fix its paths (or --input), or run "
+                           "the pipeline that writes them first")
+        first = first or matched[0].path
+    if first.endswith(".parquet"):
+        with FileSystems.open(first) as fh:
+            names = pq.ParquetFile(fh).schema_arrow.names
+        if source.text_column not in names:
+            raise JobError(f"source {source.name!r}: {first} has no column {source.text_column!r}; its columns: "
+                           f"{', '.join(names)} (set text_column)")
+
+
+def finish(pipeline: beam.Pipeline, *, cfg: TokenizeConfig, output: str, started: float) -> dict:
+    """stats.json with the realised mixture; a plan that could not be met removes the manifest and fails."""
+    with FileSystems.open(f"{output}/manifest.json") as fh:
+        manifest = json.loads(fh.read())
+    mixture = {n: {k: s[k] for k in ("target_weight", "realised_weight", "tokens_available", "tokens_taken")}
+               for n, s in manifest["sources"].items()}
+    report = stats.build_report(collect_counters(pipeline.result), stage_order=STAGES,
+                                wall_time_s=time.monotonic() - started,
+                                extra={"config": cfg.name, "tokenizer": cfg.tokenizer, "seq_len": cfg.seq_len,
+                                       "mixture": mixture, "splits": manifest["splits"],
+                                       "tail_tokens_dropped": manifest["tail_tokens_dropped"],
+                                       "unigram_entropy": manifest["unigram_entropy"]})
+    with FileSystems.create(f"{output}/stats.json") as fh:
+        fh.write(stats.dump_report(report).encode("utf-8"))
+    print(stats.format_summary(report))
+    if "error" in manifest:
+        FileSystems.delete([f"{output}/manifest.json"])
+        raise JobError(manifest["error"])
+    for name, m in mixture.items():
+        print(f"  {name:<16} target {m['target_weight']:.3f}  realised {m['realised_weight']:.3f}  "
+              f"tokens {m['tokens_taken']:,} of {m['tokens_available']:,}")
+    for split, s in manifest["splits"].items():
+        if s["shards"] and not s["rows"]:
+            log.warning("the %s split has no rows: too few documents for one sequence of %d tokens", split, cfg.seq_len)
+        print(f"  {split:<6} {s['rows']:,} rows x {cfg.seq_len} = {s['tokens']:,} tokens in {s['shards']} shard(s), "
+              f"tail dropped {s['tail_tokens_dropped']:,}")
+    print(f"unigram entropy (train): {manifest['unigram_entropy']['nats_per_token']:.4f} nats/token\n"
+          f"shards: {output}/train/ {output}/valid/  manifest: {output}/manifest.json  report: {output}/stats.json")
+    return report
+
+
+def run(argv: list[str] | None = None) -> dict:
+    """Parse flags, load and check the tokenizer, run, and return the stats report."""
+    options = PipelineOptions(argv)
+    cfg, output = resolve(options)
+    try:
+        tok = load_tokenizer(cfg.tokenizer)
+        meta = ShardMeta(seq_len=cfg.seq_len, vocab_size=tok.get_vocab_size(), eos_id=eos_id(tok),
+                         tokenizer_sha256=tokenizer_sha256(cfg.tokenizer))
+    except TokenizerError as exc:
+        raise JobError(str(exc)) from None
+    header = {**{k: v for k, v in dataclasses.asdict(meta).items() if k != "split"},
+              "tokenizer": os.path.abspath(cfg.tokenizer), "seed": cfg.seed, "config": cfg.name,
+              "total_tokens_target": cfg.total_tokens, "max_repeats": cfg.max_repeats,
+              "valid_fraction": cfg.valid_fraction}
+    remove_files(output, patterns=("train/part-*.parquet", "valid/part-*.parquet", "manifest.json", "stats.json"))
+    started = time.monotonic()
+    with beam.Pipeline(runner=make_runner(options), options=options) as pipeline:
+        build(pipeline, cfg, tokenizer_json=tok.to_str(), meta=meta, output=output, header=header)
+    return finish(pipeline, cfg=cfg, output=output, started=started)
+
+
+if __name__ == "__main__":
+    sys.exit(job_main(sys.argv[1:], name="tokenize", doc=__doc__, option_classes=(RefineryOptions, TokenizeOptions),
+                      run=run))
