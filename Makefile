@@ -4,13 +4,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test train-demo bench clean
 
 demo: $(STAMP)  ## Run the Blu-WERP pipeline on the built-in sample WARC -> ./output/werp/
 	$(BIN)/python -m pipelines.werp --runner=DirectRunner
 
 test: $(STAMP)  ## Run the whole test suite
 	$(BIN)/python -m pytest -q
+
+train-demo: $(STAMP)  ## werp -> tokenizer -> token shards -> the tiny model on CPU -> HF export (~2 min)
+	bash scripts/train_demo.sh
 
 bench: $(STAMP)  ## Re-measure the figures in BENCHMARKS.md (minutes)
 	bash bench/run_all.sh

@@ -45,3 +45,19 @@ def test_beam_shells_do_not_import_runners():
         if any(m.startswith("apache_beam.runners") for m in imported_modules(p))
     ]
     assert not offenders, f"transforms/ must not import Beam runners: {offenders}"
+
+
+def test_training_never_imports_beam_or_pipelines():
+    offenders = [
+        f"{p.relative_to(REPO)}: {sorted(bad)}"
+        for p in (REPO / "training").rglob("*.py")
+        if (bad := {m for m in imported_modules(p) if m.split(".")[0] in ("apache_beam", "pipelines")})
+    ]
+    assert not offenders, f"training/ must not import Beam or pipelines: {offenders}"
+
+
+def test_modules_beam_workers_import_for_tokenizing_do_not_import_torch():
+    """pipelines.tokenize runs these on Beam workers, which need not have torch installed."""
+    for rel in ("training/tokenizer.py", "training/data/format.py", "transforms/packing.py", "transforms/beam/packing.py"):
+        bad = {m for m in imported_modules(REPO / rel) if m.split(".")[0] == "torch"}
+        assert not bad, f"{rel} imports {sorted(bad)}"
