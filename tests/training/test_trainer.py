@@ -96,3 +96,22 @@ def test_bad_data_gives_clear_errors(shards, tmp_path):
     pq.write_table(pa.table({"text": ["not tokens"]}), wrong / "part-0.parquet")
     proc = pretrain("--config", "tiny", f"data.path={wrong.parent}", f"output={tmp_path / 'r'}", check=False)
     assert proc.returncode == 2 and "not a token shard" in proc.stderr
+
+
+def test_compiled_bf16_run_logs_to_jsonl_and_tensorboard(shards, tmp_path):
+    """torch.compile and bf16 autocast (the GPU settings) also run on CPU; both logs carry the same scalars."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = tmp_path / "run"
+    pretrain("--config", "tiny", f"data.path={shards}", f"output={run}", *SMALL, "log.tensorboard=true",
+             "train.compile=true", "train.dtype=bf16", "train.steps=4", "eval.every=0", "checkpoint.every=0",
+             "train.peak_tflops=1.0")
+    records = [r for r in read_metrics(run) if "loss" in r and not r.get("summary")]
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    assert all(np.isfinite(r["loss"]) and r["tokens_per_s"] > 0 and 0 < r["mfu"] < 1 and r["mem_peak_mib"] > 0
+               for r in records)
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    logged = [e.value for e in events.Scalars("loss")]
+    assert logged == pytest.approx([r["loss"] for r in records], rel=1e-6)
+    assert "eval_loss" in events.Tags()["scalars"]
