@@ -27,11 +27,13 @@ class RefineryOptions(PipelineOptions):
             "(local paths, gs://, s3://, hdfs://). Default: the job's built-in sample.")
         parser.add_argument(
             "--output", default=None,
-            help="Output prefix (a folder on any Beam filesystem). Shards go to <output>/documents/, the stats "
-            "report to <output>/stats.json. Previous shards under the prefix are replaced. Default: ./output/<job>.")
+            help="Output prefix (a folder on any Beam filesystem). Shards go to <output>/documents/ (tokenize: "
+            "<output>/train/ and valid/), the stats report to <output>/stats.json. Previous shards under the prefix "
+            "are replaced. Default: ./output/<job>.")
         parser.add_argument(
             "--config", default=None,
-            help="Recipe: a name under configs/<job>/ (e.g. bluwerp, fineweb, dclm) or a path to a YAML file.")
+            help="Recipe: a name under configs/<job>/ (e.g. werp: bluwerp, fineweb, dclm; tokenize: default, "
+            "mixture, demo) or a path to a YAML file.")
         parser.add_argument(
             "--rejected_output", default=None,
             help="Optional prefix for dropped records (id, url, stage, reason, text) as Parquet, for audits.")

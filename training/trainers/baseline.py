@@ -109,7 +109,10 @@ class Trainer:
         if resumed is None:
             return
         self.step, self.tokens = resumed.step, resumed.tokens
-        self.train_loader.load_state_dict(resumed.data_state)
+        try:
+            self.train_loader.load_state_dict(resumed.data_state)
+        except ValueError as err:  # other shards, batch size or loader workers than the checkpointed run
+            raise checkpoint.CheckpointError(f"{resumed.path}: the data position does not fit this run's data: {err}") from err
         if self.d.is_main:
             print(f"resumed from {resumed.path} at step {self.step} ({self.tokens:,} tokens)", flush=True)
 
