@@ -47,4 +47,11 @@ $PY bench/betr_demo.py --input bench/out/corpus.warc.gz --data ../shared/data/ma
 $PY bench/pylint_speed.py --files 200 --skip-stdlib   # the speed comparison
 $PY bench/pylint_speed.py --files 200                 # + retention on the whole standard library
 
-echo "results: bench/out/{datatrove_fineweb,stages,e2e_vs_datatrove,memory,minhash_signatures,dedup,betr_demo,pylint_speed}.json"
+# 12. Training: tokenize tokens/s per core, the loader, the tiny trainer on 1 core and 2 DDP ranks (~5 minutes).
+$PY bench/tokenize_speed.py --copies 4 --vocab_size 32768 --reps "$REPS"
+$PY bench/loader_speed.py --seconds 10
+$PY bench/train_speed.py --config tiny --steps 120
+$PY bench/train_speed.py --config tiny --steps 120 --ranks 2
+# On a GPU machine: $PY bench/train_speed.py --config 150m --steps 60 --tokens 60000000
+
+echo "results: bench/out/{datatrove_fineweb,stages,e2e_vs_datatrove,memory,minhash_signatures,dedup,betr_demo,pylint_speed,tokenize_speed,loader_speed,train_speed_*}.json"

@@ -40,6 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tokens", type=int, default=4_000_000, help="tokens in the synthetic train split")
     parser.add_argument("--steps", type=int, default=120, help="training steps")
     parser.add_argument("--log-every", type=int, default=10, help="steps per tokens/s window")
+    parser.add_argument("--ranks", type=int, default=1,
+                        help="data-parallel ranks (torchrun, gloo on CPU); >1 on CPU uses one core per rank, unpinned")
     parser.add_argument("--set", nargs="*", default=[], metavar="key=value", help="extra config overrides")
     return parser.parse_args(argv)
 
@@ -70,8 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     on_gpu = torch.cuda.is_available()
-    if not on_gpu:  # one pinned core with one math thread, like every CPU figure in BENCHMARKS.md
-        pin_one_core()
+    if not on_gpu:  # one core per rank with one math thread, like every CPU figure in BENCHMARKS.md
+        if args.ranks == 1:
+            pin_one_core()
         args.set = [*args.set, "train.threads=1", "train.compile=false"]
     cfg = load_config(args.config, args.set)
     tiny = cfg.name == "tiny"
@@ -80,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         data, run = Path(tmp) / "tokens", Path(tmp) / "run"
         write_synthetic(data, tokens=args.tokens, vocab=vocab, seq_len=seq_len)
-        cmd = [sys.executable, "-m", "training.pretrain", "--config", args.config, f"data.path={data}",
+        launcher = [sys.executable] if args.ranks == 1 else [
+            sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.ranks}"]
+        cmd = [*launcher, "-m", "training.pretrain", "--config", args.config, f"data.path={data}",
                f"output={run}", f"train.steps={args.steps}", f"log.every={args.log_every}", "eval.every=0",
                "eval.batches=2", "checkpoint.every=0", "log.progress=false", "log.tensorboard=false",
                f"model.max_seq_len={seq_len}", *args.set]
@@ -93,18 +98,18 @@ def main(argv: list[str] | None = None) -> int:
         mfu = [r["mfu"] for r in windows if "mfu" in r]
         summary = next(r for r in read_metrics(run) if r.get("summary"))
         load = loader_rate(data, batch_size=cfg.train.micro_batch_size)
-    row = {"config": args.config, "vocab": vocab, "seq_len": seq_len, "steps": args.steps,
+    row = {"config": args.config, "ranks": args.ranks, "vocab": vocab, "seq_len": seq_len, "steps": args.steps,
            "train_tokens_per_s": round(rate), "mfu": round(statistics.median(mfu), 4) if mfu else None,
            "mem_peak_mib": round(windows[-1]["mem_peak_mib"]), "loader_tokens_per_s": round(load),
            "loader_headroom": round(load / rate, 1), "wall_s": round(wall, 1), "final_loss": summary["final_loss"]}
-    print(f"device: {torch.cuda.get_device_name() if on_gpu else 'CPU, one core'}")
-    print("| config | seq | vocab | train tokens/s | MFU | peak MiB | loader tokens/s | loader / train |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    print(f"| {args.config} | {seq_len} | {vocab} | {rate:,.0f} | "
+    print(f"device: {torch.cuda.get_device_name() if on_gpu else 'CPU, one core per rank'}")
+    print("| config | ranks | seq | vocab | train tokens/s | MFU | peak MiB | loader tokens/s | loader / train |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| {args.config} | {args.ranks} | {seq_len} | {vocab} | {rate:,.0f} | "
           f"{row['mfu'] if row['mfu'] is not None else 'n/a (CPU)'} | {row['mem_peak_mib']:,} | {load:,.0f} | "
           f"{load / rate:,.0f}× |")
     print("command: python bench/train_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]))
-    save_report(f"train_speed_{args.config}", {"machine": machine(), "rows": [row], "argv": sys.argv[1:]})
+    save_report(f"train_speed_{args.config}_r{args.ranks}", {"machine": machine(), "rows": [row], "argv": sys.argv[1:]})
     return 0
 
 
