@@ -5,34 +5,32 @@ or a wrong type fails before anything starts, with the valid keys listed.
 """
 from __future__ import annotations
 
+import ast
 import dataclasses
+import inspect
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
 import yaml
 
+from training.model.config import ModelConfig
 from transforms.config import ConfigError, from_mapping
 from transforms.resources import find_config
 
 
 @dataclass(frozen=True, kw_only=True)
-class ModelSection:
-    """The decoder's shape; vocab_size None = the tokenizer's vocabulary from the shards."""
+class ModelSection(ModelConfig):
+    """The decoder's shape (training.model.ModelConfig); vocabulary and context default to the shards'."""
 
-    vocab_size: int | None = None
-    dim: int = 768
-    n_layers: int = 12
-    n_heads: int = 12
-    n_kv_heads: int | None = None
-    ffn_dim: int | None = None
-    multiple_of: int = 256
-    norm_eps: float = 1e-5
-    rope_theta: float = 10000.0
-    max_seq_len: int | None = None
+    vocab_size: int | None = None  # type: ignore[assignment]
+    """None = the tokenizer's vocabulary recorded in the shards."""
+    max_seq_len: int | None = None  # type: ignore[assignment]
     """None = the data's seq_len."""
-    tie_embeddings: bool = False
-    init_std: float = 0.02
+
+    def __post_init__(self) -> None:
+        self.check_shape()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -54,13 +52,19 @@ class OptimSection:
     """AdamW with linear warmup then cosine decay to min_lr_ratio * lr."""
 
     lr: float = 3e-4
+    """Peak learning rate, reached at the end of warmup."""
     min_lr_ratio: float = 0.1
+    """The cosine ends at lr * min_lr_ratio."""
     warmup_steps: int = 100
+    """Steps of linear warmup from lr / warmup_steps to lr."""
     decay_steps: int | None = None
     """Steps of the cosine after warmup; None = until the last step."""
     beta1: float = 0.9
+    """AdamW first-moment decay."""
     beta2: float = 0.95
+    """AdamW second-moment decay (0.95, as Llama and GPT-3 use for pretraining)."""
     eps: float = 1e-8
+    """AdamW denominator epsilon."""
     weight_decay: float = 0.1
     """Applied to matrices only (not to norms or the embedding), as in Llama and nanoGPT."""
     grad_clip: float = 1.0
@@ -72,6 +76,7 @@ class TrainSection:
     """How long, how big a step, on what, in what precision."""
 
     steps: int = 1000
+    """Optimizer steps of the whole run (the LR schedule spans them)."""
     micro_batch_size: int = 8
     """Sequences per forward/backward on one rank."""
     tokens_per_step: int | None = None
@@ -83,6 +88,7 @@ class TrainSection:
     seed: int = 0
     """Seed of the weight initialisation."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    """auto = the local GPU (cuda:LOCAL_RANK) if there is one, else CPU."""
     dtype: Literal["auto", "fp32", "bf16"] = "auto"
     """auto = bf16 autocast on a GPU that supports it, fp32 on CPU. Weights and optimizer stay fp32."""
     compile: bool = False
@@ -95,6 +101,8 @@ class TrainSection:
 
 @dataclass(frozen=True, kw_only=True)
 class EvalSection:
+    """Held-out loss and perplexity on the valid/ shards."""
+
     every: int = 200
     """Evaluate every N steps and at the end (0 = only at the end)."""
     batches: int = 20
@@ -103,6 +111,8 @@ class EvalSection:
 
 @dataclass(frozen=True, kw_only=True)
 class CheckpointSection:
+    """torch.distributed.checkpoint saves under <output>/checkpoints/step-N."""
+
     every: int = 500
     """Save every N steps and at the end (0 = only at the end)."""
     keep: int = 2
@@ -113,9 +123,12 @@ class CheckpointSection:
 
 @dataclass(frozen=True, kw_only=True)
 class LogSection:
+    """metrics.jsonl (always), TensorBoard and a progress bar on rank 0."""
+
     every: int = 10
     """Log a metrics line every N steps."""
     tensorboard: bool = True
+    """Also write the scalars to <output>/tensorboard/ (tensorboard --logdir <output>)."""
     progress: bool = True
     """A progress bar on rank 0 (off when stderr is not a terminal)."""
 
@@ -125,9 +138,11 @@ class RunConfig:
     """One training run."""
 
     name: str = "run"
+    """A label for the run (kept in config.yaml)."""
     output: str = "output/train"
     """Run folder: metrics.jsonl, tensorboard/, checkpoints/, config.yaml."""
     trainer: Literal["baseline"] = "baseline"
+    """Which method turns micro-batches into gradients (training/trainers/)."""
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
     optim: OptimSection = field(default_factory=OptimSection)
@@ -138,6 +153,37 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field (torchtitan's habit), read from the source of cls and its bases."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__[:-1]):
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError):
+            continue
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for node, after in zip(body, body[1:]):
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr)
+                    and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
+                docs[node.target.id] = " ".join(after.value.value.split())
+    return docs
+
+
+def describe_keys() -> str:
+    """Every config key with its default and its docstring, for --help."""
+    lines = []
+    for f in dataclasses.fields(RunConfig):
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if not dataclasses.is_dataclass(default):
+            lines.append(f"  {f.name}={default!r}  {field_docs(RunConfig).get(f.name, '')}".rstrip())
+            continue
+        lines.append(f"  {f.name}:  {(type(default).__doc__ or '').strip()}")
+        docs = field_docs(type(default))
+        for g in dataclasses.fields(default):
+            lines.append(f"    {f.name}.{g.name}={getattr(default, g.name)!r}  {docs.get(g.name, '')}".rstrip())
+    return "\n".join(lines)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

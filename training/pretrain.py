@@ -19,7 +19,7 @@ import torch
 import yaml
 
 from training.checkpoint import CheckpointError
-from training.config import RunConfig, load_config
+from training.config import RunConfig, describe_keys, load_config
 from training.data.format import ShardError
 from training.distributed import Dist, setup, teardown
 from training.model import ModelConfig
@@ -27,24 +27,10 @@ from training.trainers import TRAINERS
 from transforms.config import ConfigError
 
 
-def config_keys() -> str:
-    """Every section and key with its default, for --help."""
-    lines = []
-    for f in dataclasses.fields(RunConfig):
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        if dataclasses.is_dataclass(default):
-            keys = ", ".join(f"{g.name}={getattr(default, g.name)!r}" for g in dataclasses.fields(default))
-            lines.append(f"  {f.name}: {keys}")
-        else:
-            lines.append(f"  {f.name}={default!r}")
-    return "\n".join(lines)
-
-
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m training.pretrain", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=__doc__, epilog="config keys (section: key=default) — documented in training/config.py:\n"
-                                    + config_keys())
+        description=__doc__, epilog="config keys (key=default  what it does):\n" + describe_keys())
     parser.add_argument("--config", default=None,
                         help="a YAML run config, or the name of one in configs/train/ (tiny, 150m, 400m, 1b)")
     parser.add_argument("--trainer", default=None, help=f"override the config's trainer ({', '.join(TRAINERS)})")
@@ -67,12 +53,8 @@ def build_model_config(cfg: RunConfig, *, vocab_size: int, seq_len: int) -> Mode
     if seq_len > max_seq:
         raise ConfigError(f"the shards hold sequences of {seq_len} tokens but model.max_seq_len = {max_seq}; raise "
                           "model.max_seq_len or re-run pipelines.tokenize with a shorter seq_len")
-    fields = {f.name: getattr(m, f.name) for f in dataclasses.fields(m)}
-    fields.update(vocab_size=vocab, max_seq_len=max_seq)
-    try:
-        return ModelConfig(**fields)
-    except ValueError as err:
-        raise ConfigError(f"model: {err}") from None
+    fields = {f.name: getattr(m, f.name) for f in dataclasses.fields(ModelConfig)}
+    return ModelConfig(**{**fields, "vocab_size": vocab, "max_seq_len": max_seq})
 
 
 def save_config(cfg: RunConfig, d: Dist) -> None:

@@ -55,3 +55,12 @@ def test_weight_decay_only_on_matrices():
     assert model.embed.weight in no_decay["params"]  # tied: counted once, not decayed
     n = sum(p.numel() for g in (decay, no_decay) for p in g["params"])
     assert n == sum(p.numel() for p in model.parameters())
+
+
+def test_help_explains_every_config_key():
+    from training.config import describe_keys
+
+    lines = [ln.strip() for ln in describe_keys().splitlines()]
+    undocumented = [ln for ln in lines if len(ln.split("  ", 1)) < 2]  # "key=default  explanation"
+    assert len(lines) > 40 and not undocumented, undocumented
+    assert "train.tokens_per_step=None  Global tokens per optimizer step" in "\n".join(lines)

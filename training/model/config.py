@@ -11,24 +11,35 @@ class ModelConfig:
     vocab_size: int
     """Rows of the embedding and the head; must be at least the tokenizer's vocabulary."""
     dim: int = 768
+    """Width of the residual stream."""
     n_layers: int = 12
+    """Decoder blocks."""
     n_heads: int = 12
+    """Query heads; the head size is dim / n_heads."""
     n_kv_heads: int | None = None
     """Grouped-query attention: fewer key/value heads than query heads (None = n_heads, plain multi-head)."""
     ffn_dim: int | None = None
     """SwiGLU hidden size; None = 8/3 * dim rounded up to a multiple of `multiple_of` (Llama's rule)."""
     multiple_of: int = 256
+    """Round the default SwiGLU size up to a multiple of this (GPU-friendly shapes)."""
     norm_eps: float = 1e-5
+    """RMSNorm epsilon."""
     rope_theta: float = 10000.0
+    """RoPE base; larger values (500000 in Llama 3) suit longer contexts."""
     max_seq_len: int = 2048
     """Longest sequence the RoPE table covers; the data's seq_len must not exceed it."""
     tie_embeddings: bool = False
     """Share the embedding matrix with the output head (saves vocab * dim parameters)."""
     init_std: float = 0.02
+    """Std of the normal weight init; residual output projections get init_std / sqrt(2 * n_layers)."""
 
     def __post_init__(self) -> None:
         if self.vocab_size < 2:
             raise ValueError(f"vocab_size must be at least 2, got {self.vocab_size}")
+        self.check_shape()
+
+    def check_shape(self) -> None:
+        """Checks that need no vocabulary, so a run config fails on a bad shape before any data is read."""
         if self.dim % self.n_heads:
             raise ValueError(f"n_heads ({self.n_heads}) must divide dim ({self.dim})")
         if (self.dim // self.n_heads) % 2:
