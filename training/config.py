@@ -100,6 +100,16 @@ class TrainSection:
 
 
 @dataclass(frozen=True, kw_only=True)
+class StreamBPSection:
+    """StreamBP (trainer=streambp): exact backprop in sequence chunks; activations of one chunk alive at a time."""
+
+    chunk: int = 1024
+    """Tokens per chunk in each layer's forward and backward (the paper suggests seq_len / 3)."""
+    logits_chunk: int | None = None
+    """Tokens per chunk of the head and loss (None = chunk); the logits of a chunk are logits_chunk x vocab."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class EvalSection:
     """Held-out loss and perplexity on the valid/ shards."""
 
@@ -141,7 +151,7 @@ class RunConfig:
     """A label for the run (kept in config.yaml)."""
     output: str = "output/train"
     """Run folder: metrics.jsonl, tensorboard/, checkpoints/, config.yaml."""
-    trainer: Literal["baseline"] = "baseline"
+    trainer: Literal["baseline", "streambp"] = "baseline"
     """Which method turns micro-batches into gradients (training/trainers/)."""
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
@@ -150,6 +160,7 @@ class RunConfig:
     eval: EvalSection = field(default_factory=EvalSection)
     checkpoint: CheckpointSection = field(default_factory=CheckpointSection)
     log: LogSection = field(default_factory=LogSection)
+    streambp: StreamBPSection = field(default_factory=StreamBPSection)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

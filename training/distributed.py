@@ -76,3 +76,23 @@ def broadcast_object(d: Dist, obj: object) -> object:
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def all_reduce_grads(d: Dist, params: list[torch.nn.Parameter], *, bucket_bytes: int = 25 * 2**20) -> None:
+    """Sum gradients over ranks in flat buckets: data parallelism for trainers whose backward DDP cannot hook."""
+    if not d.initialized:
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    bucket: list[torch.Tensor] = []
+    size = 0
+    for i, g in enumerate(grads):
+        bucket.append(g)
+        size += g.numel() * g.element_size()
+        if size >= bucket_bytes or i == len(grads) - 1:
+            flat = torch.cat([t.reshape(-1) for t in bucket])
+            dist.all_reduce(flat)
+            offset = 0
+            for t in bucket:
+                t.copy_(flat[offset:offset + t.numel()].view_as(t))
+                offset += t.numel()
+            bucket, size = [], 0

@@ -38,7 +38,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                                                        "same as output=...")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides, e.g. train.steps=300 optim.lr=1e-3 data.path=output/tokens")
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)
 
 
 def build_model_config(cfg: RunConfig, *, vocab_size: int, seq_len: int) -> ModelConfig:

@@ -13,12 +13,13 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention.bias import causal_lower_right
 
 from training.model.config import ModelConfig
 
 
 class RMSNorm(nn.Module):
-    """Root-mean-square norm computed in fp32 and cast back (as Llama does), so bf16 runs stay stable."""
+    """Root-mean-square norm computed in fp32 (or fp64) and cast back, as Llama does, so bf16 runs stay stable."""
 
     def __init__(self, dim: int, eps: float) -> None:
         super().__init__()
@@ -27,7 +28,7 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = x.dtype
-        x32 = x.float()
+        x32 = x.to(torch.promote_types(dtype, torch.float32))
         x32 = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
         return self.weight * x32.to(dtype)
 
@@ -62,17 +63,28 @@ class Attention(nn.Module):
         self.v_proj = nn.Linear(cfg.dim, cfg.kv_heads * cfg.head_dim, bias=False)
         self.o_proj = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.dim, bias=False)
 
-    def forward(self, x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
+    def project_kv(self, x: torch.Tensor, rope: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rotated keys and values (B, Hkv, T, hd) of normed inputs x at the positions of `rope`."""
         b, t, _ = x.shape
-        q = self.q_proj(x).view(b, t, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, T, hd)
-        k = self.k_proj(x).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, T, hd)
+        k = self.k_proj(x).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, t, self.kv_heads, self.head_dim).transpose(1, 2)
-        q, k = apply_rope(q, rope), apply_rope(k, rope)
+        return apply_rope(k, rope), v
+
+    def attend(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
+        """Queries of the last T positions (normed x, (B, T, d)) against all S >= T keys/values, causally."""
+        b, t, _ = x.shape
+        q = apply_rope(self.q_proj(x).view(b, t, self.n_heads, self.head_dim).transpose(1, 2), rope)  # (B, H, T, hd)
         if self.kv_heads != self.n_heads:
             repeat = self.n_heads // self.kv_heads
             k, v = k.repeat_interleave(repeat, dim=1), v.repeat_interleave(repeat, dim=1)
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, H, T, hd)
+        if k.shape[2] == t:
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:  # a chunk at the end of a longer prefix: the causal mask aligned to the bottom right
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=causal_lower_right(t, k.shape[2]))
         return self.o_proj(out.transpose(1, 2).reshape(b, t, -1))
+
+    def forward(self, x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
+        return self.attend(x, *self.project_kv(x, rope), rope)
 
 
 class FeedForward(nn.Module):
@@ -100,6 +112,15 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.attn_norm(x), rope)
+        return x + self.mlp(self.mlp_norm(x))
+
+    def kv(self, x: torch.Tensor, rope: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys and values of a whole sequence, for `forward_chunk` (sequence-chunked trainers)."""
+        return self.attn.project_kv(self.attn_norm(x), rope)
+
+    def forward_chunk(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
+        """The block on the last positions x (B, c, d) of a prefix whose keys/values are k, v (B, Hkv, e, hd)."""
+        x = x + self.attn.attend(self.attn_norm(x), k, v, rope)
         return x + self.mlp(self.mlp_norm(x))
 
 

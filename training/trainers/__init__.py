@@ -1,6 +1,7 @@
 """Trainers by name; each shares the baseline loop and replaces how micro-batches become gradients."""
 from training.trainers.baseline import Trainer
+from training.trainers.streambp import StreamBPTrainer
 
-TRAINERS: dict[str, type[Trainer]] = {"baseline": Trainer}
+TRAINERS: dict[str, type[Trainer]] = {"baseline": Trainer, "streambp": StreamBPTrainer}
 
-__all__ = ["TRAINERS", "Trainer"]
+__all__ = ["TRAINERS", "StreamBPTrainer", "Trainer"]

@@ -52,6 +52,8 @@ class Trainer:
     """One run of the baseline method; `fit()` trains to cfg.train.steps, resuming if a checkpoint exists."""
 
     name = "baseline"
+    wrap_ddp = True
+    """DDP hooks gradient reduction into one backward per forward; trainers with another backward reduce themselves."""
 
     def __init__(self, cfg: RunConfig, *, d: Dist, model_cfg: ModelConfig, train_loader: Any,
                  eval_loader: Any | None, seq_len: int, data_meta: dict[str, Any]) -> None:
@@ -67,7 +69,7 @@ class Trainer:
         if cfg.train.compile:
             for layer in self.model.layers.values():
                 layer.compile()
-        self.module: nn.Module = DDP(self.model) if d.initialized else self.model
+        self.module: nn.Module = DDP(self.model) if d.initialized and self.wrap_ddp else self.model
         self.optimizer = build_optimizer(self.model, cfg.optim, fused=d.device.type == "cuda")
         self.meta = {"model": dataclasses.asdict(model_cfg), "data": data_meta, "tokens_per_step": self.tokens_per_step,
                      "trainer": self.name}
@@ -90,6 +92,10 @@ class Trainer:
                 loss.backward()
             total += loss.detach()
         return total
+
+    def reduce_loss(self, loss: float) -> float:
+        """The step's loss over all ranks: each rank returned the mean of its own micro-batches."""
+        return all_reduce_sum(self.d, [loss])[0] / self.d.world
 
     # -- the shared loop ---------------------------------------------------------------------------------------
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -186,7 +192,7 @@ class Trainer:
             self.step += 1
             self.tokens += self.tokens_per_step
             window_tokens += self.tokens_per_step
-            loss_value = all_reduce_sum(self.d, [float(loss)])[0] / self.d.world
+            loss_value = self.reduce_loss(float(loss))
             progress.update({"loss": f"{loss_value:.4f}", "lr": f"{lr:.2e}"})
             if self.step % cfg.log.every == 0 or self.step == end:
                 elapsed = time.perf_counter() - window_start
