@@ -9,7 +9,7 @@ batch 1) at the target length. Reported per run:
 - step time, wall seconds of forward + backward (backward dominates; both methods recompute the forward once).
 Methods: plain; ckpt = torch.utils.checkpoint around every block (non-reentrant), full logits as in the
 paper's baseline (HF gradient checkpointing); ckpt+chunked-loss = the same with the head and loss also
-checkpointed in chunks of 1,024 tokens, a stronger baseline; streambp with layer chunk T/4 and logits chunk 1,024.
+checkpointed in chunks of 1,024 tokens, a stronger baseline; streambp with layer and logits chunks of 1,024 tokens (the config default).
 
 BENCH_CORE=1 python bench/streambp_memory.py                    # 1k..16k, ~15 minutes
 python bench/streambp_memory.py --lengths 1024 2048 --cap-mib 512
@@ -40,7 +40,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--vocab", type=int, default=32768, help="a 32k vocabulary, like Llama 2 / Mistral")
-    parser.add_argument("--chunks", type=int, default=4, help="StreamBP layer chunk = T / chunks (the paper: ~T/3)")
+    parser.add_argument("--chunk", type=int, default=1024, help="StreamBP layer chunk in tokens (streambp.chunk)")
     parser.add_argument("--logits-chunk", type=int, default=1024,
                         help="tokens per head/loss chunk for StreamBP and ckpt+chunked-loss (fixed, as the paper's "
                              "logits_chunk_size: the logits of a chunk are chunk x vocab floats)")
@@ -97,9 +97,8 @@ def one_run(method: str, seq: int, args: argparse.Namespace) -> dict:
         objective = NextToken(normalizer=float(tokens.numel()))
         t = tokens.shape[1]
         if method == "streambp":
-            chunk = max(1, t // args.chunks)
             loss = streambp_backward(model, tokens, targets, objective,
-                                     StreamConfig(chunk=chunk, logits_chunk=args.logits_chunk))
+                                     StreamConfig(chunk=args.chunk, logits_chunk=args.logits_chunk))
             if meter is not None:
                 meter.add_held(layer_inputs)
             return float(loss)
@@ -145,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows = []
     passthrough = [f"--dim={args.dim}", f"--layers={args.layers}", f"--heads={args.heads}", f"--vocab={args.vocab}",
-                   f"--chunks={args.chunks}", f"--logits-chunk={args.logits_chunk}", "--lengths", *map(str, args.lengths)]
+                   f"--chunk={args.chunk}", f"--logits-chunk={args.logits_chunk}", "--lengths", *map(str, args.lengths)]
     for seq in args.lengths:
         for method in args.methods:  # alternated per length, so drift hits every method alike
             out = subprocess.run(["taskset", "-c", str(CORE), sys.executable, __file__, f"--one={method}:{seq}",
@@ -161,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     by = {(r["method"], r["seq"]): r for r in rows if "error" not in r}
     print(f"\n`BENCH_CORE={CORE} python bench/streambp_memory.py " + " ".join(argv if argv is not None else sys.argv[1:])
           + f"`: {args.layers} layers, dim {args.dim}, {args.heads} heads, vocab {args.vocab}, batch 1, fp32, "
-          f"StreamBP chunk T/{args.chunks}, logits chunk {args.logits_chunk}\n")
+          f"StreamBP chunk {args.chunk}, logits chunk {args.logits_chunk}\n")
     print("| T | " + " | ".join(f"{m} MiB (saved) / s" for m in args.methods) + " | streambp / ckpt time |")
     print("|---:|" + "---:|" * (len(args.methods) + 1))
     for seq in args.lengths:

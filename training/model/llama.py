@@ -13,8 +13,8 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.attention.bias import causal_lower_right
 
+from training.model.attention import prefix_causal_attention
 from training.model.config import ModelConfig
 
 
@@ -77,10 +77,7 @@ class Attention(nn.Module):
         if self.kv_heads != self.n_heads:
             repeat = self.n_heads // self.kv_heads
             k, v = k.repeat_interleave(repeat, dim=1), v.repeat_interleave(repeat, dim=1)
-        if k.shape[2] == t:
-            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        else:  # a chunk at the end of a longer prefix: the causal mask aligned to the bottom right
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=causal_lower_right(t, k.shape[2]))
+        out = prefix_causal_attention(q, k, v)  # the plain causal kernel when k covers exactly these positions
         return self.o_proj(out.transpose(1, 2).reshape(b, t, -1))
 
     def forward(self, x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:

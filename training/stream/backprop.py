@@ -3,7 +3,8 @@
 A layer's weight gradient is a sum over sequence chunks of that chunk's contribution, and causality means
 chunk [s, e) needs only the keys and values of positions [0, e). So, per optimizer micro-batch:
 
-1. Forward without autograd, chunk by chunk, keeping only each layer's input (as gradient checkpointing does).
+1. Forward without autograd, keeping only each layer's input (as gradient checkpointing does); attention runs
+   on the whole sequence in the fused causal kernel and the MLP in chunks, so nothing of size T x ffn exists.
 2. Head and loss, streamed: logits exist for one chunk at a time (objectives.py), giving dL/dh of the last layer.
 3. Each layer backward, last to first, streamed: keys and values of the whole sequence are recomputed once with
    autograd and detached into leaves; each chunk recomputes its queries, attention over the prefix, the MLP, and
@@ -34,12 +35,15 @@ def chunk_bounds(length: int, chunk: int) -> list[tuple[int, int]]:
 
 @torch.no_grad()
 def layer_forward(layer: Block, x: torch.Tensor, rope: torch.Tensor, chunk: int) -> torch.Tensor:
-    """The block's output for the whole sequence, computed chunk by chunk without autograd."""
+    """The block's output without autograd: attention over the whole sequence (fused causal kernel, no T x T
+    scores kept), the token-wise MLP in chunks, so no (T, ffn) tensor is ever built."""
     k, v = layer.kv(x, rope)
-    out = torch.empty_like(x)
+    h = x + layer.attn.attend(layer.attn_norm(x), k, v, rope)
+    del k, v
     for s, e in chunk_bounds(x.shape[1], chunk):
-        out[:, s:e] = layer.forward_chunk(x[:, s:e], k[:, :, :e], v[:, :, :e], rope[:, s:e])
-    return out
+        hc = h[:, s:e]
+        h[:, s:e] = hc + layer.mlp(layer.mlp_norm(hc))
+    return h
 
 
 def layer_backward(layer: Block, x: torch.Tensor, grad_out: torch.Tensor, rope: torch.Tensor,
