@@ -102,3 +102,27 @@ def test_config_errors_name_the_fix():
     cfg = load_config("tiny", ["model.max_seq_len=64"])
     with pytest.raises(ConfigError, match="max_seq_len"):
         build_model_config(cfg, vocab_size=100, seq_len=128)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("prefix", [1, 16, 40])
+def test_prefix_attention_equals_the_masked_kernel_with_its_gradients(dtype, prefix):
+    """The CPU split (prefix unmasked + diagonal causal, merged by log-sum-exp) is the bottom-right causal mask."""
+    import torch.nn.functional as F
+    from torch.nn.attention.bias import causal_lower_right
+
+    from training.model.attention import prefix_causal_attention, split_kernel_available
+
+    g = torch.Generator().manual_seed(prefix)
+    q, k, v = (torch.randn(2, 4, n, 8, dtype=dtype, generator=g).requires_grad_(True) for n in (16, 16 + prefix,
+                                                                                                16 + prefix))
+    grad = torch.randn(2, 4, 16, 8, dtype=dtype, generator=g)
+    assert split_kernel_available(q)
+    out = prefix_causal_attention(q, k, v)
+    got = torch.autograd.grad(out, (q, k, v), grad)
+    want_out = F.scaled_dot_product_attention(q, k, v, attn_mask=causal_lower_right(16, 16 + prefix))
+    want = torch.autograd.grad(want_out, (q, k, v), grad)
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(out, want_out, rtol=tol, atol=tol)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
