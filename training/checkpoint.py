@@ -20,11 +20,12 @@ import numpy as np
 import torch
 import torch.distributed.checkpoint as dcp
 from torch import nn
-from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
 
 from training.distributed import Dist, barrier, broadcast_object
 
 PREFIX = "step-"
+FLAT = StateDictOptions(flatten_optimizer_state_dict=True)  # optimizer state keyed by parameter name
 META = "meta.json"
 
 
@@ -79,8 +80,31 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save(root: str | Path, *, d: Dist, step: int, tokens: int, model: nn.Module, optimizer: torch.optim.Optimizer,
-         data_state: dict[str, Any], meta: dict[str, Any], keep: int) -> Path:
+def parts_state(parts: list[nn.Module], optimizers: list[torch.optim.Optimizer]) -> tuple[dict, dict]:
+    """Model and optimizer state of this rank's model parts, keyed by the full model's parameter names.
+
+    A pipeline stage keeps the names it had in the whole model (layers.7.attn...), so the parts of all ranks
+    together form one model's state: a checkpoint exports, or resumes, whatever wrote it."""
+    model_sd: dict[str, Any] = {}
+    optim_sd: dict[str, Any] = {}
+    for part, optimizer in zip(parts, optimizers, strict=True):
+        m, o = get_state_dict(part, optimizer, options=FLAT)
+        model_sd.update(m)
+        optim_sd.update(o)
+    return model_sd, optim_sd
+
+
+def set_parts_state(parts: list[nn.Module], optimizers: list[torch.optim.Optimizer], model_sd: dict,
+                    optim_sd: dict) -> None:
+    for part, optimizer in zip(parts, optimizers, strict=True):
+        mine = {k for k in part.state_dict()}
+        set_state_dict(part, optimizer, model_state_dict={k: v for k, v in model_sd.items() if k in mine},
+                       optim_state_dict=optim_sd, options=FLAT)
+
+
+def save(root: str | Path, *, d: Dist, step: int, tokens: int, parts: list[nn.Module],
+         optimizers: list[torch.optim.Optimizer], data_state: dict[str, Any], meta: dict[str, Any],
+         keep: int) -> Path:
     """Write step `step` for every rank (collective: all ranks call it), then prune to the newest `keep`."""
     root = Path(root)
     final = step_dir(root, step)
@@ -89,7 +113,7 @@ def save(root: str | Path, *, d: Dist, step: int, tokens: int, model: nn.Module,
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     barrier(d)
-    model_sd, optim_sd = get_state_dict(model, optimizer)
+    model_sd, optim_sd = parts_state(parts, optimizers)
     state = {"model": model_sd, "optim": optim_sd, "trainer": {"step": step, "tokens": tokens},
              f"rank{d.rank}": {"data": data_state, "rng": rng_state()}}
     with quiet_if_single(d.initialized):
@@ -119,7 +143,7 @@ def check_compatible(saved: dict[str, Any], current: dict[str, Any], *, world: i
                                   "checkpoint.resume=false or a new output folder")
 
 
-def load_latest(root: str | Path, *, d: Dist, model: nn.Module, optimizer: torch.optim.Optimizer,
+def load_latest(root: str | Path, *, d: Dist, parts: list[nn.Module], optimizers: list[torch.optim.Optimizer],
                 meta: dict[str, Any], data_template: dict[str, Any]) -> Resumed | None:
     """Load the newest complete checkpoint under root into model and optimizer (collective); None if there is none.
 
@@ -131,7 +155,7 @@ def load_latest(root: str | Path, *, d: Dist, model: nn.Module, optimizer: torch
     path = Path(path)
     saved = json.loads((path / META).read_text())
     check_compatible(saved, meta, world=d.world, path=path)
-    model_sd, optim_sd = get_state_dict(model, optimizer)
+    model_sd, optim_sd = parts_state(parts, optimizers)
     state = {"model": model_sd, "optim": optim_sd, "trainer": {"step": 0, "tokens": 0},
              f"rank{d.rank}": {"data": dict(data_template), "rng": rng_state()}}
     try:
@@ -140,7 +164,7 @@ def load_latest(root: str | Path, *, d: Dist, model: nn.Module, optimizer: torch
     except Exception as err:  # DCP raises CheckpointException wrapping per-rank errors (missing keys, shapes)
         raise CheckpointError(f"{path}: cannot load into this model/optimizer ({err}); resume with the config that "
                               "wrote it, or start fresh with checkpoint.resume=false") from err
-    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
+    set_parts_state(parts, optimizers, state["model"], state["optim"])
     mine = state[f"rank{d.rank}"]
     set_rng_state(mine["rng"])
     return Resumed(step=int(state["trainer"]["step"]), tokens=int(state["trainer"]["tokens"]),

@@ -70,11 +70,13 @@ def train(cfg: RunConfig, d: Dist) -> dict:
 
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
+    trainer_cls = TRAINERS[cfg.trainer]
+    data_rank, data_world = trainer_cls.data_parallel(cfg, d)
     data = open_training_data(cfg.data, micro_batch_size=cfg.train.micro_batch_size, eval_batches=cfg.eval.batches,
-                              rank=d.rank, world=d.world)
+                              rank=data_rank, world=data_world)
     model_cfg = build_model_config(cfg, vocab_size=data.meta.vocab_size, seq_len=data.meta.seq_len)
     save_config(cfg, d)
-    trainer = TRAINERS[cfg.trainer](cfg, d=d, model_cfg=model_cfg, train_loader=data.train, eval_loader=data.valid,
+    trainer = trainer_cls(cfg, d=d, model_cfg=model_cfg, train_loader=data.train, eval_loader=data.valid,
                                     seq_len=data.meta.seq_len,
                                     data_meta={"seq_len": data.meta.seq_len,
                                                "tokenizer_sha256": data.meta.tokenizer_sha256})

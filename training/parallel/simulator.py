@@ -7,6 +7,8 @@ Where each order comes from (torch 2.13 `torch/distributed/pipelining/schedules.
 - interleaved1f1b, zero-bubble, zbv, dualpipev: the schedule class itself, built on stand-in stages (no
   process group), read from `pipeline_order_with_comms`, the list `_PipelineScheduleRuntime` steps through.
   Comms, UNSHARD/RESHARD and REDUCE_GRAD are dropped; OVERLAP_F_B runs its sub-actions in order, as torch does.
+Timing model: a rank runs its list in order; an action starts once its rank is free and its inputs exist, plus
+`Costs.latency` per cross-rank hop. Sends never block (the runtime posts recvs early and waits at the compute).
 """
 from __future__ import annotations
 
@@ -125,8 +127,12 @@ def torch_order(name: str, *, n_ranks: int, n_microbatches: int, stages_per_rank
         ops = []
         for a in schedule.pipeline_order_with_comms[rank]:
             for leaf in a.sub_actions or (a,):  # OVERLAP_F_B: torch runs the sub-actions one after another
-                if leaf.computation_type.value in KINDS:
-                    ops.append(Action(rank, leaf.stage_index, leaf.computation_type.value, leaf.microbatch_index))
+                if leaf.computation_type.value not in KINDS:
+                    continue
+                if schedule.stage_index_to_group_rank[leaf.stage_index] != rank:  # torch's placement (V or loop)
+                    raise RuntimeError(f"{TORCH_CLASSES[name]} puts {leaf} on rank {rank}, its stage map says "
+                                       f"{schedule.stage_index_to_group_rank[leaf.stage_index]}")
+                ops.append(Action(rank, leaf.stage_index, leaf.computation_type.value, leaf.microbatch_index))
         order.append(tuple(ops))
     return tuple(order)
 
@@ -167,6 +173,10 @@ def simulate(order: Order, *, costs: Costs | Mapping[int, Costs] = Costs()) -> S
     """Run each rank's actions in order, each as soon as its inputs exist; `costs` may differ per stage."""
     owner = stage_ranks(a for ops in order for a in ops)
     last_stage = max(owner)
+    if not isinstance(costs, Costs) and (missing := sorted(set(owner) - set(costs))):
+        raise ValueError(f"costs has no entry for stages {missing}; give one Costs per stage or a single Costs")
+    if misplaced := [a for r, ops in enumerate(order) for a in ops if a.rank != r][:3]:
+        raise ValueError(f"order[r] must hold rank r's actions only; found {misplaced}")
     done: dict[tuple[str, int, int], float] = {}  # (kind, stage, microbatch) -> end time
     clock, heads, spans = [0.0] * len(order), [0] * len(order), []
     progress = True
@@ -174,7 +184,8 @@ def simulate(order: Order, *, costs: Costs | Mapping[int, Costs] = Costs()) -> S
         progress = False
         for r, ops in enumerate(order):
             while heads[r] < len(ops):
-                start = _ready_at(ops[heads[r]], done, owner, last_stage, costs, clock[r])
+                start = _ready_at(ops[heads[r]], done=done, owner=owner, last_stage=last_stage, costs=costs,
+                                  free_at=clock[r])
                 if start is None:
                     break
                 a = ops[heads[r]]
@@ -184,7 +195,7 @@ def simulate(order: Order, *, costs: Costs | Mapping[int, Costs] = Costs()) -> S
                 heads[r] += 1
                 progress = True
     if any(h < len(ops) for h, ops in zip(heads, order)):
-        raise ScheduleDeadlock(_deadlock_report(order, heads, done, last_stage))
+        raise ScheduleDeadlock(_deadlock_report(order, heads=heads, done=done, last_stage=last_stage))
     return summarize(spans)
 
 
@@ -192,7 +203,7 @@ def _cost(costs: Costs | Mapping[int, Costs], stage: int) -> Costs:
     return costs if isinstance(costs, Costs) else costs[stage]
 
 
-def _ready_at(a: Action, done: dict, owner: dict[int, int], last_stage: int,
+def _ready_at(a: Action, *, done: dict, owner: dict[int, int], last_stage: int,
               costs: Costs | Mapping[int, Costs], free_at: float) -> float | None:
     """Earliest start of `a` on a rank free at `free_at`, or None while an input is missing."""
     start = free_at
@@ -205,7 +216,7 @@ def _ready_at(a: Action, done: dict, owner: dict[int, int], last_stage: int,
     return start
 
 
-def _deadlock_report(order: Order, heads: list[int], done: dict, last_stage: int) -> str:
+def _deadlock_report(order: Order, *, heads: list[int], done: dict, last_stage: int) -> str:
     """Which action each stuck rank waits at, what it needs, and where that comes from."""
     pending = {(a.kind, a.stage, a.microbatch): (r, i) for r, ops in enumerate(order) for i, a in enumerate(ops)}
     lines = []
@@ -256,17 +267,20 @@ def bubble_fraction(*, n_ranks: int, n_microbatches: int, chunks: int = 1) -> fl
 
 
 def bubble_time_1f1b(*, n_ranks: int, costs: Costs) -> float:
-    """Idle time per rank of 1F1B (and GPipe): (p-1)(F+B)."""
+    """Idle time per rank of GPipe, 1F1B and interleaved 1F1B (per-chunk costs): (p-1)(F+B)."""
     return (n_ranks - 1) * (costs.f + costs.b)
 
 
 def bubble_time_zb_h1(*, n_ranks: int, costs: Costs) -> float:
-    """Idle time per rank of ZB-H1: (p-1)(F+I-W) (Qi et al. 2024, Table; DualPipe README writes (F+B-2W))."""
+    """Idle time per rank of ZB-H1: (p-1)(F+I-W); Qi et al. 2024 write (p-1)(T_F+T_B-T_W) with B = input grad,
+    the DualPipe README (p-1)(F+B-2W) with B = I+W. At F=I=W it is 1/3 of 1F1B's (p-1)(F+I+W)."""
     return (n_ranks - 1) * (costs.f + costs.of("I") - costs.of("W"))
 
 
-def zb_h1_bubble_fraction(*, n_ranks: int, n_microbatches: int, costs: Costs) -> float:
-    """ZB-H1 idle time over ranks x makespan, makespan = m(F+I+W) + per-rank idle."""
+def zb_h1_bubble_fraction(*, n_ranks: int, n_microbatches: int, costs: Costs, chunks: int = 1) -> float:
+    """ZB-H1 idle over ranks x makespan, makespan = v·m(F+I+W) + idle, with per-chunk costs.
+
+    chunks > 1 is not a published form: it is what torch's interleaved ZB1P order gives here (ZB-H1's ÷ v)."""
     idle = bubble_time_zb_h1(n_ranks=n_ranks, costs=costs)
-    work = n_microbatches * (costs.f + costs.of("I") + costs.of("W"))
+    work = chunks * n_microbatches * (costs.f + costs.of("I") + costs.of("W"))
     return idle / (work + idle)

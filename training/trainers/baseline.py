@@ -65,12 +65,12 @@ class Trainer:
         self.tokens_per_step = cfg.train.micro_batch_size * seq_len * d.world * self.accum
         self.amp_dtype = autocast_dtype(cfg.train.dtype, d.device)
         torch.manual_seed(cfg.train.seed)
-        self.model = Llama(model_cfg).to(d.device)
+        self.parts = self.build_parts()
         if cfg.train.compile:
-            for layer in self.model.layers.values():
-                layer.compile()
-        self.module: nn.Module = DDP(self.model) if d.initialized and self.wrap_ddp else self.model
-        self.optimizer = build_optimizer(self.model, cfg.optim, fused=d.device.type == "cuda")
+            for part in self.parts:
+                for layer in part.layers.values():
+                    layer.compile()
+        self.optimizers = [build_optimizer(part, cfg.optim, fused=d.device.type == "cuda") for part in self.parts]
         self.meta = {"model": dataclasses.asdict(model_cfg), "data": data_meta, "tokens_per_step": self.tokens_per_step,
                      "trainer": self.name}
         self.step, self.tokens = 0, 0
@@ -79,6 +79,17 @@ class Trainer:
         self.peak = device_peak_tflops(d.device, cfg.train.peak_tflops)
 
     # -- the method-specific part ------------------------------------------------------------------------------
+    @classmethod
+    def data_parallel(cls, cfg: RunConfig, d: Dist) -> tuple[int, int]:
+        """(rank, ranks) of this process among the data-parallel replicas: who reads which batches."""
+        return d.rank, d.world
+
+    def build_parts(self) -> list[nn.Module]:
+        """This rank's model parts (the whole model here); sets self.model and self.module (DDP when > 1 rank)."""
+        self.model = Llama(self.model_cfg).to(self.d.device)
+        self.module: nn.Module = DDP(self.model) if self.d.initialized and self.wrap_ddp else self.model
+        return [self.model]
+
     def forward_backward(self, micro_batches: list[Batch]) -> torch.Tensor:
         """Accumulate gradients of the mean next-token loss over the step's micro-batches; return that loss."""
         total = torch.zeros((), device=self.d.device)
@@ -103,14 +114,18 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(self.d.device.type, dtype=self.amp_dtype)
 
+    def set_train(self, mode: bool) -> None:
+        for part in self.parts:
+            part.train(mode)
+
     def checkpoint_root(self) -> Path:
         return self.run_dir / "checkpoints"
 
     def resume(self) -> None:
         if not self.cfg.checkpoint.resume:
             return
-        resumed = checkpoint.load_latest(self.checkpoint_root(), d=self.d, model=self.module,
-                                         optimizer=self.optimizer, meta=self.meta,
+        resumed = checkpoint.load_latest(self.checkpoint_root(), d=self.d, parts=self.parts,
+                                         optimizers=self.optimizers, meta=self.meta,
                                          data_template=self.train_loader.state_dict())
         if resumed is None:
             return
@@ -123,8 +138,8 @@ class Trainer:
             print(f"resumed from {resumed.path} at step {self.step} ({self.tokens:,} tokens)", flush=True)
 
     def save(self) -> Path:
-        return checkpoint.save(self.checkpoint_root(), d=self.d, step=self.step, tokens=self.tokens, model=self.module,
-                               optimizer=self.optimizer, data_state=self.train_loader.state_dict(), meta=self.meta,
+        return checkpoint.save(self.checkpoint_root(), d=self.d, step=self.step, tokens=self.tokens, parts=self.parts,
+                               optimizers=self.optimizers, data_state=self.train_loader.state_dict(), meta=self.meta,
                                keep=self.cfg.checkpoint.keep)
 
     def to_device(self, batch: Batch) -> Batch:
@@ -135,14 +150,15 @@ class Trainer:
     def clip(self) -> float:
         """Clip the global gradient norm (if set) and return the norm before clipping."""
         max_norm = self.cfg.optim.grad_clip if self.cfg.optim.grad_clip > 0 else math.inf
-        return float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), max_norm))
+        return float(torch.nn.utils.clip_grad_norm_([p for part in self.parts for p in part.parameters()], max_norm))
 
     def optimizer_step(self) -> tuple[float, float]:
         lr = lr_at(self.step, self.cfg.optim, self.cfg.train.steps)
-        set_lr(self.optimizer, lr)
         grad_norm = self.clip()
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        for optimizer in self.optimizers:
+            set_lr(optimizer, lr)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
         return lr, grad_norm
 
     @torch.no_grad()
@@ -150,7 +166,7 @@ class Trainer:
         """Mean next-token loss and perplexity over the held-out batches, summed over ranks."""
         if self.eval_loader is None:
             return {}
-        self.module.eval()
+        self.set_train(False)
         loss_sum, count = 0.0, 0
         for batch in self.eval_loader:
             inputs, targets = self.to_device(batch)
@@ -158,7 +174,7 @@ class Trainer:
                 logits = self.model(inputs)
             loss_sum += float(next_token_loss(logits, targets, reduction="sum"))
             count += targets.numel()
-        self.module.train()
+        self.set_train(True)
         loss_sum, count = all_reduce_sum(self.d, [loss_sum, float(count)])
         if not count:
             return {}
@@ -178,7 +194,7 @@ class Trainer:
         self.resume()
         if self.d.is_main:
             print(self.describe(), flush=True)
-        self.module.train()
+        self.set_train(True)
         batches: Iterator[Batch] = iter(self.train_loader)
         progress = Progress(total=cfg.train.steps, initial=self.step, enabled=self.d.is_main and cfg.log.progress)
         window_start, window_tokens, last_eval = time.perf_counter(), 0, {}
