@@ -110,6 +110,27 @@ class StreamBPSection:
 
 
 @dataclass(frozen=True, kw_only=True)
+class PipelineSection:
+    """Pipeline parallelism (trainer=pipeline) on torch.distributed.pipelining, times data parallelism."""
+
+    schedule: Literal["gpipe", "1f1b", "interleaved1f1b", "zero-bubble", "zbv", "dualpipev"] = "1f1b"
+    """Microbatch order: gpipe, 1f1b, interleaved1f1b (Megatron), zero-bubble (ZB-H1 style, split backward),
+    zbv (zero-bubble V placement), dualpipev (DeepSeek's DualPipe, V placement)."""
+    microbatches: int = 4
+    """Microbatches per schedule step; train.micro_batch_size rows are split into them (padded if uneven)."""
+    stages_per_rank: int | None = None
+    """Model chunks per rank: None = 1 for gpipe/1f1b, 2 for the others (zbv and dualpipev need exactly 2)."""
+    dp: int = 1
+    """Data-parallel replicas; the pipeline has ranks / dp stages-ranks (a 2-D device mesh dp x pp)."""
+    balance: Literal["cost", "uniform"] = "cost"
+    """cost = stages of equal FLOPs counting the embedding and LM head; uniform = equal layer counts."""
+    layout: tuple[tuple[str, ...], ...] | None = None
+    """Explicit units per stage, e.g. [[embed, layers.0], [layers.1, norm, head]]; overrides balance."""
+    trace_steps: tuple[int, ...] = ()
+    """Steps whose F/B/W spans are gathered into <output>/pipeline/step-N.trace.json (Chrome) and .png."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class EvalSection:
     """Held-out loss and perplexity on the valid/ shards."""
 
@@ -151,7 +172,7 @@ class RunConfig:
     """A label for the run (kept in config.yaml)."""
     output: str = "output/train"
     """Run folder: metrics.jsonl, tensorboard/, checkpoints/, config.yaml."""
-    trainer: Literal["baseline", "streambp"] = "baseline"
+    trainer: Literal["baseline", "streambp", "pipeline"] = "baseline"
     """Which method turns micro-batches into gradients (training/trainers/)."""
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
@@ -161,6 +182,7 @@ class RunConfig:
     checkpoint: CheckpointSection = field(default_factory=CheckpointSection)
     log: LogSection = field(default_factory=LogSection)
     streambp: StreamBPSection = field(default_factory=StreamBPSection)
+    pipeline: PipelineSection = field(default_factory=PipelineSection)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -78,7 +78,8 @@ def broadcast_object(d: Dist, obj: object) -> object:
     return box[0]
 
 
-def all_reduce_grads(d: Dist, params: list[torch.nn.Parameter], *, bucket_bytes: int = 25 * 2**20) -> None:
+def all_reduce_grads(d: Dist, params: list[torch.nn.Parameter], *, group: object | None = None,
+                     bucket_bytes: int = 25 * 2**20) -> None:
     """Sum gradients over ranks in flat buckets: data parallelism for trainers whose backward DDP cannot hook."""
     if not d.initialized:
         return
@@ -90,7 +91,7 @@ def all_reduce_grads(d: Dist, params: list[torch.nn.Parameter], *, bucket_bytes:
         size += g.numel() * g.element_size()
         if size >= bucket_bytes or i == len(grads) - 1:
             flat = torch.cat([t.reshape(-1) for t in bucket])
-            dist.all_reduce(flat)
+            dist.all_reduce(flat, group=group)
             offset = 0
             for t in bucket:
                 t.copy_(flat[offset:offset + t.numel()].view_as(t))

@@ -12,11 +12,13 @@ from training.config import OptimSection
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Decay 2-D weights (projections, head); leave norms and the embedding alone (Llama/nanoGPT practice)."""
     decay, no_decay, seen = [], [], set()
+    tied = getattr(getattr(model, "cfg", None), "tie_embeddings", False)
     for name, p in model.named_parameters():
         if not p.requires_grad or id(p) in seen:
             continue
         seen.add(id(p))
-        is_embedding = name.endswith("embed.weight")
+        # a pipeline stage holding only the head of a tied model owns a copy of the embedding: treat it alike
+        is_embedding = name.endswith("embed.weight") or (tied and name.endswith("head.weight"))
         (decay if p.ndim >= 2 and not is_embedding else no_decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 

@@ -34,6 +34,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--config", default=None,
                         help="a YAML run config, or the name of one in configs/train/ (tiny, 150m, 400m, 1b)")
     parser.add_argument("--trainer", default=None, help=f"override the config's trainer ({', '.join(TRAINERS)})")
+    parser.add_argument("--schedule", default=None,
+                        help="pipeline schedule (with --trainer=pipeline): gpipe, 1f1b, interleaved1f1b, zero-bubble, "
+                             "zbv, dualpipev; same as pipeline.schedule=...")
+    parser.add_argument("--microbatches", type=int, default=None,
+                        help="microbatches per pipeline step; same as pipeline.microbatches=...")
     parser.add_argument("--output", default=None, help="run folder (metrics, tensorboard, checkpoints); "
                                                        "same as output=...")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
@@ -90,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         overrides.append(f"trainer={args.trainer}")
     if args.output:
         overrides.append(f"output={args.output}")
+    if args.schedule:
+        overrides.append(f"pipeline.schedule={args.schedule}")
+    if args.microbatches:
+        overrides.append(f"pipeline.microbatches={args.microbatches}")
     rank = int(os.environ.get("RANK", "0"))
     try:
         cfg = load_config(args.config, overrides)
@@ -99,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     d = setup(cfg.train.device)
     try:
         train(cfg, d)
-    except (ConfigError, ShardError, CheckpointError) as err:
+    except (ConfigError, ShardError, CheckpointError, ValueError) as err:
         if rank == 0:
             print(f"error: {err}", file=sys.stderr)
         return 2

@@ -7,14 +7,16 @@ agent per microbatch (gensyn-ai/skippipe schedulers/CBS.py). Here: prioritized p
 search (MAPF-LNS, Li et al. 2021). Each agent gets a best-first search over path prefixes against a reservation
 table of node time windows and activation-memory intervals, so it is optimal given earlier agents but the whole plan
 is not optimal (CBS is complete but exponential; it caps its search, so neither is optimal in practice). All
-constraints hold by construction: path length, stage 0 first, distinct stages, jumps, per-stage load (TC2),
-per-node memory, no two windows overlap on a node. Unlike the paper's planner, backward has no priority over an
-already-reserved forward; the final ASAP re-timing keeps each node's order, which is what a runtime replays.
+constraints hold by construction: path length, stage 0 first, distinct stages, jumps, per-stage load (TC2; an
+exact look-ahead keeps the remaining microbatches placeable), per-node memory, no overlapping windows on a node.
+Unlike the paper's planner, backward has no priority over an already-reserved forward; the final ASAP re-timing
+keeps each node's order, which is what a runtime replays.
 """
 from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 import heapq
 import itertools
 import math
@@ -280,10 +282,38 @@ def _time_path(problem: SkipProblem, table: _Table, path: Sequence[Visit]) -> li
 
 
 def _capacity_left(problem: SkipProblem, table: _Table, stages: Sequence[int], agents_after: int) -> bool:
-    """Whether `agents_after` more paths can still each find K-1 distinct stages under the load cap."""
-    need = problem.path_len - 1
-    room = [problem.load_cap - table.load[s] - (s in stages) for s in range(1, len(problem.stages))]
-    return sum(min(r, agents_after) for r in room) >= agents_after * need
+    """Whether `agents_after` more paths still fit the load cap after this one takes `stages`."""
+    room = tuple(problem.load_cap - table.load[s] - (s in stages) for s in range(len(problem.stages)))
+    return _fillable(_stage_sets(problem), room, agents_after, 0)
+
+
+@functools.lru_cache(maxsize=64)
+def _stage_sets(problem: SkipProblem) -> tuple[tuple[int, ...], ...]:
+    """Every set of stages >= 1 a path may cover under the jump and swap rules."""
+    found, stack = set(), [[0]]
+    while stack:
+        seq = stack.pop()
+        if len(seq) == problem.path_len:
+            found.add(tuple(sorted(seq[1:])))
+        else:
+            stack += [[*seq, s] for s in stage_moves(problem, seq)]
+    return tuple(sorted(found))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _fillable(sets: tuple[tuple[int, ...], ...], room: tuple[int, ...], agents: int, first: int) -> bool:
+    """Whether `agents` paths, choosing stage sets from sets[first:] with repeats, fit within `room` per stage."""
+    if agents == 0:
+        return True
+    need = len(sets[0]) if sets else 0
+    if sum(min(r, agents) for r in room[1:]) < agents * need:
+        return False  # each path takes `need` distinct stages, so a stage serves at most `agents` of them
+    for i in range(first, len(sets)):
+        if all(room[s] > 0 for s in sets[i]):
+            rest = tuple(r - (s in sets[i]) for s, r in enumerate(room))
+            if _fillable(sets, rest, agents - 1, i):
+                return True
+    return False
 
 
 def _plan_agent(problem: SkipProblem, table: _Table, agents_after: int, banned: frozenset[int] = frozenset()
@@ -317,8 +347,9 @@ def _plan_agent(problem: SkipProblem, table: _Table, agents_after: int, banned: 
                 rest = k - len(path) - 1
                 key = t + rest * (f + 2 * lmin) + k * b + back + lat[node][last]
                 heapq.heappush(heap, (key, next(tick), None, (*path, (stage, node)), t, back + lat[node][last]))
-    raise ValueError(f"no path of length {k} meets the load cap {problem.load_cap} and max_jump "
-                     f"{problem.max_jump} for the remaining microbatches; raise load_slack or max_jump")
+    raise ValueError(f"no set of {problem.n_microbatches} paths of length {k} fits the load cap {problem.load_cap} "
+                     f"under max_jump {problem.max_jump}{' and the banned nodes' if banned else ''}; "
+                     "raise load_slack or max_jump")
 
 
 def _retime(problem: SkipProblem, paths: Sequence[Sequence[Visit]], chains: Sequence[Sequence[Window]]
@@ -362,9 +393,10 @@ def plan(problem: SkipProblem, *, seed: int = 0, lns_iters: int = 30, neighbourh
         others = [int(m) for m in rng.choice([m for m in range(n) if m != late], size=min(neighbourhood, n) - 1,
                                              replace=False)]
         ban = frozenset({int(rng.choice([node for _, node in best_paths[late]]))})
+        freed = {late, *others}
         try:
-            trial_paths, trial = _replan(problem, [None if m in (late, *others) else p for m, p in enumerate(best_paths)],
-                                         [None if m in (late, *others) else c for m, c in enumerate(best)],
+            trial_paths, trial = _replan(problem, [None if m in freed else p for m, p in enumerate(best_paths)],
+                                         [None if m in freed else c for m, c in enumerate(best)],
                                          [(late, ban), *((m, frozenset()) for m in others)])
         except ValueError:
             continue  # the ban or the load cap leaves no path; keep the incumbent
@@ -467,7 +499,7 @@ def _check_times(schedule: Schedule, problem: SkipProblem) -> list[str]:
         for i, (f, b) in enumerate(zip(fwd, bwd)):
             if (f.node, b.node) != (nodes[i], nodes[i]):
                 errors.append(f"mb {m} visit {i}: steps run on nodes {f.node}/{b.node}, path says {nodes[i]}")
-            if abs(f.end_s - f.start_s - problem.forward_s) > EPS or abs(b.end_s - b.start_s - problem.backward_s) > EPS:
+            if max(abs(f.end_s - f.start_s - problem.forward_s), abs(b.end_s - b.start_s - problem.backward_s)) > 1e-6:
                 errors.append(f"mb {m} visit {i}: compute windows have the wrong length")
             want = (nodes[i - 1] if i else None, nodes[i + 1] if i + 1 < len(nodes) else None)
             if (f.src, f.dst) != want or (b.dst, b.src) != want:

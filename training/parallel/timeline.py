@@ -112,9 +112,32 @@ def draw_timeline(spans: Iterable[Span], path: str | Path, *, title: str = "", u
     kinds = sorted({s.kind for s in spans}, key="FBIW".index)
     ax.legend(handles=[Patch(facecolor=COLORS[k], label=k) for k in kinds], loc="lower right", fontsize=7,
               ncols=len(kinds), bbox_to_anchor=(1.0, 1.0), frameon=False)
-    ax.set_title(f"{title}  bubble {idle_fraction(spans):.1%}".strip())
+    ax.set_title(f"{title}  bubble {idle_fraction(spans):.1%}".strip(), loc="left", fontsize=9)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     return path
+
+
+def hop_latency(spans: Iterable[Span]) -> float:
+    """Median delay between a stage finishing a microbatch and the next stage starting it on an idle rank.
+
+    That delay is the per-message cost of the runtime (send/recv, wake-up), which the simulator's
+    `Costs.latency` models; only hops whose receiving rank had nothing else to do count."""
+    spans = list(spans)
+    done = {(s.stage, s.kind, s.microbatch): s for s in spans}
+    lanes = {r: sorted(ss, key=lambda s: s.start) for r, ss in by_rank(spans).items()}
+    gaps = []
+    for rank_spans in lanes.values():
+        for prev, cur in zip([None, *rank_spans], rank_spans):
+            if cur.kind == "F":
+                src = done.get((cur.stage - 1, "F", cur.microbatch))
+            else:
+                src = done.get((cur.stage + 1, "B", cur.microbatch)) or done.get((cur.stage + 1, "I", cur.microbatch))
+            if src is None or src.rank == cur.rank:
+                continue
+            if prev is None or prev.end <= src.end:  # the receiver was idle when the message left
+                gaps.append(cur.start - src.end)
+    gaps.sort()
+    return gaps[len(gaps) // 2] if gaps else 0.0

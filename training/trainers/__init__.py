@@ -1,7 +1,8 @@
 """Trainers by name; each shares the baseline loop and replaces how micro-batches become gradients."""
 from training.trainers.baseline import Trainer
+from training.trainers.pipeline import PipelineTrainer
 from training.trainers.streambp import StreamBPTrainer
 
-TRAINERS: dict[str, type[Trainer]] = {"baseline": Trainer, "streambp": StreamBPTrainer}
+TRAINERS: dict[str, type[Trainer]] = {"baseline": Trainer, "streambp": StreamBPTrainer, "pipeline": PipelineTrainer}
 
-__all__ = ["TRAINERS", "StreamBPTrainer", "Trainer"]
+__all__ = ["TRAINERS", "PipelineTrainer", "StreamBPTrainer", "Trainer"]

@@ -60,9 +60,11 @@ class Trainer:
         self.cfg, self.d, self.model_cfg, self.seq_len = cfg, d, model_cfg, seq_len
         self.run_dir = Path(cfg.output)
         self.train_loader, self.eval_loader = train_loader, eval_loader
+        self.data_rank, self.data_world = self.data_parallel(cfg, d)
         self.accum = accumulation_steps(tokens_per_step=cfg.train.tokens_per_step,
-                                        micro_batch_size=cfg.train.micro_batch_size, seq_len=seq_len, world=d.world)
-        self.tokens_per_step = cfg.train.micro_batch_size * seq_len * d.world * self.accum
+                                        micro_batch_size=cfg.train.micro_batch_size, seq_len=seq_len,
+                                        world=self.data_world)
+        self.tokens_per_step = cfg.train.micro_batch_size * seq_len * self.data_world * self.accum
         self.amp_dtype = autocast_dtype(cfg.train.dtype, d.device)
         torch.manual_seed(cfg.train.seed)
         self.parts = self.build_parts()
@@ -113,6 +115,13 @@ class Trainer:
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.d.device.type, dtype=self.amp_dtype)
+
+    def before_step(self) -> None:
+        """Hook before a step's forward/backward (the pipeline trainer starts a trace here)."""
+
+    def after_step(self) -> dict[str, float]:
+        """Hook after the optimizer step; returned values are logged at this step."""
+        return {}
 
     def set_train(self, mode: bool) -> None:
         for part in self.parts:
@@ -185,7 +194,7 @@ class Trainer:
         cfg, m = self.cfg, self.model_cfg
         return (f"{self.name} trainer: {param_count(m) / 1e6:.2f}M parameters ({m.n_layers} layers, dim {m.dim}, "
                 f"vocab {m.vocab_size}) on {self.d.world} × {self.d.device.type}; {self.tokens_per_step:,} tokens/step "
-                f"= {cfg.train.micro_batch_size} seq × {self.seq_len} × {self.d.world} ranks × {self.accum} accum; "
+                f"= {cfg.train.micro_batch_size} seq × {self.seq_len} × {self.data_world} replicas × {self.accum} accum; "
                 f"{cfg.train.steps} steps; precision {self.amp_dtype or torch.float32}; output {self.run_dir}")
 
     def fit(self) -> dict[str, Any]:
@@ -203,13 +212,17 @@ class Trainer:
         loss_value = math.nan
         while self.step < end:
             micro = [self.to_device(next(batches)) for _ in range(self.accum)]
+            self.before_step()
             loss = self.forward_backward(micro)
             lr, grad_norm = self.optimizer_step()
             self.step += 1
+            extra = self.after_step()
             self.tokens += self.tokens_per_step
             window_tokens += self.tokens_per_step
             loss_value = self.reduce_loss(float(loss))
             progress.update({"loss": f"{loss_value:.4f}", "lr": f"{lr:.2e}"})
+            if extra:
+                self.log.log(self.step, extra)
             if self.step % cfg.log.every == 0 or self.step == end:
                 elapsed = time.perf_counter() - window_start
                 train_time += elapsed

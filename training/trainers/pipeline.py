@@ -1,0 +1,204 @@
+"""The pipeline trainer: the baseline loop with the model cut into stages across ranks (training/parallel/).
+
+Ranks form a 2-D mesh dp × pp: each data-parallel replica is a full pipeline. Per optimizer step every
+micro-batch goes through one schedule step; the loss is normalised by the tokens of the whole step over all
+replicas, gradients are summed over the dp group, the two copies of a tied embedding (first and last stage
+on different ranks) have their gradients summed between the owning ranks (Megatron's embedding group), and
+the clipping norm is taken over the pipeline group, counting a tied weight once.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from training.config import RunConfig
+from training.distributed import Dist, all_reduce_grads, all_reduce_sum
+from training.model import Llama
+from training.parallel.actions import Span
+from training.parallel.partition import EMBED, HEAD, balanced_layout, explicit_layout, uniform_layout
+from training.parallel.pipeline import IGNORE, Pipeline, Plan, build_pipeline, check_plan
+from training.trainers.baseline import Batch, Trainer
+
+
+def pipeline_degrees(cfg: RunConfig, world: int) -> tuple[int, int]:
+    """(dp, pp): data-parallel replicas and ranks per pipeline."""
+    dp = cfg.pipeline.dp
+    if dp < 1 or world % dp:
+        raise ValueError(f"pipeline.dp = {dp} must divide the number of ranks ({world})")
+    return dp, world // dp
+
+
+class PipelineTrainer(Trainer):
+    name = "pipeline"
+    wrap_ddp = False
+
+    @classmethod
+    def data_parallel(cls, cfg: RunConfig, d: Dist) -> tuple[int, int]:
+        dp, pp = pipeline_degrees(cfg, d.world)
+        return d.rank // pp, dp
+
+    def build_parts(self) -> list[nn.Module]:
+        cfg, d = self.cfg.pipeline, self.d
+        dp, pp = pipeline_degrees(self.cfg, d.world)
+        schedule = cfg.schedule
+        per_rank = cfg.stages_per_rank or (1 if schedule in ("gpipe", "1f1b") else 2)
+        n_stages = pp * per_rank
+        if cfg.layout:
+            layout = explicit_layout(self.model_cfg, [list(s) for s in cfg.layout], seq_len=self.seq_len)
+        elif cfg.balance == "uniform":
+            layout = uniform_layout(self.model_cfg, n_stages, seq_len=self.seq_len)
+        else:
+            layout = balanced_layout(self.model_cfg, n_stages, seq_len=self.seq_len)
+        self.plan = Plan(schedule=schedule, pp=pp, dp=dp, stages_per_rank=per_rank, microbatches=cfg.microbatches,
+                         layout=layout)
+        check_plan(self.plan)
+        self.pp_rank, self.dp_rank = d.rank % pp, d.rank // pp
+        self.pp_group, self.dp_group = self.groups(dp, pp)
+        full = Llama(self.model_cfg)  # every rank builds the same seeded model, then keeps its stages
+        self.pipe: Pipeline = build_pipeline(full, self.plan, pp_rank=self.pp_rank, device=d.device,
+                                             pp_group=self.pp_group)
+        del full
+        self.tied_group = self.tied_embedding_group(dp, pp)
+        self.trace: list[Span] | None = None
+        return list(self.pipe.parts)
+
+    def groups(self, dp: int, pp: int) -> tuple[object, object]:
+        """pp and dp process groups of a (dp, pp) device mesh (None for one process)."""
+        if not self.d.initialized:
+            return None, None
+        from torch.distributed.device_mesh import init_device_mesh
+
+        mesh = init_device_mesh(self.d.device.type, (dp, pp), mesh_dim_names=("dp", "pp"))
+        return mesh.get_group("pp"), mesh.get_group("dp")
+
+    def tied_embedding_group(self, dp: int, pp: int) -> object | None:
+        """The group {embedding rank, head rank} of this replica when a tied weight lives on two ranks."""
+        if not self.model_cfg.tie_embeddings or not self.d.initialized:
+            return None
+        first = self.plan.rank_of(self.plan.layout.stage_of(EMBED))
+        last = self.plan.rank_of(self.plan.layout.stage_of(HEAD))
+        if first == last:
+            return None
+        mine = None
+        for replica in range(dp):  # every rank takes part in creating every group
+            group = dist.new_group([replica * pp + first, replica * pp + last])
+            if replica == self.dp_rank and self.pp_rank in (first, last):
+                mine = group
+        return mine
+
+    def tied_param(self) -> torch.Tensor | None:
+        """This rank's copy of a tied embedding that lives on two ranks, if it holds one."""
+        if self.tied_group is None:
+            return None
+        for part in self.parts:
+            if part.embed is not None:
+                return part.embed.weight
+            if part.head is not None:
+                return part.head.weight
+        return None
+
+    def forward_backward(self, micro_batches: list[Batch]) -> torch.Tensor:
+        local = float(sum(int((t != IGNORE).sum()) for _, t in micro_batches))
+        tokens = self.all_reduce_dp([local])[0]
+        total = 0.0
+        for i, (inputs, targets) in enumerate(micro_batches):  # a trace shows the step's first schedule run
+            total += self.pipe.run(inputs, targets, tokens=max(tokens, 1.0), spans=self.trace if i == 0 else None)
+        if self.dp_group is not None and self.plan.dp > 1:
+            all_reduce_grads(self.d, self.params(), group=self.dp_group)
+        tied = self.tied_param()
+        if tied is not None and tied.grad is not None:
+            dist.all_reduce(tied.grad, group=self.tied_group)
+        return torch.tensor(total)
+
+    def all_reduce_dp(self, values: list[float]) -> list[float]:
+        if self.dp_group is None or self.plan.dp == 1:
+            return values
+        t = torch.tensor(values, dtype=torch.float64)
+        dist.all_reduce(t, group=self.dp_group)
+        return t.tolist()
+
+    def params(self) -> list[nn.Parameter]:
+        seen, out = set(), []
+        for part in self.parts:
+            for p in part.parameters():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    out.append(p)
+        return out
+
+    def reduce_loss(self, loss: float) -> float:
+        """Only last-stage ranks hold loss, each its replica's share of the global mean: the sum is the mean."""
+        return all_reduce_sum(self.d, [loss])[0]
+
+    def clip(self) -> float:
+        """Global gradient norm over the pipeline (a tied weight counted once), then clip on every rank."""
+        params = [p for p in self.params() if p.grad is not None]
+        tied = self.tied_param()
+        counted = [p for p in params if not (tied is not None and p is tied and self.pipe.has_last
+                                             and not self.pipe.has_first)]
+        sq = torch.zeros((), dtype=torch.float64)
+        for p in counted:
+            sq += p.grad.detach().double().pow(2).sum().cpu()
+        if self.pp_group is not None:
+            dist.all_reduce(sq, group=self.pp_group)
+        norm = float(sq.sqrt())
+        max_norm = self.cfg.optim.grad_clip
+        if max_norm > 0 and norm > max_norm:
+            for p in params:
+                p.grad.mul_(max_norm / (norm + 1e-6))
+        return norm
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        if self.eval_loader is None:
+            return {}
+        self.set_train(False)
+        loss_sum, count = 0.0, 0.0
+        for inputs, targets in self.eval_loader:
+            inputs, targets = self.to_device((inputs, targets))
+            loss_sum += self.pipe.run(inputs, targets, tokens=1.0, train=False)
+            count += float((targets != IGNORE).sum()) if self.pipe.has_last else 0.0
+        self.set_train(True)
+        loss_sum, count = all_reduce_sum(self.d, [loss_sum, count])
+        if not count:
+            return {}
+        loss = loss_sum / count
+        return {"eval_loss": loss, "eval_ppl": math.exp(min(loss, 50.0)), "eval_tokens": int(count)}
+
+    def before_step(self) -> None:
+        """Record F/B/W spans on the configured steps."""
+        self.trace = [] if self.step + 1 in self.cfg.pipeline.trace_steps else None
+
+    def after_step(self) -> dict[str, float]:
+        """Gather a traced step's spans to rank 0: Chrome trace, PNG, measured vs simulated bubble."""
+        if self.trace is None:
+            return {}
+        spans, self.trace = self.trace, None
+        gathered = [spans]
+        if self.d.initialized:
+            gathered = [None] * self.d.world
+            dist.all_gather_object(gathered, spans)
+        if not self.d.is_main:
+            return {}
+        from training.parallel.simulator import costs_from_spans, schedule_order, simulate
+        from training.parallel.timeline import draw_timeline, hop_latency, idle_fraction, write_chrome_trace
+
+        replica = [s for rank_spans in gathered[: self.plan.pp] for s in rank_spans]  # replica 0's pipeline
+        folder = Path(self.cfg.output) / "pipeline"
+        folder.mkdir(parents=True, exist_ok=True)
+        measured = idle_fraction(replica)
+        order = schedule_order(self.plan.runtime_schedule(), n_ranks=self.plan.pp,
+                               n_microbatches=self.plan.microbatches, stages_per_rank=self.plan.stages_per_rank)
+        latency = hop_latency(replica)
+        ideal = simulate(order, costs=costs_from_spans(replica)).bubble_fraction
+        with_latency = simulate(order, costs=costs_from_spans(replica, latency=latency)).bubble_fraction
+        write_chrome_trace(replica, folder / f"step-{self.step}.trace.json")
+        draw_timeline(replica, folder / f"step-{self.step}.png",
+                      title=f"{self.plan.schedule}, {self.plan.pp} ranks, {self.plan.microbatches} microbatches "
+                            f"(simulated {ideal:.1%}, {with_latency:.1%} with {latency * 1e3:.2f} ms hops); measured")
+        return {"pp_bubble_measured": measured, "pp_bubble_simulated": ideal,
+                "pp_bubble_simulated_latency": with_latency, "pp_hop_latency_s": latency}
