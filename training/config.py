@@ -113,9 +113,10 @@ class StreamBPSection:
 class PipelineSection:
     """Pipeline parallelism (trainer=pipeline) on torch.distributed.pipelining, times data parallelism."""
 
-    schedule: Literal["gpipe", "1f1b", "interleaved1f1b", "zero-bubble", "zbv", "dualpipev"] = "1f1b"
+    schedule: Literal["gpipe", "1f1b", "interleaved1f1b", "zero-bubble", "zbv", "dualpipev", "skippipe"] = "1f1b"
     """Microbatch order: gpipe, 1f1b, interleaved1f1b (Megatron), zero-bubble (ZB-H1 style, split backward),
-    zbv (zero-bubble V placement), dualpipev (DeepSeek's DualPipe, V placement)."""
+    zbv (zero-bubble V placement), dualpipev (DeepSeek's DualPipe, V placement), skippipe (each microbatch
+    follows a planned path that skips stages; every rank is a node, several nodes may hold one stage)."""
     microbatches: int = 4
     """Microbatches per schedule step; train.micro_batch_size rows are split into them (padded if uneven)."""
     stages_per_rank: int | None = None
@@ -126,6 +127,16 @@ class PipelineSection:
     """cost = stages of equal FLOPs counting the embedding and LM head; uniform = equal layer counts."""
     layout: tuple[tuple[str, ...], ...] | None = None
     """Explicit units per stage, e.g. [[embed, layers.0], [layers.1, norm, head]]; overrides balance."""
+    skip: float = 0.33
+    """skippipe: fraction of stages each microbatch skips (stage 0 always kept); SkipPipe's default 2/6."""
+    skip_stages: int | None = None
+    """skippipe: number of stages S; the ranks are dealt to them evenly (None = one rank per stage)."""
+    reorder: bool = False
+    """skippipe: allow one swap of adjacent stages in a path."""
+    latency: str | None = None
+    """skippipe: a JSON file with the node-to-node latency matrix in seconds (None = a uniform network)."""
+    inject_latency: bool = False
+    """skippipe: hold each message back by its link's latency, emulating that network on one machine."""
     trace_steps: tuple[int, ...] = ()
     """Steps whose F/B/W spans are gathered into <output>/pipeline/step-N.trace.json (Chrome) and .png."""
 

@@ -36,7 +36,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--trainer", default=None, help=f"override the config's trainer ({', '.join(TRAINERS)})")
     parser.add_argument("--schedule", default=None,
                         help="pipeline schedule (with --trainer=pipeline): gpipe, 1f1b, interleaved1f1b, zero-bubble, "
-                             "zbv, dualpipev; same as pipeline.schedule=...")
+                             "zbv, dualpipev, skippipe; same as pipeline.schedule=...")
     parser.add_argument("--microbatches", type=int, default=None,
                         help="microbatches per pipeline step; same as pipeline.microbatches=...")
     parser.add_argument("--output", default=None, help="run folder (metrics, tensorboard, checkpoints); "
@@ -75,7 +75,7 @@ def train(cfg: RunConfig, d: Dist) -> dict:
 
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    trainer_cls = TRAINERS[cfg.trainer]
+    trainer_cls = TRAINERS[cfg.trainer].for_config(cfg)
     data_rank, data_world = trainer_cls.data_parallel(cfg, d)
     data = open_training_data(cfg.data, micro_batch_size=cfg.train.micro_batch_size, eval_batches=cfg.eval.batches,
                               rank=data_rank, world=data_world)

@@ -37,6 +37,14 @@ class PipelineTrainer(Trainer):
     wrap_ddp = False
 
     @classmethod
+    def for_config(cls, cfg: RunConfig) -> type[Trainer]:
+        if cfg.pipeline.schedule == "skippipe":
+            from training.trainers.skippipe import SkipPipeTrainer
+
+            return SkipPipeTrainer
+        return cls
+
+    @classmethod
     def data_parallel(cls, cfg: RunConfig, d: Dist) -> tuple[int, int]:
         dp, pp = pipeline_degrees(cfg, d.world)
         return d.rank // pp, dp
