@@ -45,6 +45,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="tokens per head/loss chunk for StreamBP and ckpt+chunked-loss (fixed, as the paper's "
                              "logits_chunk_size: the logits of a chunk are chunk x vocab floats)")
     parser.add_argument("--cap-mib", type=float, default=1024.0, help="memory cap for the longest-sequence table")
+    parser.add_argument("--reps", type=int, default=1,
+                        help="runs per (method, length), alternated; the table shows medians")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: method:T in a child
     return parser.parse_args(argv)
 
@@ -145,19 +147,23 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     passthrough = [f"--dim={args.dim}", f"--layers={args.layers}", f"--heads={args.heads}", f"--vocab={args.vocab}",
                    f"--chunk={args.chunk}", f"--logits-chunk={args.logits_chunk}", "--lengths", *map(str, args.lengths)]
-    for seq in args.lengths:
-        for method in args.methods:  # alternated per length, so drift hits every method alike
-            out = subprocess.run(["taskset", "-c", str(CORE), sys.executable, __file__, f"--one={method}:{seq}",
-                                  *passthrough], capture_output=True, text=True, env=one_core_env())
-            if out.returncode != 0:
-                print(out.stderr[-2000:], file=sys.stderr)
-                rows.append({"method": method, "seq": seq, "error": out.returncode})
-                continue
-            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-            r = rows[-1]
-            print(f"{method:18s} T={seq:6d} step {r['step_mib']:8.1f} MiB  saved {r['saved_mib']:8.1f} MiB  "
-                  f"{r['seconds']:7.2f} s", flush=True)
-    by = {(r["method"], r["seq"]): r for r in rows if "error" not in r}
+    # methods alternate within each repetition, so drift hits every method alike
+    for seq, _rep, method in ((s, r, m) for s in args.lengths for r in range(args.reps) for m in args.methods):
+        out = subprocess.run(["taskset", "-c", str(CORE), sys.executable, __file__, f"--one={method}:{seq}",
+                              *passthrough], capture_output=True, text=True, env=one_core_env())
+        if out.returncode != 0:
+            print(out.stderr[-2000:], file=sys.stderr)
+            rows.append({"method": method, "seq": seq, "error": out.returncode})
+            continue
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        r = rows[-1]
+        print(f"{method:18s} T={seq:6d} step {r['step_mib']:8.1f} MiB  saved {r['saved_mib']:8.1f} MiB  "
+              f"{r['seconds']:7.2f} s", flush=True)
+    by = {}
+    for key in {(r["method"], r["seq"]) for r in rows if "error" not in r}:
+        runs = sorted((r for r in rows if "error" not in r and (r["method"], r["seq"]) == key),
+                      key=lambda r: r["seconds"])
+        by[key] = {**runs[len(runs) // 2], "step_mib": max(r["step_mib"] for r in runs)}  # median time, worst memory
     print(f"\n`BENCH_CORE={CORE} python bench/streambp_memory.py " + " ".join(argv if argv is not None else sys.argv[1:])
           + f"`: {args.layers} layers, dim {args.dim}, {args.heads} heads, vocab {args.vocab}, batch 1, fp32, "
           f"StreamBP chunk {args.chunk}, logits chunk {args.logits_chunk}\n")

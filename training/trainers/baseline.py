@@ -181,19 +181,33 @@ class Trainer:
         if self.eval_loader is None:
             return {}
         self.set_train(False)
-        loss_sum, count = 0.0, 0
+        loss_sum, count = self.eval_sums()
+        self.set_train(True)
+        loss_sum, count = all_reduce_sum(self.d, [loss_sum, count])
+        if not count:
+            return {}
+        loss = loss_sum / count
+        return {"eval_loss": loss, "eval_ppl": math.exp(min(loss, 50.0)), "eval_tokens": int(count)}
+
+    def eval_sums(self) -> tuple[float, float]:
+        """This rank's summed held-out token loss and token count (the method-specific half of evaluate)."""
+        loss_sum, count = 0.0, 0.0
         for batch in self.eval_loader:
             inputs, targets = self.to_device(batch)
             with self.autocast():
                 logits = self.model(inputs)
             loss_sum += float(next_token_loss(logits, targets, reduction="sum"))
             count += targets.numel()
-        self.set_train(True)
-        loss_sum, count = all_reduce_sum(self.d, [loss_sum, float(count)])
-        if not count:
-            return {}
-        loss = loss_sum / count
-        return {"eval_loss": loss, "eval_ppl": math.exp(min(loss, 50.0)), "eval_tokens": int(count)}
+        return loss_sum, count
+
+    def clip_grads(self, params: list[torch.Tensor], norm: float) -> float:
+        """Scale gradients so their global norm (computed by the caller, over all ranks) is at most grad_clip."""
+        max_norm = self.cfg.optim.grad_clip
+        if max_norm > 0 and norm > max_norm:
+            for p in params:
+                if p.grad is not None:
+                    p.grad.mul_(max_norm / (norm + 1e-6))
+        return norm
 
     def describe(self) -> str:
         cfg, m = self.cfg, self.model_cfg

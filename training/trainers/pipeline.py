@@ -8,7 +8,6 @@ the clipping norm is taken over the pipeline group, counting a tied weight once.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
@@ -153,29 +152,16 @@ class PipelineTrainer(Trainer):
             sq += p.grad.detach().double().pow(2).sum().cpu()
         if self.pp_group is not None:
             dist.all_reduce(sq, group=self.pp_group)
-        norm = float(sq.sqrt())
-        max_norm = self.cfg.optim.grad_clip
-        if max_norm > 0 and norm > max_norm:
-            for p in params:
-                p.grad.mul_(max_norm / (norm + 1e-6))
-        return norm
+        return self.clip_grads(params, float(sq.sqrt()))
 
-    @torch.no_grad()
-    def evaluate(self) -> dict[str, float]:
-        if self.eval_loader is None:
-            return {}
-        self.set_train(False)
+    def eval_sums(self) -> tuple[float, float]:
+        """Loss and tokens live on the last-stage ranks; the others add zeros."""
         loss_sum, count = 0.0, 0.0
-        for inputs, targets in self.eval_loader:
-            inputs, targets = self.to_device((inputs, targets))
+        for batch in self.eval_loader:
+            inputs, targets = self.to_device(batch)
             loss_sum += self.pipe.run(inputs, targets, tokens=1.0, train=False)
             count += float((targets != IGNORE).sum()) if self.pipe.has_last else 0.0
-        self.set_train(True)
-        loss_sum, count = all_reduce_sum(self.d, [loss_sum, count])
-        if not count:
-            return {}
-        loss = loss_sum / count
-        return {"eval_loss": loss, "eval_ppl": math.exp(min(loss, 50.0)), "eval_tokens": int(count)}
+        return loss_sum, count
 
     def before_step(self) -> None:
         """Record F/B/W spans on the configured steps."""

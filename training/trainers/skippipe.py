@@ -102,18 +102,10 @@ class SkipPipeTrainer(Trainer):
         for name, p in self.node.module.named_parameters():
             if p.grad is not None:
                 sq += float(p.grad.detach().double().pow(2).sum()) / self.node.replicas(name, **kw)
-        norm = math.sqrt(all_reduce_sum(self.d, [sq])[0])
-        max_norm = self.cfg.optim.grad_clip
-        if max_norm > 0 and norm > max_norm:
-            for p in self.node.module.parameters():
-                if p.grad is not None:
-                    p.grad.mul_(max_norm / (norm + 1e-6))
-        return norm
+        return self.clip_grads(list(self.node.module.parameters()), math.sqrt(all_reduce_sum(self.d, [sq])[0]))
 
-    @torch.no_grad()
-    def evaluate(self) -> dict[str, float]:
-        if self.eval_loader is None:
-            return {}
+    def eval_sums(self) -> tuple[float, float]:
+        """The full model: every microbatch through all stages in order, forwards only; rank 0 counts tokens."""
         self.node.schedule = self.eval_plan
         loss_sum, count = 0.0, 0.0
         for inputs, targets in self.eval_loader:
@@ -121,8 +113,4 @@ class SkipPipeTrainer(Trainer):
             loss_sum += self.node.run(micro, tokens=1.0, train=False)
             count += float((targets != IGNORE).sum()) if self.d.is_main else 0.0
         self.node.schedule = self.train_plan
-        loss_sum, count = all_reduce_sum(self.d, [loss_sum, count])
-        if not count:
-            return {}
-        loss = loss_sum / count
-        return {"eval_loss": loss, "eval_ppl": math.exp(min(loss, 50.0)), "eval_tokens": int(count)}
+        return loss_sum, count
