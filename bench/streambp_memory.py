@@ -6,7 +6,9 @@ batch 1) at the target length. Reported per run:
 - step memory: peak RSS during the step minus RSS just before it (what the step needs beyond weights);
 - saved activations: peak live bytes autograd holds for backward (saved_tensors_hooks, training/memory.py)
   plus the layer inputs a method keeps itself (checkpointing and StreamBP keep one per layer);
-- step time, wall seconds of forward + backward (backward dominates; both methods recompute the forward once).
+- step time, wall seconds of forward + backward (backward dominates; both methods recompute the forward once),
+  and the process's CPU seconds for the same step, which other load on the machine disturbs far less; the
+  time ratios use CPU seconds.
 Methods: plain; ckpt = torch.utils.checkpoint around every block (non-reentrant), full logits as in the
 paper's baseline (HF gradient checkpointing); ckpt+chunked-loss = the same with the head and loss also
 checkpointed in chunks of 1,024 tokens, a stronger baseline; streambp with layer and logits chunks of 1,024 tokens (the config default).
@@ -131,11 +133,12 @@ def one_run(method: str, seq: int, args: argparse.Namespace) -> dict:
     tokens = torch.randint(0, args.vocab, (1, seq))
     before = rss_mib()
     with PeakRss() as peak, SavedActivations(model) as meter:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         loss = step(tokens, meter)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     return {"method": method, "seq": seq, "step_mib": round(peak.peak - before, 1),
-            "saved_mib": round(meter.peak_bytes / 2**20, 1), "seconds": round(seconds, 3), "loss": loss}
+            "saved_mib": round(meter.peak_bytes / 2**20, 1), "seconds": round(seconds, 3),
+            "cpu_seconds": round(cpu, 3), "loss": loss}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,23 +161,23 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         r = rows[-1]
         print(f"{method:18s} T={seq:6d} step {r['step_mib']:8.1f} MiB  saved {r['saved_mib']:8.1f} MiB  "
-              f"{r['seconds']:7.2f} s", flush=True)
+              f"{r['seconds']:7.2f} s ({r['cpu_seconds']:.2f} s CPU)", flush=True)
     by = {}
     for key in {(r["method"], r["seq"]) for r in rows if "error" not in r}:
         runs = sorted((r for r in rows if "error" not in r and (r["method"], r["seq"]) == key),
-                      key=lambda r: r["seconds"])
+                      key=lambda r: r["cpu_seconds"])
         by[key] = {**runs[len(runs) // 2], "step_mib": max(r["step_mib"] for r in runs)}  # median time, worst memory
     print(f"\n`BENCH_CORE={CORE} python bench/streambp_memory.py " + " ".join(argv if argv is not None else sys.argv[1:])
           + f"`: {args.layers} layers, dim {args.dim}, {args.heads} heads, vocab {args.vocab}, batch 1, fp32, "
           f"StreamBP chunk {args.chunk}, logits chunk {args.logits_chunk}\n")
-    print("| T | " + " | ".join(f"{m} MiB (saved) / s" for m in args.methods) + " | streambp / ckpt time |")
+    print("| T | " + " | ".join(f"{m} MiB (saved) / CPU s" for m in args.methods) + " | streambp / ckpt time |")
     print("|---:|" + "---:|" * (len(args.methods) + 1))
     for seq in args.lengths:
         cells = []
         for m in args.methods:
             r = by.get((m, seq))
-            cells.append(f"{r['step_mib']:,.0f} ({r['saved_mib']:,.0f}) / {r['seconds']:.2f}" if r else "–")
-        ratio = (by[("streambp", seq)]["seconds"] / by[("ckpt", seq)]["seconds"]
+            cells.append(f"{r['step_mib']:,.0f} ({r['saved_mib']:,.0f}) / {r['cpu_seconds']:.2f}" if r else "–")
+        ratio = (by[("streambp", seq)]["cpu_seconds"] / by[("ckpt", seq)]["cpu_seconds"]
                  if ("streambp", seq) in by and ("ckpt", seq) in by else None)
         print(f"| {seq:,} | " + " | ".join(cells) + f" | {ratio:.2f}× |" if ratio else " | – |")
     longest = {m: max((s for s in args.lengths if (m, s) in by and by[(m, s)]["step_mib"] <= args.cap_mib), default=0)
