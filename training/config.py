@@ -142,6 +142,20 @@ class PipelineSection:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LocalSection:
+    """Supervised local learning (trainer=local): K gradient-isolated modules, each with an aux net and loss."""
+
+    method: Literal["greedy", "auglocal", "man"] = "greedy"
+    """greedy: a fresh LM head per module (DGL/InfoPro-like); auglocal: aux = fresh layers like a uniform sample
+    of the later layers, depth shrinking with depth; man: aux = EMA copy (momentum 0.995) + learnable copy of the
+    next layer."""
+    blocks: int = 2
+    """K, the number of gradient-isolated modules the layers are cut into."""
+    aux_depth: int = 2
+    """auglocal: aux layers of the first module (later modules get fewer, AugLocal's pyramid with tau 0.5)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class EvalSection:
     """Held-out loss and perplexity on the valid/ shards."""
 
@@ -183,7 +197,7 @@ class RunConfig:
     """A label for the run (kept in config.yaml)."""
     output: str = "output/train"
     """Run folder: metrics.jsonl, tensorboard/, checkpoints/, config.yaml."""
-    trainer: Literal["baseline", "streambp", "pipeline"] = "baseline"
+    trainer: Literal["baseline", "streambp", "pipeline", "local"] = "baseline"
     """Which method turns micro-batches into gradients (training/trainers/)."""
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
@@ -194,6 +208,7 @@ class RunConfig:
     log: LogSection = field(default_factory=LogSection)
     streambp: StreamBPSection = field(default_factory=StreamBPSection)
     pipeline: PipelineSection = field(default_factory=PipelineSection)
+    local: LocalSection = field(default_factory=LocalSection)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

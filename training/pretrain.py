@@ -39,6 +39,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              "zbv, dualpipev, skippipe; same as pipeline.schedule=...")
     parser.add_argument("--microbatches", type=int, default=None,
                         help="microbatches per pipeline step; same as pipeline.microbatches=...")
+    parser.add_argument("--method", default=None,
+                        help="local learning method (with --trainer=local): greedy, auglocal, man; same as local.method=...")
+    parser.add_argument("--blocks", type=int, default=None,
+                        help="gradient-isolated modules for --trainer=local; same as local.blocks=...")
     parser.add_argument("--output", default=None, help="run folder (metrics, tensorboard, checkpoints); "
                                                        "same as output=...")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
@@ -99,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         overrides.append(f"pipeline.schedule={args.schedule}")
     if args.microbatches:
         overrides.append(f"pipeline.microbatches={args.microbatches}")
+    if args.method:
+        overrides.append(f"local.method={args.method}")
+    if args.blocks:
+        overrides.append(f"local.blocks={args.blocks}")
     rank = int(os.environ.get("RANK", "0"))
     try:
         cfg = load_config(args.config, overrides)

@@ -1,0 +1,58 @@
+"""Local-learning trainer (`--trainer=local --method=greedy|auglocal|man --blocks=K`) for our language model.
+
+The decoder is cut into K gradient-isolated modules (training/local/): each module trains on its own local
+next-token loss through an aux net and frees its activations at once; the last module trains through the real
+head. Evaluation and the reported loss use the real head on the whole network, so perplexities compare with
+backprop's at equal tokens. Data parallel like StreamBP: gradients are averaged over ranks once per step
+(DDP's hooks expect one backward per forward; local learning runs K).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from training.distributed import all_reduce_grads
+from training.local.core import LocalModel, local_step, plan_modules
+from training.local.llama import aux_builder, backbone, lm_loss
+from training.model import Llama
+from training.trainers.baseline import Batch, Trainer
+
+
+class LocalTrainer(Trainer):
+    name = "local"
+    wrap_ddp = False
+
+    def build_parts(self) -> list[nn.Module]:
+        cfg = self.cfg.local
+        self.llama = Llama(self.model_cfg).to(self.d.device)
+        try:
+            self.local = LocalModel(backbone(self.llama), groups=plan_modules(self.model_cfg.n_layers, cfg.blocks),
+                                    aux=aux_builder(cfg.method, aux_depth=cfg.aux_depth)).to(self.d.device)
+        except ValueError as err:
+            raise ValueError(f"local.{cfg.method} with {cfg.blocks} blocks: {err}") from err
+        self.model = self.local  # forward() is inference through the real head: evaluation uses it
+        self.module_losses: list[float] = []
+        return [self.local]
+
+    def forward_backward(self, micro_batches: list[Batch]) -> torch.Tensor:
+        """Each module's local loss backpropagates inside the module; returns the real head's loss."""
+        loss_fn = lm_loss(1.0 / len(micro_batches))
+        sums = [0.0] * len(self.local.parts)
+        for inputs, targets in micro_batches:
+            with self.autocast():
+                for k, value in enumerate(local_step(self.local, inputs, targets, loss_fn=loss_fn)):
+                    sums[k] += value
+        if self.d.initialized:
+            params = [p for p in self.local.parameters() if p.requires_grad and p.grad is not None]
+            all_reduce_grads(self.d, params)
+            for p in params:
+                p.grad.div_(self.d.world)
+        self.module_losses = sums
+        return torch.tensor(sums[-1])
+
+    def after_step(self) -> dict[str, float]:
+        """MAN's EMA copies follow the next block after every optimizer step; module losses are logged."""
+        self.local.after_step()
+        if self.step % self.cfg.log.every:
+            return {}
+        return {f"local_loss_{k}": v for k, v in enumerate(self.module_losses)}
