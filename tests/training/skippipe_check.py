@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from training.model import Llama, ModelConfig
 from training.parallel.partition import balanced_layout
 from training.parallel.skippipe import heterogeneous_latency, make_problem, plan
-from training.parallel.skippipe_runtime import IGNORE, SkipPipeNode, microbatch_split, node_module, stage_layers
+from training.parallel.paths import path_forward
+from training.parallel.skippipe_runtime import IGNORE, SkipPipeNode, microbatch_split, node_module
 
 
 def main() -> int:
@@ -52,14 +53,9 @@ def main() -> int:
     dist.all_gather_object(grads, {n: p.grad for n, p in node.module.named_parameters()})
     if rank == 0:
         full.zero_grad()
-        rope = full.rope_for(16)
         want_loss = 0.0
-        for m, path in enumerate(schedule.paths):
-            h = full.embed(micro[m][0])
-            for stage, _ in path:
-                for name in stage_layers(layout, stage):
-                    h = full.layers[name](h, rope)
-            logits = full.head(full.norm(h))
+        for m, path in enumerate(schedule.paths):  # the same stages in the same order, in one process
+            logits = path_forward(full, micro[m][0], path=path, layout=layout)
             loss_m = F.cross_entropy(logits.reshape(-1, 64), micro[m][1].reshape(-1), ignore_index=IGNORE,
                                      reduction="sum") / tokens
             loss_m.backward()

@@ -6,8 +6,6 @@ round(), which rounds halves to even (ChenxiangMA/AugLocal networks/resnet.py an
 """
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 
@@ -92,6 +90,16 @@ class MomentumAux(nn.Module):
         ema_update_(self.ema, nn.Sequential(*(model.block(i) for i in self.sources)), self.momentum)
 
 
+def clone_blocks(site: AuxSite, indices: tuple[int, ...]) -> nn.Sequential:
+    """Factory-built copies loaded with the blocks' state; deepcopy would also clone what an adapter references."""
+    clones = []
+    for i in indices:
+        block = site.backbone.make_block(i, after=i - 1)
+        block.load_state_dict(site.backbone.blocks[i].state_dict())
+        clones.append(block)
+    return nn.Sequential(*clones)
+
+
 def man(*, momentum: float = MAN_MOMENTUM, whole_next_module: bool = False) -> AuxBuilder:
     """MAN: EMA and learnable-bias copies of the next block (the reference's choice) or of the whole next module."""
     if not 0.0 <= momentum < 1.0:
@@ -99,8 +107,7 @@ def man(*, momentum: float = MAN_MOMENTUM, whole_next_module: bool = False) -> A
 
     def build(site: AuxSite) -> nn.Module:
         sources = site.groups[site.k + 1] if whole_next_module else (site.last + 1,)
-        nxt = nn.Sequential(*(site.backbone.blocks[i] for i in sources))
-        return MomentumAux(learnable=copy.deepcopy(nxt), ema=copy.deepcopy(nxt),
+        return MomentumAux(learnable=clone_blocks(site, sources), ema=clone_blocks(site, sources),
                            head=site.backbone.make_head(sources[-1]), sources=tuple(sources), momentum=momentum)
 
     return build

@@ -25,14 +25,10 @@ import torch.nn.functional as F
 from training.model import Llama
 from training.parallel.actions import Span
 from training.parallel.partition import Layout
+from training.parallel.paths import stage_layers
 from training.parallel.skippipe import Schedule, Step
 
 IGNORE = -100
-
-
-def stage_layers(layout: Layout, stage: int) -> list[str]:
-    """Layer names ("3") of one stage of the layout."""
-    return [u.split(".", 1)[1] for u in layout.stages[stage] if u.startswith("layers.")]
 
 
 def node_module(full: Llama, layout: Layout, stage: int) -> Llama:
@@ -40,7 +36,7 @@ def node_module(full: Llama, layout: Layout, stage: int) -> Llama:
     import copy
 
     part = copy.deepcopy(full)
-    keep = set(stage_layers(layout, stage))
+    keep = {str(i) for i in stage_layers(layout)[stage]}
     for name in list(part.layers):
         if name not in keep:
             del part.layers[name]
