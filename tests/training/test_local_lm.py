@@ -66,3 +66,22 @@ def test_local_trainer_with_man_learns_through_the_real_head(tmp_path):
     evals = [r["eval_loss"] for r in records if "eval_loss" in r and not r.get("summary")]
     assert len(evals) == 2 and evals[1] < evals[0] < 4.2
     assert any("local_loss_0" in r for r in records)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["greedy", "man"])
+def test_decoupled_pipeline_gives_the_local_gradients(method):
+    """Two ranks, each updating its module without waiting for the other's backward: the same gradients."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                           str(here / "local_pipeline_check.py"), method], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(here.parents[1])})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("{")))
+    assert not result["missing"] and result["grad_err"] <= 1e-6, result
