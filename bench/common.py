@@ -105,3 +105,14 @@ def save_report(name: str, report: dict) -> int:
     (OUT / f"{name}.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
     return 0
+
+
+def torchrun_json(script: str | Path, ranks: int, argv: list[str], *, timeout_s: float = 3600) -> dict:
+    """Run `script --child argv` on `ranks` local gloo ranks (one math thread each); rank 0 prints one JSON line."""
+    cmd = [PY, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}", str(script), "--child",
+           *argv]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=timeout_s,
+                          env={**one_core_env(), "OMP_NUM_THREADS": "1"})
+    if proc.returncode != 0:
+        raise RuntimeError(f"{script} on {ranks} ranks exited {proc.returncode}:\n{proc.stderr[-4000:]}")
+    return json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("{")))

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -102,17 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         child(args)
         return 0
-    from bench.common import machine, save_report
+    from bench.common import machine, save_report, torchrun_json
 
-    root = Path(__file__).resolve().parent.parent
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.ranks}", __file__,
-           "--child", f"--microbatches={args.microbatches}", f"--rows={args.rows}", f"--steps={args.steps}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=root, timeout=3600,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)})
-    if proc.returncode != 0:
-        print(proc.stderr[-4000:], file=sys.stderr)
-        return proc.returncode
-    result = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("{")))
+    result = torchrun_json(__file__, args.ranks, [f"--microbatches={args.microbatches}", f"--rows={args.rows}",
+                                                  f"--steps={args.steps}"])
     p, m = result["ranks"], result["microbatches"]
     print(f"`python bench/local_pipeline.py {' '.join(argv if argv is not None else sys.argv[1:])}`: {p} ranks, "
           f"{m} microbatches, 8 layers dim 256 seq 128\n")

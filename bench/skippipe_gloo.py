@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -116,22 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         child(args)
         return 0
-    from bench.common import machine, save_report
+    from bench.common import machine, save_report, torchrun_json
 
     passthrough = [f"--nodes={args.nodes}", f"--stages={args.stages}", f"--skip={args.skip}",
                    f"--microbatches={args.microbatches}", f"--iters={args.iters}", f"--seed={args.seed}"]
     if args.latency_scale:
         passthrough.append(f"--latency-scale={args.latency_scale}")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nodes}", __file__,
-           "--child", *passthrough]
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent),
-                                                       os.environ.get("PYTHONPATH", "")]))}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
-    if proc.returncode != 0:
-        print(proc.stderr[-4000:], file=sys.stderr)
-        return proc.returncode
-    result = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("{")))
+    result = torchrun_json(__file__, args.nodes, passthrough)
     m, p = result["measured_s"], result["planned_s"]
     print(f"`python bench/skippipe_gloo.py {' '.join(argv if argv is not None else sys.argv[1:])}`: {result['nodes']} "
           f"nodes in stages of {result['stages']}, skip {result['skip']} (K = {result['path_len']}), "

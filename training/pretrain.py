@@ -27,6 +27,10 @@ from training.trainers import TRAINERS
 from transforms.config import ConfigError
 
 
+FLAG_KEYS = {"trainer": "trainer", "output": "output", "schedule": "pipeline.schedule",
+             "microbatches": "pipeline.microbatches", "method": "local.method", "blocks": "local.blocks"}
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m training.pretrain", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -95,18 +99,10 @@ def train(cfg: RunConfig, d: Dist) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     overrides = list(args.overrides)
-    if args.trainer:
-        overrides.append(f"trainer={args.trainer}")
-    if args.output:
-        overrides.append(f"output={args.output}")
-    if args.schedule:
-        overrides.append(f"pipeline.schedule={args.schedule}")
-    if args.microbatches:
-        overrides.append(f"pipeline.microbatches={args.microbatches}")
-    if args.method:
-        overrides.append(f"local.method={args.method}")
-    if args.blocks:
-        overrides.append(f"local.blocks={args.blocks}")
+    for flag, key in FLAG_KEYS.items():  # each shortcut flag is the same as its key=value override
+        value = getattr(args, flag)
+        if value:
+            overrides.append(f"{key}={value}")
     rank = int(os.environ.get("RANK", "0"))
     try:
         cfg = load_config(args.config, overrides)
