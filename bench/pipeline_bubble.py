@@ -8,7 +8,7 @@ not waiting for the other (runtime bookkeeping, send waits, the loss), and one r
 another process shared a core (schedstat) are retried. Medians over steps; the median step of each schedule
 is saved as a Chrome trace and a PNG in bench/out/.
 
-python bench/pipeline_bubble.py                          # 6 schedules, m=8, ~2 min on 2 cores
+python bench/pipeline_bubble.py                          # 6 schedules, m=8, ~1.5 min on 2 cores
 python bench/pipeline_bubble.py --schedules 1f1b --steps 3 --cores 0,0   # a quick functional run on one core
 """
 from __future__ import annotations

@@ -8,8 +8,8 @@ on the same batch, alternating step by step (ours, plain, ours, plain, ...) so d
 step is timed from a barrier to the rank's end; its time is the slower rank's. Before timing, one step of
 each from zero gradients checks that both compute the same loss and gradients. Target: ours / plain <= 1.05.
 
-python bench/pipeline_vs_torch.py                                 # 1f1b and interleaved1f1b, ~2 min
-python bench/pipeline_vs_torch.py --schedules gpipe 1f1b interleaved1f1b zero-bubble zbv dualpipev
+python bench/pipeline_vs_torch.py                                 # 1f1b and interleaved1f1b, ~2.5 min
+python bench/pipeline_vs_torch.py --schedules gpipe 1f1b interleaved1f1b zero-bubble zbv dualpipev  # ~7 min
 """
 from __future__ import annotations
 

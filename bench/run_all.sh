@@ -54,4 +54,17 @@ $PY bench/train_speed.py --config tiny --steps 120
 $PY bench/train_speed.py --config tiny --steps 120 --ranks 2
 # On a GPU machine: $PY bench/train_speed.py --config 150m --steps 60 --tokens 60000000
 
+# 13. StreamBP, pipelines, SkipPipe, local learning (~60 minutes; the pipeline benches need both cores idle).
+$PY bench/streambp_memory.py
+$PY bench/streambp_memory.py --methods ckpt streambp --lengths 2048 4096 8192 16384 --reps 3
+$PY bench/pipeline_simulator.py
+$PY bench/pipeline_bubble.py
+$PY bench/pipeline_vs_torch.py --schedules gpipe 1f1b interleaved1f1b zero-bubble zbv dualpipev
+$PY bench/skippipe_sim.py
+$PY bench/skippipe_gloo.py --iters 8
+$PY bench/skippipe_convergence.py
+$PY bench/local_digits.py
+$PY bench/local_lm.py              # needs output/demo/tokens (bash scripts/train_demo.sh)
+$PY bench/local_pipeline.py --steps 3
+
 echo "results: bench/out/{datatrove_fineweb,stages,e2e_vs_datatrove,memory,minhash_signatures,dedup,betr_demo,pylint_speed,tokenize_speed,loader_speed,train_speed_*}.json"
