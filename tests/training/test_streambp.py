@@ -44,6 +44,17 @@ def assert_same_grads(got: dict, want: dict, tol: float) -> None:
         assert err <= tol, f"{name}: relative error {float(err):.2e} > {tol:.0e}"
 
 
+def check_against_backprop(m: Llama, tokens: torch.Tensor, targets: torch.Tensor, objective, cfg: StreamConfig,
+                           dtype: torch.dtype) -> None:
+    """Plain backprop of the objective on full logits, then StreamBP: same loss, same gradient on every parameter."""
+    want_loss = reference_loss(objective, m(tokens), targets)
+    want_loss.backward()
+    want = grads(m)
+    loss = streambp_backward(m, tokens, targets, objective, cfg)
+    assert_same_grads(grads(m), want, TOL[dtype])
+    assert float(loss) == pytest.approx(want_loss.item(), rel=TOL[dtype])
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("chunk", [T // 8, T // 4, T // 2, T, 24])  # 24 leaves an uneven last chunk
 @pytest.mark.parametrize("tied", [False, True])
@@ -51,12 +62,7 @@ def test_next_token_gradients_equal_plain_backprop(dtype, chunk, tied):
     m = model(dtype, tied=tied)
     tokens, targets = batch()
     objective = NextToken(normalizer=float((targets != IGNORE).sum()))
-    want_loss = reference_loss(objective, m(tokens), targets)
-    want_loss.backward()
-    want = grads(m)
-    loss = streambp_backward(m, tokens, targets, objective, StreamConfig(chunk=chunk))
-    assert_same_grads(grads(m), want, TOL[dtype])
-    assert float(loss) == pytest.approx(want_loss.item(), rel=TOL[dtype])
+    check_against_backprop(m, tokens, targets, objective, StreamConfig(chunk=chunk), dtype)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
@@ -105,13 +111,7 @@ def test_dpo_pairwise_loss(dtype, chunk):
     tokens, targets = batch(b=4, pad_from=None)
     targets = sft_targets(targets, torch.tensor([10, 10, 30, 30]))
     reference = torch.randn(4, dtype=dtype, generator=torch.Generator().manual_seed(3)) - 250.0
-    objective = DPO(reference=reference, beta=0.1)
-    want_loss = reference_loss(objective, m(tokens), targets)
-    want_loss.backward()
-    want = grads(m)
-    loss = streambp_backward(m, tokens, targets, objective, StreamConfig(chunk=chunk))
-    assert_same_grads(grads(m), want, TOL[dtype])
-    assert float(loss) == pytest.approx(want_loss.item(), rel=TOL[dtype])
+    check_against_backprop(m, tokens, targets, DPO(reference=reference, beta=0.1), StreamConfig(chunk=chunk), dtype)
 
 
 def test_activation_memory_falls_with_the_chunk_size():
