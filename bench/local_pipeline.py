@@ -57,7 +57,7 @@ def child(args: argparse.Namespace) -> None:
         if name == "local":
             model = LocalModel(backbone(llama), groups=plan_modules(cfg.n_layers, world), aux=aux_builder("greedy",
                                                                                                       aux_depth=1))
-            stage = DecoupledStage(rank=rank, model=model, loss_fn=lm_loss(), hidden=cfg.dim)
+            stage = DecoupledStage.of(model, rank, loss_fn=lm_loss(1.0 / m), hidden=cfg.dim)
             micro = list(zip(data.chunk(m), targets.chunk(m)))
 
             def step(spans):  # noqa: ANN001

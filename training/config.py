@@ -113,10 +113,13 @@ class StreamBPSection:
 class PipelineSection:
     """Pipeline parallelism (trainer=pipeline) on torch.distributed.pipelining, times data parallelism."""
 
-    schedule: Literal["gpipe", "1f1b", "interleaved1f1b", "zero-bubble", "zbv", "dualpipev", "skippipe"] = "1f1b"
+    schedule: Literal["gpipe", "1f1b", "interleaved1f1b", "zero-bubble", "zbv", "dualpipev", "skippipe",
+                      "decoupled"] = "1f1b"
     """Microbatch order: gpipe, 1f1b, interleaved1f1b (Megatron), zero-bubble (ZB-H1 style, split backward),
     zbv (zero-bubble V placement), dualpipev (DeepSeek's DualPipe, V placement), skippipe (each microbatch
-    follows a planned path that skips stages; every rank is a node, several nodes may hold one stage)."""
+    follows a planned path that skips stages; every rank is a node, several nodes may hold one stage),
+    decoupled (local learning, see `local`: each rank trains one module on its own loss and never waits for a
+    later stage's backward; local.blocks = ranks per replica)."""
     microbatches: int = 4
     """Microbatches per schedule step; train.micro_batch_size rows are split into them (padded if uneven)."""
     stages_per_rank: int | None = None

@@ -40,7 +40,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--trainer", default=None, help=f"override the config's trainer ({', '.join(TRAINERS)})")
     parser.add_argument("--schedule", default=None,
                         help="pipeline schedule (with --trainer=pipeline): gpipe, 1f1b, interleaved1f1b, zero-bubble, "
-                             "zbv, dualpipev, skippipe; same as pipeline.schedule=...")
+                             "zbv, dualpipev, skippipe, decoupled (local learning, with --method); same as "
+                             "pipeline.schedule=...")
     parser.add_argument("--microbatches", type=int, default=None,
                         help="microbatches per pipeline step; same as pipeline.microbatches=...")
     parser.add_argument("--method", default=None,

@@ -6,6 +6,8 @@ round(), which rounds halves to even (ChenxiangMA/AugLocal networks/resnet.py an
 """
 from __future__ import annotations
 
+from typing import Iterable
+
 import torch
 from torch import nn
 
@@ -67,9 +69,10 @@ def auglocal(*, depth: int, tau: float = 0.5, pyramid: bool = True) -> AuxBuilde
 
 
 @torch.no_grad()
-def ema_update_(ema: nn.Module, source: nn.Module, momentum: float) -> None:
+def ema_update_(ema: nn.Module, source: nn.Module | Iterable[torch.Tensor], momentum: float) -> None:
     """θ_EMA ← m·θ_EMA + (1-m)·θ_source on parameters only (buffers stay, as in the MAN reference)."""
-    for pe, ps in zip(ema.parameters(), source.parameters(), strict=True):
+    values = source.parameters() if isinstance(source, nn.Module) else source
+    for pe, ps in zip(ema.parameters(), values, strict=True):
         pe.mul_(momentum).add_(ps.detach(), alpha=1.0 - momentum)
 
 
@@ -87,7 +90,11 @@ class MomentumAux(nn.Module):
         return self.head(self.learnable(h) + self.ema(h))
 
     def after_step(self, model: LocalModel) -> None:
-        ema_update_(self.ema, nn.Sequential(*(model.block(i) for i in self.sources)), self.momentum)
+        self.follow(nn.Sequential(*(model.block(i) for i in self.sources)).parameters())
+
+    def follow(self, source: Iterable[torch.Tensor]) -> None:
+        """The EMA step towards the source blocks' current parameters (passed in order, from any rank)."""
+        ema_update_(self.ema, source, self.momentum)
 
 
 def clone_blocks(site: AuxSite, indices: tuple[int, ...]) -> nn.Sequential:

@@ -82,11 +82,12 @@ def aux_builder(method: str, *, aux_depth: int) -> AuxBuilder:
     raise ValueError(f"unknown local method {method!r}; choose one of {', '.join(METHODS)}")
 
 
-def lm_loss(scale: float = 1.0) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """Mean next-token cross-entropy of (B, T, V) logits, times `scale` (1 / accumulation steps)."""
+def lm_loss(scale: float = 1.0, *, reduction: str = "mean") -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Next-token cross-entropy of (B, T, V) logits (mean, or sum over tokens), times `scale`: 1 / accumulation
+    steps for a mean, 1 / the step's tokens for a sum (microbatches with padding weigh by their real tokens)."""
 
     def loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                               ignore_index=-100) * scale
+                               ignore_index=-100, reduction=reduction) * scale
 
     return loss

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Iterable
 
 import torch
 import torch.distributed as dist
@@ -21,43 +22,84 @@ from training.parallel.actions import Span
 
 @dataclass
 class DecoupledStage:
-    """Module `rank` of a LocalModel on its own rank, with its aux net (or the real head on the last rank)."""
+    """One module of a LocalModel on its own rank, with its aux net (or the real head on the last stage)."""
 
-    rank: int
-    model: LocalModel
-    loss_fn: LossFn
+    stage: int
+    part: nn.Module  # the module's blocks; stage 0's first block embeds tokens
+    head: nn.Module  # the local head: an aux net, or the real head on the last stage
+    loss_fn: LossFn  # loss of one microbatch's logits, already normalised for the step
     hidden: int
+    prev: int | None = None  # global rank that sends this stage its inputs (None: the first stage)
+    next: int | None = None  # global rank this stage sends its outputs to (None: the last stage)
     group: object = None
     _sends: list = field(default_factory=list)
 
-    @property
-    def last(self) -> bool:
-        return self.rank == len(self.model.parts) - 1
+    @classmethod
+    def of(cls, model: LocalModel, rank: int, *, loss_fn: LossFn, hidden: int, group: object = None) -> "DecoupledStage":
+        """Stage `rank` of a whole LocalModel laid out one module per rank, ranks 0..K-1 (tests, benchmarks)."""
+        last = len(model.parts) - 1
+        return cls(stage=rank, part=model.parts[rank], head=model.head if rank == last else model.auxes[rank],
+                   loss_fn=loss_fn, hidden=hidden, prev=rank - 1 if rank else None,
+                   next=rank + 1 if rank < last else None, group=group)
 
-    def local_head(self) -> nn.Module:
-        return self.model.head if self.last else self.model.auxes[self.rank]
+    def receive(self, tokens: torch.Tensor, tag: int) -> torch.Tensor:
+        """This stage's input for a microbatch: the tokens on the first stage, else the previous stage's output."""
+        if self.prev is None:
+            return tokens
+        inputs = torch.empty(*tokens.shape, self.hidden, device=tokens.device)
+        dist.recv(inputs, self.prev, group=self.group, tag=tag)
+        return inputs
 
-    def run(self, microbatches: list[tuple[torch.Tensor, torch.Tensor]], *, spans: list[Span] | None = None) -> float:
-        """One step over the microbatches: gradients accumulate in this rank's module and head (mean over them)."""
-        part, head, total = self.model.parts[self.rank], self.local_head(), 0.0
-        for j, (tokens, targets) in enumerate(microbatches):
-            start = time.perf_counter()
-            if self.rank == 0:
-                inputs = tokens
-            else:
-                inputs = torch.empty(tokens.shape[0], tokens.shape[1], self.hidden)
-                dist.recv(inputs, self.rank - 1, group=self.group, tag=j)
-            h = part(inputs)
-            if not self.last:
-                self._sends.append(dist.isend(h.detach().contiguous(), self.rank + 1, group=self.group, tag=j))
-            mid = time.perf_counter()
-            loss = self.loss_fn(head(h), targets) / len(microbatches)
-            loss.backward()
-            total += loss.item()
-            if spans is not None:
-                spans.append(Span(self.rank, self.rank, "F", j, start, mid))
-                spans.append(Span(self.rank, self.rank, "B", j, mid, time.perf_counter()))
+    def send(self, h: torch.Tensor, tag: int) -> None:
+        if self.next is not None:
+            self._sends.append(dist.isend(h.detach().float().contiguous(), self.next, group=self.group, tag=tag))
+
+    def drain_sends(self) -> None:
         for handle in self._sends:
             handle.wait()
         self._sends.clear()
+
+    def run(self, microbatches: list[tuple[torch.Tensor, torch.Tensor]], *, spans: list[Span] | None = None) -> float:
+        """One step over the microbatches: gradients accumulate in this stage's module and head; returns the loss."""
+        total = 0.0
+        for j, (tokens, targets) in enumerate(microbatches):
+            start = time.perf_counter()
+            h = self.part(self.receive(tokens, j))
+            self.send(h, j)
+            mid = time.perf_counter()
+            loss = self.loss_fn(self.head(h), targets)
+            loss.backward()
+            total += loss.item()
+            if spans is not None:
+                spans.append(Span(self.stage, self.stage, "F", j, start, mid))
+                spans.append(Span(self.stage, self.stage, "B", j, mid, time.perf_counter()))
+        self.drain_sends()
         return total
+
+    @torch.no_grad()
+    def infer(self, tokens: torch.Tensor, tag: int = 0) -> torch.Tensor | None:
+        """Forward one batch through the whole pipeline; the last stage returns the real head's logits."""
+        h = self.part(self.receive(tokens, tag))
+        self.send(h, tag)
+        self.drain_sends()
+        return self.head(h) if self.next is None else None
+
+
+def pass_back_parameters(params: Iterable[torch.Tensor], *, prev: int | None, next_: int | None,
+                         receive_into: list[torch.Tensor] | None, group: object = None) -> list[torch.Tensor] | None:
+    """Send `params` to the previous stage and receive the next stage's into `receive_into` (MAN's EMA source)."""
+    handle = None
+    if prev is not None:
+        flat = torch.cat([p.detach().reshape(-1).float() for p in params])
+        handle = dist.isend(flat, prev, group=group, tag=1 << 20)
+    got = None
+    if next_ is not None and receive_into is not None:
+        flat = torch.empty(sum(t.numel() for t in receive_into), device=receive_into[0].device)
+        dist.recv(flat, next_, group=group, tag=1 << 20)
+        got, offset = [], 0
+        for t in receive_into:
+            got.append(flat[offset:offset + t.numel()].view_as(t).to(t.dtype))
+            offset += t.numel()
+    if handle is not None:
+        handle.wait()
+    return got

@@ -94,7 +94,11 @@ def check_plan(plan: Plan) -> None:
 
 def stage_module(full: Llama, units: tuple[str, ...]) -> Llama:
     """A copy of the model holding only `units` (names kept), for one pipeline stage."""
-    part = copy.deepcopy(full)
+    return keep_units(copy.deepcopy(full), units)
+
+
+def keep_units(part: Llama, units: tuple[str, ...]) -> Llama:
+    """Drop, in place, every unit of the model not in `units`; parameter names stay those of the whole model."""
     keep = {u.split(".", 1)[1] for u in units if u.startswith("layers.")}
     for name in list(part.layers):
         if name not in keep:

@@ -70,7 +70,7 @@ class Trainer:
         self.parts = self.build_parts()
         if cfg.train.compile:
             for part in self.parts:
-                for layer in part.layers.values():
+                for layer in getattr(part, "layers", {}).values():  # the decoder's layers; aux nets stay eager
                     layer.compile()
         self.optimizers = [build_optimizer(part, cfg.optim, fused=d.device.type == "cuda") for part in self.parts]
         self.meta = {"model": dataclasses.asdict(model_cfg), "data": data_meta, "tokens_per_step": self.tokens_per_step,

@@ -5,17 +5,41 @@ next-token loss through an aux net and frees its activations at once; the last m
 head. Evaluation and the reported loss use the real head on the whole network, so perplexities compare with
 backprop's at equal tokens. Data parallel like StreamBP: gradients are averaged over ranks once per step
 (DDP's hooks expect one backward per forward; local learning runs K).
+
+Checkpoints hold the decoder under its own parameter names (embed, layers.N, norm, head) plus the aux nets
+under `auxes.k`, so `python -m training.export` turns a local run into a Hugging Face model like any other,
+and the decoupled pipeline (trainers/local_pipeline.py) writes the very same keys.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from training.distributed import all_reduce_grads
+from training.distributed import all_reduce_grads, all_reduce_sum
 from training.local.core import LocalModel, local_step, plan_modules
 from training.local.llama import aux_builder, backbone, lm_loss
 from training.model import Llama
 from training.trainers.baseline import Batch, Trainer
+
+
+class AuxNets(nn.Module):
+    """The aux nets of the modules this rank trains, keyed by module index (checkpoint keys `auxes.k...`)."""
+
+    def __init__(self, auxes: dict[int, nn.Module]) -> None:
+        super().__init__()
+        self.auxes = nn.ModuleDict({str(k): aux for k, aux in auxes.items()})
+
+
+def build_local(trainer: Trainer, blocks: int) -> tuple[Llama, LocalModel]:
+    """The seeded decoder and its local-learning view with `blocks` modules (same init on every rank)."""
+    cfg = trainer.cfg.local
+    llama = Llama(trainer.model_cfg)
+    try:
+        local = LocalModel(backbone(llama), groups=plan_modules(trainer.model_cfg.n_layers, blocks),
+                           aux=aux_builder(cfg.method, aux_depth=cfg.aux_depth))
+    except ValueError as err:
+        raise ValueError(f"local.{cfg.method} with {blocks} blocks: {err}") from err
+    return llama, local
 
 
 class LocalTrainer(Trainer):
@@ -23,16 +47,11 @@ class LocalTrainer(Trainer):
     wrap_ddp = False
 
     def build_parts(self) -> list[nn.Module]:
-        cfg = self.cfg.local
-        self.llama = Llama(self.model_cfg).to(self.d.device)
-        try:
-            self.local = LocalModel(backbone(self.llama), groups=plan_modules(self.model_cfg.n_layers, cfg.blocks),
-                                    aux=aux_builder(cfg.method, aux_depth=cfg.aux_depth)).to(self.d.device)
-        except ValueError as err:
-            raise ValueError(f"local.{cfg.method} with {cfg.blocks} blocks: {err}") from err
-        self.model = self.local  # forward() is inference through the real head: evaluation uses it
+        llama, self.local = build_local(self, self.cfg.local.blocks)
+        self.llama = self.model = llama.to(self.d.device)  # evaluation runs the decoder itself, through the real head
+        self.local.to(self.d.device)
         self.module_losses: list[float] = []
-        return [self.local]
+        return [self.llama, AuxNets(dict(enumerate(self.local.auxes)))]
 
     def forward_backward(self, micro_batches: list[Batch]) -> torch.Tensor:
         """Each module's local loss backpropagates inside the module; returns the real head's loss."""
@@ -55,4 +74,5 @@ class LocalTrainer(Trainer):
         self.local.after_step()
         if self.step % self.cfg.log.every:
             return {}
-        return {f"local_loss_{k}": v for k, v in enumerate(self.module_losses)}
+        losses = all_reduce_sum(self.d, self.module_losses)  # each rank's mean over its own batches
+        return {f"local_loss_{k}": v / self.d.world for k, v in enumerate(losses)}

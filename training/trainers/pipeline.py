@@ -31,6 +31,36 @@ def pipeline_degrees(cfg: RunConfig, world: int) -> tuple[int, int]:
     return dp, world // dp
 
 
+def mesh_groups(d: Dist, dp: int, pp: int) -> tuple[object, object]:
+    """pp and dp process groups of a (dp, pp) device mesh (None for one process)."""
+    if not d.initialized:
+        return None, None
+    from torch.distributed.device_mesh import init_device_mesh
+
+    mesh = init_device_mesh(d.device.type, (dp, pp), mesh_dim_names=("dp", "pp"))
+    return mesh.get_group("pp"), mesh.get_group("dp")
+
+
+def gather_spans(d: Dist, spans: list[Span], pp: int) -> list[Span] | None:
+    """Every rank's spans of a traced step, on rank 0 only: the first replica's pipeline (None elsewhere)."""
+    gathered = [spans]
+    if d.initialized:
+        gathered = [None] * d.world
+        dist.all_gather_object(gathered, spans)
+    if not d.is_main:
+        return None
+    return [s for rank_spans in gathered[:pp] for s in rank_spans]
+
+
+def reduce_over(group: object, size: int, values: list[float]) -> list[float]:
+    """Sum `values` over a process group (as is when the group is trivial)."""
+    if group is None or size == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t, group=group)
+    return t.tolist()
+
+
 class PipelineTrainer(Trainer):
     name = "pipeline"
     wrap_ddp = False
@@ -41,6 +71,10 @@ class PipelineTrainer(Trainer):
             from training.trainers.skippipe import SkipPipeTrainer
 
             return SkipPipeTrainer
+        if cfg.pipeline.schedule == "decoupled":
+            from training.trainers.local_pipeline import DecoupledPipelineTrainer
+
+            return DecoupledPipelineTrainer
         return cls
 
     @classmethod
@@ -64,7 +98,7 @@ class PipelineTrainer(Trainer):
                          layout=layout)
         check_plan(self.plan)
         self.pp_rank, self.dp_rank = d.rank % pp, d.rank // pp
-        self.pp_group, self.dp_group = self.groups(dp, pp)
+        self.pp_group, self.dp_group = mesh_groups(d, dp, pp)
         full = Llama(self.model_cfg)  # every rank builds the same seeded model, then keeps its stages
         self.pipe: Pipeline = build_pipeline(full, self.plan, pp_rank=self.pp_rank, device=d.device,
                                              pp_group=self.pp_group)
@@ -72,15 +106,6 @@ class PipelineTrainer(Trainer):
         self.tied_group = self.tied_embedding_group(dp, pp)
         self.trace: list[Span] | None = None
         return list(self.pipe.parts)
-
-    def groups(self, dp: int, pp: int) -> tuple[object, object]:
-        """pp and dp process groups of a (dp, pp) device mesh (None for one process)."""
-        if not self.d.initialized:
-            return None, None
-        from torch.distributed.device_mesh import init_device_mesh
-
-        mesh = init_device_mesh(self.d.device.type, (dp, pp), mesh_dim_names=("dp", "pp"))
-        return mesh.get_group("pp"), mesh.get_group("dp")
 
     def tied_embedding_group(self, dp: int, pp: int) -> object | None:
         """The group {embedding rank, head rank} of this replica when a tied weight lives on two ranks."""
@@ -122,11 +147,7 @@ class PipelineTrainer(Trainer):
         return torch.tensor(total)
 
     def all_reduce_dp(self, values: list[float]) -> list[float]:
-        if self.dp_group is None or self.plan.dp == 1:
-            return values
-        t = torch.tensor(values, dtype=torch.float64)
-        dist.all_reduce(t, group=self.dp_group)
-        return t.tolist()
+        return reduce_over(self.dp_group, self.plan.dp, values)
 
     def params(self) -> list[nn.Parameter]:
         seen, out = set(), []
@@ -171,17 +192,12 @@ class PipelineTrainer(Trainer):
         """Gather a traced step's spans to rank 0: Chrome trace, PNG, measured vs simulated bubble."""
         if self.trace is None:
             return {}
-        spans, self.trace = self.trace, None
-        gathered = [spans]
-        if self.d.initialized:
-            gathered = [None] * self.d.world
-            dist.all_gather_object(gathered, spans)
-        if not self.d.is_main:
+        replica, self.trace = gather_spans(self.d, self.trace, self.plan.pp), None
+        if replica is None:
             return {}
         from training.parallel.simulator import costs_from_spans, schedule_order, simulate
         from training.parallel.timeline import draw_timeline, hop_latency, idle_fraction, write_chrome_trace
 
-        replica = [s for rank_spans in gathered[: self.plan.pp] for s in rank_spans]  # replica 0's pipeline
         folder = Path(self.cfg.output) / "pipeline"
         folder.mkdir(parents=True, exist_ok=True)
         measured = idle_fraction(replica)
