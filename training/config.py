@@ -156,6 +156,10 @@ class LocalSection:
     """K, the number of gradient-isolated modules the layers are cut into."""
     aux_depth: int = 2
     """auglocal: aux layers of the first module (later modules get fewer, AugLocal's pyramid with tau 0.5)."""
+    clip: Literal["auto", "global", "module"] = "auto"
+    """Scope of optim.grad_clip: global = one norm over the whole network, so every module waits for the last
+    one's backward; module = each module clipped by its own norm, as the independent learner it is; auto =
+    global in one process, module in the decoupled pipeline (where a global norm would stall every stage)."""
 
 
 @dataclass(frozen=True, kw_only=True)

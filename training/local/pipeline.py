@@ -63,8 +63,9 @@ class DecoupledStage:
         """One step over the microbatches: gradients accumulate in this stage's module and head; returns the loss."""
         total = 0.0
         for j, (tokens, targets) in enumerate(microbatches):
+            inputs = self.receive(tokens, j)  # waiting here is idle time, not part of the forward span
             start = time.perf_counter()
-            h = self.part(self.receive(tokens, j))
+            h = self.part(inputs)
             self.send(h, j)
             mid = time.perf_counter()
             loss = self.loss_fn(self.head(h), targets)
@@ -85,21 +86,18 @@ class DecoupledStage:
         return self.head(h) if self.next is None else None
 
 
-def pass_back_parameters(params: Iterable[torch.Tensor], *, prev: int | None, next_: int | None,
-                         receive_into: list[torch.Tensor] | None, group: object = None) -> list[torch.Tensor] | None:
-    """Send `params` to the previous stage and receive the next stage's into `receive_into` (MAN's EMA source)."""
-    handle = None
-    if prev is not None:
-        flat = torch.cat([p.detach().reshape(-1).float() for p in params])
-        handle = dist.isend(flat, prev, group=group, tag=1 << 20)
-    got = None
-    if next_ is not None and receive_into is not None:
-        flat = torch.empty(sum(t.numel() for t in receive_into), device=receive_into[0].device)
-        dist.recv(flat, next_, group=group, tag=1 << 20)
-        got, offset = [], 0
-        for t in receive_into:
-            got.append(flat[offset:offset + t.numel()].view_as(t).to(t.dtype))
-            offset += t.numel()
-    if handle is not None:
-        handle.wait()
-    return got
+def send_flat(tensors: Iterable[torch.Tensor], dst: int, *, tag: int, group: object = None) -> object:
+    """Start sending tensors as one flat fp32 message (parameters, statistics); wait on the returned handle."""
+    flat = torch.cat([t.detach().reshape(-1).float() for t in tensors])
+    return dist.isend(flat, dst, group=group, tag=tag)
+
+
+def receive_flat(like: list[torch.Tensor], src: int, *, tag: int, group: object = None) -> list[torch.Tensor]:
+    """Receive a send_flat message into tensors shaped (and typed) like `like`."""
+    flat = torch.empty(sum(t.numel() for t in like), device=like[0].device)
+    dist.recv(flat, src, group=group, tag=tag)
+    out, offset = [], 0
+    for t in like:
+        out.append(flat[offset:offset + t.numel()].view_as(t).to(t.dtype))
+        offset += t.numel()
+    return out

@@ -76,7 +76,7 @@ class Trainer:
         self.meta = {"model": dataclasses.asdict(model_cfg), "data": data_meta, "tokens_per_step": self.tokens_per_step,
                      "trainer": self.name}
         self.step, self.tokens = 0, 0
-        self.log = MetricsLog(self.run_dir, enabled=d.is_main, tensorboard=cfg.log.tensorboard)
+        self.log = MetricsLog(self.run_dir, enabled=self.reporter, tensorboard=cfg.log.tensorboard)
         self.flops_per_token = flops_per_token(model_cfg, seq_len)
         self.peak = device_peak_tflops(d.device, cfg.train.peak_tflops)
 
@@ -90,6 +90,11 @@ class Trainer:
     def data_parallel(cls, cfg: RunConfig, d: Dist) -> tuple[int, int]:
         """(rank, ranks) of this process among the data-parallel replicas: who reads which batches."""
         return d.rank, d.world
+
+    @property
+    def reporter(self) -> bool:
+        """Whether this rank prints progress and writes metrics (rank 0; a trainer may pick the rank that knows)."""
+        return self.d.is_main
 
     def build_parts(self) -> list[nn.Module]:
         """This rank's model parts (the whole model here); sets self.model and self.module (DDP when > 1 rank)."""
@@ -148,7 +153,7 @@ class Trainer:
             self.train_loader.load_state_dict(resumed.data_state)
         except ValueError as err:  # other shards, batch size or loader workers than the checkpointed run
             raise checkpoint.CheckpointError(f"{resumed.path}: the data position does not fit this run's data: {err}") from err
-        if self.d.is_main:
+        if self.reporter:
             print(f"resumed from {resumed.path} at step {self.step} ({self.tokens:,} tokens)", flush=True)
 
     def save(self) -> Path:
@@ -220,11 +225,11 @@ class Trainer:
         """Train to cfg.train.steps; returns the final summary (also written to metrics.jsonl)."""
         cfg = self.cfg
         self.resume()
-        if self.d.is_main:
+        if self.reporter:
             print(self.describe(), flush=True)
         self.set_train(True)
         batches: Iterator[Batch] = iter(self.train_loader)
-        progress = Progress(total=cfg.train.steps, initial=self.step, enabled=self.d.is_main and cfg.log.progress)
+        progress = Progress(total=cfg.train.steps, initial=self.step, enabled=self.reporter and cfg.log.progress)
         window_start, window_tokens, last_eval = time.perf_counter(), 0, {}
         start_step, train_time = self.step, 0.0
         end = cfg.train.steps if cfg.train.stop_after is None else min(cfg.train.steps, self.step + cfg.train.stop_after)
@@ -248,7 +253,7 @@ class Trainer:
                 record = self.throughput(window_tokens, elapsed)
                 record.update(loss=loss_value, lr=lr, grad_norm=grad_norm, tokens=self.tokens)
                 self.log.log(self.step, record)
-                if progress.bar is None and self.d.is_main:
+                if progress.bar is None and self.reporter:
                     print(f"step {self.step}/{cfg.train.steps} loss {loss_value:.4f} lr {lr:.2e} "
                           f"{record['tokens_per_s']:,.0f} tok/s", flush=True)
                 window_start, window_tokens = time.perf_counter(), 0
@@ -266,7 +271,7 @@ class Trainer:
                    **self.throughput(self.tokens_per_step * (self.step - start_step), train_time), **last_eval}
         self.log.log(self.step, summary)
         self.log.close()
-        if self.d.is_main:
+        if self.reporter:
             ev = f", held-out loss {last_eval['eval_loss']:.4f} (ppl {last_eval['eval_ppl']:.2f})" if last_eval else ""
             stopped = "" if self.step >= cfg.train.steps else f" (stopped at {self.step}/{cfg.train.steps}; run again to resume)"
             print(f"done{stopped}: {self.step} steps, {self.tokens:,} tokens, final loss {loss_value:.4f}{ev}; "

@@ -12,11 +12,13 @@ and the decoupled pipeline (trainers/local_pipeline.py) writes the very same key
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from training.distributed import all_reduce_grads, all_reduce_sum
-from training.local.core import LocalModel, local_step, plan_modules
+from training.local.core import LocalModel, local_step, plan_modules, trainable
 from training.local.llama import aux_builder, backbone, lm_loss
 from training.model import Llama
 from training.trainers.baseline import Batch, Trainer
@@ -42,16 +44,42 @@ def build_local(trainer: Trainer, blocks: int) -> tuple[Llama, LocalModel]:
     return llama, local
 
 
+def module_record(losses: list[float], norms: list[float]) -> dict[str, float]:
+    """Per-module local losses (and, with per-module clipping, gradient norms) as logged metrics."""
+    return {**{f"local_loss_{k}": v for k, v in enumerate(losses)},
+            **{f"local_grad_norm_{k}": v for k, v in enumerate(norms)}}
+
+
 class LocalTrainer(Trainer):
     name = "local"
     wrap_ddp = False
+    decoupled = False  # modules on one rank; the decoupled pipeline puts each on its own
+
+    def clip_scope(self) -> str:
+        scope = self.cfg.local.clip
+        return ("module" if self.decoupled else "global") if scope == "auto" else scope
+
+    def clip_module(self, params: list[nn.Parameter]) -> float:
+        """Clip one module's gradients by their own norm; returns the norm before clipping."""
+        max_norm = self.cfg.optim.grad_clip if self.cfg.optim.grad_clip > 0 else math.inf
+        return float(torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], max_norm))
 
     def build_parts(self) -> list[nn.Module]:
         llama, self.local = build_local(self, self.cfg.local.blocks)
         self.llama = self.model = llama.to(self.d.device)  # evaluation runs the decoder itself, through the real head
         self.local.to(self.d.device)
         self.module_losses: list[float] = []
+        self.module_norms: list[float] = []
         return [self.llama, AuxNets(dict(enumerate(self.local.auxes)))]
+
+    def clip(self) -> float:
+        """Global or per-module clipping (local.clip); returns the whole network's norm before clipping."""
+        if self.clip_scope() == "global":
+            return super().clip()
+        last = len(self.local.parts) - 1
+        self.module_norms = [self.clip_module(trainable([part, self.local.head if k == last else self.local.auxes[k]]))
+                             for k, part in enumerate(self.local.parts)]
+        return math.sqrt(sum(n * n for n in self.module_norms))
 
     def forward_backward(self, micro_batches: list[Batch]) -> torch.Tensor:
         """Each module's local loss backpropagates inside the module; returns the real head's loss."""
@@ -75,4 +103,4 @@ class LocalTrainer(Trainer):
         if self.step % self.cfg.log.every:
             return {}
         losses = all_reduce_sum(self.d, self.module_losses)  # each rank's mean over its own batches
-        return {f"local_loss_{k}": v / self.d.world for k, v in enumerate(losses)}
+        return module_record([v / self.d.world for v in losses], self.module_norms)

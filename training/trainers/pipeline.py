@@ -41,14 +41,12 @@ def mesh_groups(d: Dist, dp: int, pp: int) -> tuple[object, object]:
     return mesh.get_group("pp"), mesh.get_group("dp")
 
 
-def gather_spans(d: Dist, spans: list[Span], pp: int) -> list[Span] | None:
-    """Every rank's spans of a traced step, on rank 0 only: the first replica's pipeline (None elsewhere)."""
+def gather_spans(d: Dist, spans: list[Span], pp: int) -> list[Span]:
+    """The first replica's spans of a traced step, on every rank (collective: all ranks call it)."""
     gathered = [spans]
     if d.initialized:
         gathered = [None] * d.world
         dist.all_gather_object(gathered, spans)
-    if not d.is_main:
-        return None
     return [s for rank_spans in gathered[:pp] for s in rank_spans]
 
 
@@ -193,7 +191,7 @@ class PipelineTrainer(Trainer):
         if self.trace is None:
             return {}
         replica, self.trace = gather_spans(self.d, self.trace, self.plan.pp), None
-        if replica is None:
+        if not self.d.is_main:
             return {}
         from training.parallel.simulator import costs_from_spans, schedule_order, simulate
         from training.parallel.timeline import draw_timeline, hop_latency, idle_fraction, write_chrome_trace
