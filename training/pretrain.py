@@ -45,9 +45,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--microbatches", type=int, default=None,
                         help="microbatches per pipeline step; same as pipeline.microbatches=...")
     parser.add_argument("--method", default=None,
-                        help="local learning method (with --trainer=local): greedy, auglocal, man; same as local.method=...")
+                        help="local learning method (--trainer=local, or --schedule=decoupled): greedy, auglocal, man; "
+                             "same as local.method=...")
     parser.add_argument("--blocks", type=int, default=None,
-                        help="gradient-isolated modules for --trainer=local; same as local.blocks=...")
+                        help="gradient-isolated modules for --trainer=local (the decoupled pipeline: its ranks per "
+                             "replica); same as local.blocks=...")
     parser.add_argument("--output", default=None, help="run folder (metrics, tensorboard, checkpoints); "
                                                        "same as output=...")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
