@@ -44,7 +44,9 @@ def setup(device_kind: str = "auto", *, timeout_s: int = 1800) -> Dist:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = pick_device(device_kind, local_rank)
     if world > 1 and not dist.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
+        # on GPUs, NCCL for device tensors and gloo beside it for the few CPU scalars trainers reduce (losses,
+        # token counts, norms) and for object collectives; a NCCL-only group would reject those
+        backend = "cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, timeout=datetime.timedelta(seconds=timeout_s),
                                 device_id=device if device.type == "cuda" else None)
     return Dist(rank=rank, world=world, local_rank=local_rank, device=device)

@@ -168,8 +168,12 @@ class Trainer:
 
     def clip(self) -> float:
         """Clip the global gradient norm (if set) and return the norm before clipping."""
+        return self.clip_params([p for part in self.parts for p in part.parameters()])
+
+    def clip_params(self, params: list[torch.Tensor]) -> float:
+        """Clip these parameters' gradients to optim.grad_clip by their joint norm; returns the norm before."""
         max_norm = self.cfg.optim.grad_clip if self.cfg.optim.grad_clip > 0 else math.inf
-        return float(torch.nn.utils.clip_grad_norm_([p for part in self.parts for p in part.parameters()], max_norm))
+        return float(torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], max_norm))
 
     def optimizer_step(self) -> tuple[float, float]:
         lr = lr_at(self.step, self.cfg.optim, self.cfg.train.steps)

@@ -59,11 +59,6 @@ class LocalTrainer(Trainer):
         scope = self.cfg.local.clip
         return ("module" if self.decoupled else "global") if scope == "auto" else scope
 
-    def clip_module(self, params: list[nn.Parameter]) -> float:
-        """Clip one module's gradients by their own norm; returns the norm before clipping."""
-        max_norm = self.cfg.optim.grad_clip if self.cfg.optim.grad_clip > 0 else math.inf
-        return float(torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], max_norm))
-
     def build_parts(self) -> list[nn.Module]:
         llama, self.local = build_local(self, self.cfg.local.blocks)
         self.llama = self.model = llama.to(self.d.device)  # evaluation runs the decoder itself, through the real head
@@ -77,7 +72,7 @@ class LocalTrainer(Trainer):
         if self.clip_scope() == "global":
             return super().clip()
         last = len(self.local.parts) - 1
-        self.module_norms = [self.clip_module(trainable([part, self.local.head if k == last else self.local.auxes[k]]))
+        self.module_norms = [self.clip_params(trainable([part, self.local.head if k == last else self.local.auxes[k]]))
                              for k, part in enumerate(self.local.parts)]
         return math.sqrt(sum(n * n for n in self.module_norms))
 

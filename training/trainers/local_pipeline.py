@@ -110,7 +110,7 @@ class DecoupledPipelineTrainer(LocalTrainer):
         loss and norm go to the reporter, which returns the whole network's norm."""
         params = [p for p in self.params() if p.grad is not None]
         if self.clip_scope() == "module":
-            own = self.clip_module(params)
+            own = self.clip_params(params)
         else:
             sq = sum(float(p.grad.detach().double().pow(2).sum()) for p in params)
             whole = reduce_over(self.pp_group, self.pp, [sq])[0] ** 0.5
@@ -120,9 +120,10 @@ class DecoupledPipelineTrainer(LocalTrainer):
             self.module_losses, self.module_norms = [self.own_loss], [own] if self.clip_scope() == "module" else []
             return math.sqrt(sum(n * n for n in self.module_norms)) if self.module_norms else own
         if not self.reporter:
-            self.send(STATS_TAG + self.pp_rank, [torch.tensor([self.own_loss, own])], self.pp - 1)
+            self.send(STATS_TAG + self.pp_rank, [torch.tensor([self.own_loss, own], device=self.d.device)], self.pp - 1)
             return own
-        stats = [receive_flat([torch.empty(2)], j, tag=STATS_TAG + j)[0].tolist() for j in range(self.pp - 1)]
+        like = [torch.empty(2, device=self.d.device)]  # NCCL moves device tensors only
+        stats = [receive_flat(like, j, tag=STATS_TAG + j)[0].tolist() for j in range(self.pp - 1)]
         self.module_losses = [v for v, _ in stats] + [self.own_loss]
         if self.clip_scope() != "module":
             self.module_norms = []
