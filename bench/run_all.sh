@@ -64,7 +64,13 @@ $PY bench/skippipe_sim.py
 $PY bench/skippipe_gloo.py --iters 8
 $PY bench/skippipe_convergence.py
 $PY bench/local_digits.py
-$PY bench/local_lm.py              # needs output/demo/tokens (bash scripts/train_demo.sh)
+bash scripts/real_shards.sh         # real web + code shards from /work/shared/data (developer test data)
+for b in 2 4; do                   # ~50 minutes on one core
+    $PY bench/local_lm.py --data output/real/tokens_full --micro-batch 4 --steps 1000 --eval-batches 80 \
+        --set optim.lr=1e-3 --blocks $b
+done
+$PY bench/local_memory.py
 $PY bench/local_pipeline.py --steps 3
+$PY bench/local_pipeline.py --trainer --microbatches 8 --rows 2   # needs output/demo/tokens (scripts/train_demo.sh)
 
 echo "results: bench/out/{datatrove_fineweb,stages,e2e_vs_datatrove,memory,minhash_signatures,dedup,betr_demo,pylint_speed,tokenize_speed,loader_speed,train_speed_*}.json"

@@ -9,7 +9,7 @@
 #   dominates the merges), and pipelines.tokenize with configs/tokenize/real.yaml (web and code at equal token
 #   shares, seq_len 256, a fifth of the documents held out).
 #   bash scripts/real_shards.sh             (~4 min on one core; CORE=1 pins every step to core 1)
-# Writes output/real/{pages.warc.gz,werp,swallowcode,tokenizer.json,tokens,stats.json}.
+# Writes output/real/{pages.warc.gz,werp,swallowcode,tokenizer.json,tokens,tokens_full,stats.json}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -51,6 +51,10 @@ WEB_CHARS=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['stages'
 
 step "tokenize: configs/tokenize/real.yaml"
 "${PIN[@]}" $PY -m pipelines.tokenize --runner=DirectRunner --config configs/tokenize/real.yaml --output "$OUT/tokens"
+
+step "tokenize: configs/tokenize/real-full.yaml (all of the code, no document twice; BENCHMARKS §14's main figure)"
+"${PIN[@]}" $PY -m pipelines.tokenize --runner=DirectRunner --config configs/tokenize/real-full.yaml \
+    --output "$OUT/tokens_full"
 
 step "stats"
 $PY -m bench.real_corpus stats --werp "$OUT/werp" --code "$OUT/swallowcode" --tokens "$OUT/tokens" | tee "$OUT/stats.json"
