@@ -44,6 +44,11 @@ def build_local(trainer: Trainer, blocks: int) -> tuple[Llama, LocalModel]:
     return llama, local
 
 
+def joint_norm(norms: list[float]) -> float:
+    """The norm of all modules' gradients together, from each module's own norm."""
+    return math.sqrt(sum(n * n for n in norms))
+
+
 def module_record(losses: list[float], norms: list[float]) -> dict[str, float]:
     """Per-module local losses (and, with per-module clipping, gradient norms) as logged metrics."""
     return {**{f"local_loss_{k}": v for k, v in enumerate(losses)},
@@ -74,7 +79,7 @@ class LocalTrainer(Trainer):
         last = len(self.local.parts) - 1
         self.module_norms = [self.clip_params(trainable([part, self.local.head if k == last else self.local.auxes[k]]))
                              for k, part in enumerate(self.local.parts)]
-        return math.sqrt(sum(n * n for n in self.module_norms))
+        return joint_norm(self.module_norms)
 
     def forward_backward(self, micro_batches: list[Batch]) -> torch.Tensor:
         """Each module's local loss backpropagates inside the module; returns the real head's loss."""

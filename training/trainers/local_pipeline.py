@@ -14,7 +14,6 @@ resume under either trainer work alike.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
@@ -31,7 +30,7 @@ from training.parallel.actions import Span
 from training.parallel.partition import EMBED, HEAD, NORM
 from training.parallel.pipeline import IGNORE, keep_units, pad_to_microbatches
 from training.trainers.baseline import Batch
-from training.trainers.local import AuxNets, LocalTrainer, build_local, module_record
+from training.trainers.local import AuxNets, LocalTrainer, build_local, joint_norm, module_record
 from training.trainers.pipeline import gather_spans, mesh_groups, pipeline_degrees, reduce_over
 
 
@@ -118,7 +117,7 @@ class DecoupledPipelineTrainer(LocalTrainer):
             own = sq ** 0.5
         if self.dp_rank != 0 or self.pp == 1:
             self.module_losses, self.module_norms = [self.own_loss], [own] if self.clip_scope() == "module" else []
-            return math.sqrt(sum(n * n for n in self.module_norms)) if self.module_norms else own
+            return joint_norm(self.module_norms) if self.module_norms else own
         if not self.reporter:
             self.send(STATS_TAG + self.pp_rank, [torch.tensor([self.own_loss, own], device=self.d.device)], self.pp - 1)
             return own
@@ -129,7 +128,7 @@ class DecoupledPipelineTrainer(LocalTrainer):
             self.module_norms = []
             return whole
         self.module_norms = [n for _, n in stats] + [own]
-        return math.sqrt(sum(n * n for n in self.module_norms))
+        return joint_norm(self.module_norms)
 
     def send(self, tag: int, tensors: list[torch.Tensor], dst: int) -> None:
         """Send without waiting; the previous message of this kind must have gone first (bounded buffering)."""

@@ -16,6 +16,7 @@ from torch import nn
 
 from training.config import RunConfig
 from training.distributed import Dist, all_reduce_grads, all_reduce_sum
+from training.local.core import trainable
 from training.model import Llama
 from training.parallel.actions import Span
 from training.parallel.partition import EMBED, HEAD, balanced_layout, explicit_layout, uniform_layout
@@ -148,13 +149,7 @@ class PipelineTrainer(Trainer):
         return reduce_over(self.dp_group, self.plan.dp, values)
 
     def params(self) -> list[nn.Parameter]:
-        seen, out = set(), []
-        for part in self.parts:
-            for p in part.parameters():
-                if id(p) not in seen:
-                    seen.add(id(p))
-                    out.append(p)
-        return out
+        return trainable(self.parts)  # a tied weight held twice by one rank counts once
 
     def reduce_loss(self, loss: float) -> float:
         """Only last-stage ranks hold loss, each its replica's share of the global mean: the sum is the mean."""
