@@ -6,6 +6,7 @@ or a wrong type fails before anything starts, with the valid keys listed.
 from __future__ import annotations
 
 import ast
+import copy
 import dataclasses
 import inspect
 import textwrap
@@ -13,10 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-import yaml
 
 from training.model.config import ModelConfig
-from transforms.config import ConfigError, from_mapping
+from transforms.config import ConfigError, from_mapping, load_yaml, parse_yaml_value
 from transforms.resources import find_config
 
 
@@ -253,22 +253,16 @@ def describe_keys() -> str:
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """'optim.lr=1e-3' -> (['optim', 'lr'], 0.001); the value is read as YAML so numbers and null work."""
+    """'optim.lr=1e-3' -> (['optim', 'lr'], 0.001); the value is read as the config files are (YAML 1.2 scalars)."""
     if "=" not in text:
         raise ConfigError(f"override {text!r} is not key=value (e.g. train.steps=100)")
     key, raw = text.split("=", 1)
-    value = yaml.safe_load(raw)
-    if isinstance(value, str):  # PyYAML (YAML 1.1) reads 1e-3 as a string; people mean the number
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    return key.strip().split("."), value
+    return key.strip().split("."), parse_yaml_value(raw)
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+def apply_overrides(data: Mapping[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Set dotted keys in a nested mapping (a copy); unknown keys are caught later by the strict loader."""
-    data = yaml.safe_load(yaml.safe_dump(data)) or {}
+    data = copy.deepcopy(dict(data))
     for text in overrides:
         path, value = parse_override(text)
         node = data
@@ -281,11 +275,16 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
-    """The run config from a YAML file (None = defaults) with key=value overrides applied."""
+    """The run config from a YAML file (None = defaults) with key=value overrides applied.
+
+    The file is checked alone first, so an error names the file or the override that caused it."""
     data: Mapping[str, Any] = {}
     where = "defaults"
     if path is not None:
         found = find_config(str(path), folder="train", what="training config", flag="--config")
-        data = yaml.safe_load(found.read_text(encoding="utf-8")) or {}
-        where = str(found)
-    return from_mapping(RunConfig, apply_overrides(dict(data), overrides or []), where=where)
+        data, where = load_yaml(found), str(found)
+        from_mapping(RunConfig, data, where=where)
+    if not overrides:
+        return from_mapping(RunConfig, data, where=where)
+    return from_mapping(RunConfig, apply_overrides(data, overrides),
+                        where=f"{where} with overrides {' '.join(overrides)}")

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 import numpy as np
-import yaml
 
-from transforms.config import ConfigError, from_mapping
+from transforms.config import from_mapping, load_yaml
 from transforms.resources import find_config
 
 MiB = 2**20
@@ -91,11 +90,7 @@ class TokenizeConfig:
 def load_tokenize_config(name_or_path: str) -> TokenizeConfig:
     """A shipped config by name (configs/tokenize/<name>.yaml) or any YAML path, validated."""
     path = find_config(name_or_path, folder="tokenize", what="tokenize config", flag="--config")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__}: {exc})") from None
-    return from_mapping(TokenizeConfig, data, where=str(path))
+    return from_mapping(TokenizeConfig, load_yaml(path), where=str(path))
 
 
 @dataclass(frozen=True, slots=True)

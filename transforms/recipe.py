@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-import yaml
 
-from transforms.config import ConfigError, from_mapping
+from transforms.config import ConfigError, from_mapping, load_yaml
 from transforms.dedup.config import DedupConfig
 from transforms.extract import ExtractConfig
 from transforms.filters.base import ConfiguredStep, registry
@@ -73,20 +72,20 @@ class WebRecipe:
         return names + ((SCORE,) if self.classifier is not None else ())
 
 
-def parse_steps(items: Any, *, where: str) -> tuple[ConfiguredStep, ...]:
+def parse_steps(items: Any, *, where: str, key: str) -> tuple[ConfiguredStep, ...]:
     """Steps are a list of one-key mappings `- name: {config}` (or a bare name for the defaults)."""
     if items is None:
         return ()
     if not isinstance(items, list):
-        raise ConfigError(f"{where}: expected a list of steps, got {type(items).__name__}")
+        raise ConfigError(f"{where}: {key}: expected a list of steps, got {type(items).__name__}")
     known = registry()
     out = []
     for i, item in enumerate(items):
-        name, cfg = (item, None) if isinstance(item, str) else _single_key(item, where=f"{where}[{i}]")
+        name, cfg = (item, None) if isinstance(item, str) else _single_key(item, where=f"{where}: {key}[{i}]")
         if name not in known:
-            raise ConfigError(f"{where}[{i}]: unknown step {name!r}; valid steps are: {', '.join(sorted(known))}")
+            raise ConfigError(f"{where}: {key}[{i}]: unknown step {name!r}; valid steps are: {', '.join(sorted(known))}")
         spec = known[name]
-        out.append(ConfiguredStep(spec, from_mapping(spec.config_cls, cfg, where=f"{where}.{name}")))
+        out.append(ConfiguredStep(spec, from_mapping(spec.config_cls, cfg, where=where, key=f"{key}[{i}].{name}")))
     return tuple(out)
 
 
@@ -101,8 +100,8 @@ def recipe_from_mapping(data: Mapping[str, Any], *, where: str) -> WebRecipe:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: a recipe is a mapping of sections, got {type(data).__name__}")
     data = dict(data)
-    steps = parse_steps(data.pop("steps", None), where=f"{where}: steps")
-    after_dedup = parse_steps(data.pop("after_dedup", None), where=f"{where}: after_dedup")
+    steps = parse_steps(data.pop("steps", None), where=where, key="steps")
+    after_dedup = parse_steps(data.pop("after_dedup", None), where=where, key="after_dedup")
     for optional in ("url_filter", "langid", "classifier"):
         if optional in data and data[optional] is None:
             data.pop(optional)  # an explicit null switches the stage off
@@ -152,8 +151,4 @@ def available_recipes(family: str) -> list[str]:
 def load_recipe(name_or_path: str, *, family: str = "werp") -> WebRecipe:
     """Read, parse and validate a recipe."""
     path = find_recipe(name_or_path, family=family)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__}: {exc})") from None
-    return recipe_from_mapping(data or {}, where=str(path))
+    return recipe_from_mapping(load_yaml(path), where=str(path))

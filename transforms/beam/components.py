@@ -104,7 +104,7 @@ class FinishResidualFn(beam.DoFn):
         roots = components_reference(edges)
         logging.getLogger("refinery").warning(
             "%s: %d nodes of the candidate graph were not stars after %d Large-/Small-Star rounds; finished them "
-            "on one worker. Raise the rounds setting (ConnectedComponents(rounds=...)).", self.stage, len(roots),
+            "on one worker. Raise dedup.minhash_rounds in the recipe.", self.stage, len(roots),
             self.rounds)
         yield from roots.items()
 
