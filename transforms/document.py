@@ -6,14 +6,15 @@ from dataclasses import dataclass, field
 
 @dataclass(slots=True)
 class Page:
-    """One HTML response read from a WARC/ARC file, decoded to text; raw bytes never leave the reader."""
+    """One page read from a WARC/ARC/WET file, decoded to text; raw bytes never leave the reader."""
 
-    id: str  # WARC-Record-ID, e.g. "<urn:uuid:...>"
+    id: str  # WARC-Record-ID of the record read, e.g. "<urn:uuid:...>"
     url: str  # WARC-Target-URI
     warc_date: str  # WARC-Date, ISO 8601 as written in the record
-    html: str  # decoded payload (HTTP transfer and content encodings removed)
+    html: str  # decoded payload (HTTP transfer and content encodings removed); plain text if `is_text`
     charset: str = ""  # the charset used to decode `html`
     source: str = ""  # file the record came from, for provenance
+    is_text: bool = False  # already text (a WET conversion record): extraction passes it through unchanged
 
 
 @dataclass(slots=True)

@@ -108,9 +108,10 @@ def test_truncated_whole_gzip_reports_truncation():
     assert reasons(read_path(shared("resiliparse/clipped.warc.gz")))[warc.TRUNCATED_GZIP] == 1
 
 
-def test_misaligned_members_are_reported_once_and_reading_goes_on():
+def test_members_that_split_records_are_read_as_one_stream():
+    # The response's gzip member ends inside the record: read per member it was lost as misaligned.
     items = read_path(shared("warcio/example-wrong-chunks.warc.gz"))
-    assert reasons(items) == {warc.MISALIGNED_GZIP: 1, warc.NOT_RESPONSE: 1}  # the request after it is read
+    assert [p.url for p in pages(items)] == ["http://example.com/"] and reasons(items) == {warc.NOT_RESPONSE: 1}
 
 
 @pytest.mark.parametrize("name, reason", [
@@ -125,9 +126,12 @@ def test_jhove_invalid_files_give_issues(name, reason):
     assert reasons(items)[reason] >= 1 and not pages(items)
 
 
-def test_wet_file_has_no_pages_but_counts_every_record():
-    items = read_path(shared("cc2014-eugeneware/CC-MAIN-20140820021334-00006-ip-10-180-136-8.ec2.internal.warc.wet"))
-    assert not pages(items) and reasons(items) == {warc.NOT_RESPONSE: 4}
+def test_real_wet_file_gives_a_text_page_per_conversion_record():
+    path = shared("cc2014-eugeneware/CC-MAIN-20140820021334-00006-ip-10-180-136-8.ec2.internal.warc.wet")
+    conversions = path.read_bytes().count(b"WARC-Type: conversion\r\n")
+    items = read_path(path)
+    assert len(pages(items)) == conversions == 3 and all(p.is_text and p.url for p in pages(items))
+    assert reasons(items) == {warc.NOT_RESPONSE: 1}  # the warcinfo record
 
 
 def test_not_an_archive(tmp_path):
@@ -182,8 +186,10 @@ def test_per_record_corruption_resyncs_at_the_next_record(tmp_path):
     path.write_bytes(bytes(data))
     items = read_path(path)
     assert [p.id for p in pages(items)] == ids[:10] + ids[11:]
-    assert sum(1 for _, i in items if isinstance(i, ReadIssue)) == 1
-    assert sum(reasons(items)[r] for r in (warc.CORRUPT_GZIP, warc.TRUNCATED_GZIP, warc.MISALIGNED_GZIP)) == 1
+    file_issues = [i for _, i in items if isinstance(i, ReadIssue) and not i.is_record]
+    assert [i.reason for i in file_issues] == [warc.CORRUPT_GZIP]
+    [lost] = [i for _, i in items if isinstance(i, ReadIssue) and i.is_record]  # record 10, counted
+    assert lost.reason == warc.CORRUPT_RECORD and lost.record_id in ("", ids[10])
 
 
 def test_junk_between_members_is_misaligned_and_skipped(tmp_path):
@@ -202,7 +208,9 @@ def test_truncated_last_member_keeps_every_earlier_record(tmp_path):
     ids = write_warc(path, html_bodies(8))
     path.write_bytes(path.read_bytes()[:-30])
     items = read_path(path)
-    assert [p.id for p in pages(items)] == ids[:7] and reasons(items) == {warc.TRUNCATED_GZIP: 1}
+    assert [p.id for p in pages(items)] == ids[:7]
+    assert reasons(items) == {warc.TRUNCATED_GZIP: 1, warc.TRUNCATED_RECORD: 1}
+    assert [i.record_id for _, i in items if isinstance(i, ReadIssue) and i.is_record] == [ids[7]]
 
 
 def test_plain_whole_gzip_and_per_record_gzip_read_the_same(tmp_path):

@@ -24,6 +24,7 @@ from transforms.resources import resolve_resource
 from transforms.text import TextView
 
 REJECTED = "rejected"
+WET_EXTRACTOR = "wet"  # Document.extractor of text taken as is from a WET conversion record
 log = logging.getLogger(__name__)
 
 
@@ -90,28 +91,33 @@ class ExtractFn(StageFn):
     def process(self, page: Page) -> Iterator:
         self.counters.count_in(len(page.html))
         self.progress.tick()
-        try:
-            text = self.extractor.extract(page.html)
-        except ExtractionTimeout:
-            log.warning("extraction took over %s s, skipped: %s", self.cfg.timeout_s, page.url)
-            yield from self.reject(page.id, page.url, "extract.timeout")
-            return
-        except PageTooLarge:
-            yield from self.reject(page.id, page.url, "extract.too_large")
-            return
-        except ExtractorCrashed:
-            log.warning("extractor process died on %s; restarted", page.url)
-            yield from self.reject(page.id, page.url, "extract.crashed")
-            return
-        except ExtractorFailed as exc:  # the parser's own exception on this page, named by type
-            yield from self.reject(page.id, page.url, f"extract.error.{exc.exc_type}")
-            return
-        if not text.strip():
-            yield from self.reject(page.id, page.url, "extract.empty")
+        if page.is_text:  # a WET conversion record: Common Crawl extracted it already
+            text, reason = page.html, ""
+        else:
+            text, reason = self._extract(page)
+        if not reason and not text.strip():
+            reason = "extract.empty"
+        if reason:
+            yield from self.reject(page.id, page.url, reason)
             return
         self.counters.count_out(len(text))
-        yield Document(id=page.id, url=page.url, warc_date=page.warc_date, text=text,
-                       extractor=self.cfg.extractor, source=page.source)
+        yield Document(id=page.id, url=page.url, warc_date=page.warc_date, text=text, source=page.source,
+                       extractor=WET_EXTRACTOR if page.is_text else self.cfg.extractor)
+
+    def _extract(self, page: Page) -> tuple[str, str]:
+        """(text, "") or ("", the drop reason)."""
+        try:
+            return self.extractor.extract(page.html), ""
+        except ExtractionTimeout:
+            log.warning("extraction took over %s s, skipped: %s", self.cfg.timeout_s, page.url)
+            return "", "extract.timeout"
+        except PageTooLarge:
+            return "", "extract.too_large"
+        except ExtractorCrashed:
+            log.warning("extractor process died on %s; restarted", page.url)
+            return "", "extract.crashed"
+        except ExtractorFailed as exc:  # the parser's own exception on this page, named by type
+            return "", f"extract.error.{exc.exc_type}"
 
 
 class LangIdFn(StageFn):

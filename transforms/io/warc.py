@@ -1,73 +1,45 @@
-"""Read WARC and ARC files into decoded HTML `Page`s, reporting every record it skips and why.
+"""Read WARC, WET and ARC files into decoded `Page`s, reporting every record it skips and why.
 
 warcio parses the record and HTTP headers and removes chunked transfer encoding. FastWARC is about 2.5x
 faster (docs/feasibility.md section 6) but reads no ARC files and leaves HTTP encodings to the caller,
-so we use warcio. Gzip members and content encodings are handled here: warcio hides inflate errors
-(it logs them to stderr and returns b""), and its brotli hook fails on brotli >= 1.2.
+so we use warcio; gzip members are inflated by transforms.io.gzip_stream, which loses no byte at a cut.
+Whatever the layout, a file cut short gives every record before the cut, the record it cuts as a
+`warc.truncated_record` drop (with URL and id when its headers were read), and one file-level error for
+gzip damage. WARC-Type values are compared case-insensitively, as FastWARC does and the WARC grammar's
+literals allow (RFC 2616 section 2.1 notation); warcio and jwarc compare them exactly.
 """
 from __future__ import annotations
 
-import codecs
-import os
 import re
-import uuid
-import zlib
-from dataclasses import dataclass
 from typing import BinaryIO, Iterator
 
-import brotli
-from resiliparse.parse.encoding import detect_encoding, map_encoding_to_html5
-from warcio.bufferedreaders import BufferedReader, ChunkedDataReader
+from warcio.bufferedreaders import BufferedReader
 from warcio.exceptions import ArchiveLoadFailed
 from warcio.recordloader import ArcWarcRecordLoader
 from warcio.statusandheaders import StatusAndHeadersParserException
-from warcio.timeutils import timestamp_to_iso_date
 
 from transforms.document import Page
 from transforms.io import warc_ranges
-from transforms.io.warc_ranges import GzipMembers, GzipStream, Layout, TruncatedGzipError
-
-NOT_RESPONSE = "warc.not_response"  # warcinfo, request, metadata, revisit, conversion, ARC file header
-NOT_HTML = "warc.not_html"
-TOO_LARGE = "warc.too_large"  # record or decoded payload over max_record_bytes
-DECODE_ERROR = "warc.decode_error"  # content encoding could not be undone
-EMPTY_PAYLOAD = "warc.empty_payload"  # an HTML response with no body
-FILE_ERROR = "warc.error."  # prefix of the errors below; they concern the file, not one record
-EMPTY_FILE = "warc.error.empty_file"
-NOT_ARCHIVE = "warc.error.not_archive"  # the file does not start with a WARC or ARC record
-INVALID_HEADER = "warc.error.invalid_header"
-TRUNCATED_RECORD = "warc.error.truncated_record"  # file ends before Content-Length bytes
-TRUNCATED_GZIP = "warc.error.truncated_gzip"
-CORRUPT_GZIP = "warc.error.corrupt_gzip"  # inflate failed inside a member
-MISALIGNED_GZIP = "warc.error.misaligned_gzip"  # a record crosses a member boundary, or junk between members
+from transforms.io.gzip_stream import CORRUPT, TRUNCATED, GzipStream
+from transforms.io.warc_page import HTML_TYPES, record_id_of, record_url, to_page  # noqa: F401  (HTML_TYPES)
+from transforms.io.warc_payload import decode_html, decode_text  # noqa: F401  (re-exported)
+from transforms.io.warc_ranges import GzipMembers, Layout
+from transforms.io.warc_reasons import (  # noqa: F401  (re-exported: the reader's reasons are read as warc.X)
+    CORRUPT_GZIP, CORRUPT_RECORD, DECODE_ERROR, EMPTY_FILE, EMPTY_PAYLOAD, FILE_ERROR, INVALID_HEADER,
+    MISALIGNED_GZIP, NOT_ARCHIVE, NOT_HTML, NOT_RESPONSE, TOO_LARGE, TRUNCATED_GZIP, TRUNCATED_RECORD, ReadIssue,
+)
 
 # Common Crawl stores at most 1 MiB of payload per capture (longer ones carry WARC-Truncated: length);
 # 8 MiB keeps every such page and only drops outliers from other crawlers.
 DEFAULT_MAX_RECORD_BYTES = 8 << 20
-HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
-_HTML_SNIFF = tuple(f"<{tag}".encode() for tag in ("!doctype html", "html", "head", "script", "iframe", "h1",
-                                                     "div", "font", "table", "a", "style", "title", "b", "body",
-                                                     "br", "p", "!--"))
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:+-]+)""", re.IGNORECASE)
 _BLOCK_BYTES = 1 << 16
 _MAX_LINE_BYTES = 1 << 16
 # warcio raises AttributeError/ValueError/IndexError on records that lack required fields
 # (e.g. jhove invalid-warcfile-lonely-revisit.warc has no WARC-Target-URI).
 _HEADER_ERRORS = (ArchiveLoadFailed, StatusAndHeadersParserException, AttributeError, ValueError, IndexError)
-
-
-@dataclass(frozen=True, slots=True)
-class ReadIssue:
-    """A record skipped, or a part of a file that could not be read."""
-
-    reason: str
-    detail: str = ""
-    url: str = ""
-    record_id: str = ""
-
-    @property
-    def is_record(self) -> bool:  # False for a file-level error: there is no record to count
-        return not self.reason.startswith(FILE_ERROR)
+_ARC_HEADER = re.compile(rb"\S+ \S+ \d{14} \S+ \d+\r?\n")  # URL IP-address archive-date content-type length
+_RECORD_STARTS = (b"WARC/", b"filedesc:")  # first line of a WARC record, of an ARC file's header record
+_GZIP_REASONS = {TRUNCATED: TRUNCATED_GZIP}  # any other gzip damage is CORRUPT_GZIP
 
 
 class _RecordError(Exception):
@@ -76,6 +48,24 @@ class _RecordError(Exception):
     def __init__(self, reason: str, offset: int, message: str) -> None:
         super().__init__(message)
         self.reason, self.offset = reason, offset
+
+
+class _Lines(BufferedReader):
+    """warcio's line reader that can tell whether its stream is exhausted."""
+
+    last_line = b""  # the last line read: a blank one closes a header block
+
+    def readline(self, length=None) -> bytes:
+        self.last_line = super().readline(length)
+        return self.last_line
+
+    def at_end(self) -> bool:
+        self._fillbuff()
+        return self.empty()
+
+    @property
+    def position(self) -> int:
+        return self.tell() - self.rem_length()
 
 
 def read_records(fh: BinaryIO, *, source: str = "", max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
@@ -97,6 +87,23 @@ def read_records(fh: BinaryIO, *, source: str = "", max_record_bytes: int = DEFA
         yield 0, ReadIssue(EMPTY_FILE, "no records")
 
 
+def _damage(stream):
+    """The gzip damage that ended `stream`, if any (a plain file has none)."""
+    return getattr(stream, "damage", None)
+
+
+def _cut_reason(stream) -> str:
+    """Why a record ends early: corrupt gzip data, else the file (or the readable part of it) ends."""
+    damage = _damage(stream)
+    return CORRUPT_RECORD if damage is not None and damage.kind == CORRUPT else TRUNCATED_RECORD
+
+
+def _gzip_issue(stream) -> ReadIssue | None:
+    """The file-level issue for damage a gzip stream met, if any."""
+    damage = _damage(stream)
+    return None if damage is None else ReadIssue(_GZIP_REASONS.get(damage.kind, CORRUPT_GZIP), damage.detail)
+
+
 class _RecordReader:
     """Parses records with warcio and turns each into a Page or a ReadIssue."""
 
@@ -106,118 +113,132 @@ class _RecordReader:
         self._loader = ArcWarcRecordLoader(verify_http=False, arc2warc=False)
         self._format: str | None = None  # "warc" or "arc" once the first record is parsed
 
-    def read_stream(self, stream: BinaryIO) -> Iterator[tuple[int, Page | ReadIssue]]:
-        """A plain or whole-file gzip stream; after a bad header, go on at the next `WARC/1.` line."""
-        lines = BufferedReader(stream, block_size=_BLOCK_BYTES)
-        offset, pending, count = 0, None, 0
-        try:
-            while True:
-                try:
-                    for offset, item in self._records(lines, fixed_offset=None, pending=pending):
-                        count += 1
-                        yield offset, item
-                    return count
-                except _RecordError as err:
+    def read_stream(self, stream) -> Iterator[tuple[int, Page | ReadIssue]]:
+        """A plain or whole-file gzip stream; after a bad header or gzip damage, go on at the next record."""
+        lines = _Lines(stream, block_size=_BLOCK_BYTES)
+        count, pending = 0, None
+        while True:
+            try:
+                for offset, item in self._records(lines, fixed_offset=None, pending=pending):
                     count += 1
-                    yield err.offset, ReadIssue(err.reason, str(err))
-                    if not (pending := _next_line(lines, warc_only=True))[0]:
-                        return count
-        except TruncatedGzipError as err:
-            yield offset, ReadIssue(TRUNCATED_GZIP, str(err))
-        except (zlib.error, OSError) as err:  # gzip.BadGzipFile is an OSError
-            yield offset, ReadIssue(CORRUPT_GZIP, str(err))
-        return count + 1
+                    yield offset, item
+                pending = None
+            except _RecordError as err:
+                count += 1
+                yield err.offset, ReadIssue(err.reason, str(err))
+                if (pending := self._resync(lines))[0]:
+                    continue
+            if (issue := _gzip_issue(stream)) is None:
+                return count
+            count += 1
+            yield lines.position, issue
+            if not stream.resume():
+                return count
+            pending = self._resync(lines)
 
     def read_members(self, members: GzipMembers) -> Iterator[tuple[int, Page | ReadIssue]]:
         """One gzip member per record; after an error, resync at the next member that starts a record."""
         while members.next_member():
-            start = members.start
+            start, issues = members.start, []
             try:
-                yield from self._records(BufferedReader(members, block_size=_BLOCK_BYTES), fixed_offset=start)
-                continue
+                yield from self._records(_Lines(members, block_size=_BLOCK_BYTES), fixed_offset=start)
             except _RecordError as err:
-                issue = ReadIssue(err.reason, str(err))
-            except TruncatedGzipError as err:
-                issue = ReadIssue(TRUNCATED_GZIP, str(err))
-            except zlib.error as err:  # no gzip magic where a member should start: misaligned
-                reason = CORRUPT_GZIP if members.starts_with_magic else MISALIGNED_GZIP
-                issue = ReadIssue(reason, f"{err} at {start}")
-            yield start, issue
-            if not members.resync(start + 1):
+                members.drain()  # bad headers in a member that fails are garbage inflated from damage
+                reason = err.reason if members.damage is None else _cut_reason(members)
+                issues.append(ReadIssue(reason, str(err)))
+            if (issue := _gzip_issue(members)) is not None:
+                if not members.starts_with_magic:  # junk where a member should start
+                    issue = ReadIssue(MISALIGNED_GZIP, f"no gzip member at {start}: {members.damage.detail}")
+                issues.append(issue)
+            for issue in issues:
+                yield start, issue
+            if issues and not members.resync(start + 1):
                 return
 
-    def _records(self, lines: BufferedReader, *, fixed_offset: int | None, pending=None):
+    def _records(self, lines: _Lines, *, fixed_offset: int | None, pending=None):
         """Parse records until the stream ends; `pending` is an already read (status line, position)."""
         while True:
             (status, position), pending = pending or _next_line(lines), None
             if not status:
                 return
             offset = position if fixed_offset is None else fixed_offset
-            try:
-                record = self._loader.parse_record_stream(lines, status.decode("latin-1"), self._format)
-            except EOFError as err:
-                raise _RecordError(TRUNCATED_RECORD, offset, f"stream ends in the headers at {offset}") from err
-            except _HEADER_ERRORS as err:  # a first line neither WARC nor ARC: not an archive at all
-                at_start = self._format is None and not status.startswith((b"WARC", b"filedesc:"))
-                message = f"{type(err).__name__}: {err}"[:300]
-                raise _RecordError(NOT_ARCHIVE if at_start else INVALID_HEADER, offset, message) from err
-            if record.length is None:
-                raise _RecordError(INVALID_HEADER, offset, f"record at offset {offset} has no Content-Length")
-            self._format = record.format
-            item = self._to_page(record, offset)
+            record = self._parse(lines, status, offset)
+            if isinstance(record, ReadIssue):  # the stream ends in its headers
+                yield offset, record
+                return
+            item = to_page(record, offset=offset, source=self.source, max_record_bytes=self.max_record_bytes)
             if _drain(record.raw_stream):
                 message = f"record at offset {offset} ends before its Content-Length ({record.length})"
-                if fixed_offset is not None:  # the record goes on in the next member
-                    raise _RecordError(MISALIGNED_GZIP, offset, message)
-                item = ReadIssue(TRUNCATED_RECORD, message, _url(record), self._record_id(record, offset))
+                if fixed_offset is not None and _damage(lines.stream) is None:
+                    raise _RecordError(MISALIGNED_GZIP, offset, message)  # it goes on in the next member
+                item = ReadIssue(_cut_reason(lines.stream), message, record_url(record),
+                                 record_id_of(record, offset=offset, source=self.source))
+            elif fixed_offset is not None and not (pending := _next_line(lines))[0] \
+                    and _cut_reason(lines.stream) == CORRUPT_RECORD:  # read to the member's end: its CRC
+                item = ReadIssue(CORRUPT_RECORD, f"the gzip member at {offset} fails: {_damage(lines.stream).detail}",
+                                 record_url(record), record_id_of(record, offset=offset, source=self.source))
             yield offset, item
 
-    def _to_page(self, record, offset: int) -> Page | ReadIssue:
-        url, record_id = _url(record), self._record_id(record, offset)
-        if record.rec_type != "response":
-            return ReadIssue(NOT_RESPONSE, record.rec_type or "", url, record_id)
-        if record.length > self.max_record_bytes:
-            return ReadIssue(TOO_LARGE, f"{record.length} bytes", url, record_id)
-        headers = record.http_headers
-        content_type = headers.get_header("content-type", "") if headers else record.content_type or ""
-        mime = content_type.split(";", 1)[0].strip().lower()
-        if mime and mime not in HTML_TYPES:
-            return ReadIssue(NOT_HTML, mime, url, record_id)
+    def _parse(self, lines: _Lines, status: bytes, offset: int):
+        """The record with its WARC-Type lower-cased and HTTP headers read, or a ReadIssue if the file ends
+        in its headers; raises _RecordError for headers that are not a record."""
         try:
-            body = _payload(record, self.max_record_bytes)
-        except (zlib.error, brotli.error, LookupError) as err:
-            return ReadIssue(DECODE_ERROR, str(err)[:200], url, record_id)
-        if not body:
-            return ReadIssue(EMPTY_PAYLOAD, "", url, record_id)
-        if len(body) > self.max_record_bytes:
-            return ReadIssue(TOO_LARGE, f"payload over {self.max_record_bytes} bytes", url, record_id)
-        if not mime and not _sniffs_html(body):
-            return ReadIssue(NOT_HTML, "no Content-Type, payload does not look like HTML", url, record_id)
-        html, charset = decode_html(body, header_charset=_charset_param(content_type))
-        arc_date = record.rec_headers.get_header("archive-date") if record.format == "arc" else None
-        date = timestamp_to_iso_date(arc_date) if arc_date else record.rec_headers.get_header("WARC-Date") or ""
-        return Page(id=record_id, url=url, warc_date=date, html=html, charset=charset, source=self.source)
+            record = self._loader.parse_record_stream(lines, status.decode("latin-1"), self._format,
+                                                      no_record_parse=True)
+        except (EOFError, *_HEADER_ERRORS) as err:
+            if _cut_in_headers(lines, status, self._format):
+                return ReadIssue(_cut_reason(lines.stream), f"the file ends in the headers of the record at {offset}")
+            at_start = self._format is None and not status.startswith((b"WARC", b"filedesc:"))
+            message = f"{type(err).__name__}: {err}"[:300]
+            raise _RecordError(NOT_ARCHIVE if at_start else INVALID_HEADER, offset, message) from err
+        self._format = record.format
+        if record.length is None:
+            if _cut_in_headers(lines, status, self._format):
+                return ReadIssue(_cut_reason(lines.stream), f"the file ends in the headers of the record at {offset}",
+                                 record_url(record), record_id_of(record, offset=offset, source=self.source))
+            raise _RecordError(INVALID_HEADER, offset, f"record at offset {offset} has no Content-Length")
+        record.rec_type = (record.rec_type or "").lower()
+        if record.rec_type == "response":  # the only type whose HTTP headers a page needs
+            try:
+                record.http_headers = self._loader.load_http_headers(
+                    record.rec_type, record_url(record), record.raw_stream, record.length)
+            except EOFError:  # cut in the HTTP headers: _drain reports the record as truncated
+                pass
+            except _HEADER_ERRORS as err:
+                raise _RecordError(INVALID_HEADER, offset, f"{type(err).__name__}: {err}"[:300]) from err
+        return record
 
-    def _record_id(self, record, offset: int) -> str:
-        """WARC-Record-ID; ARC records (or WARC ones lacking it) get one from file name, offset, URL and date."""
-        if record.format != "arc" and (record_id := record.rec_headers.get_header("WARC-Record-ID")):
-            return record_id
-        date = record.rec_headers.get_header("archive-date" if record.format == "arc" else "WARC-Date") or ""
-        key = "|".join((os.path.basename(self.source), str(offset), _url(record), date))
-        return f"<urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, key)}>"
+    def _resync(self, lines: _Lines) -> tuple[bytes, int]:
+        """The next line that can start a record: `WARC/1.`, or an ARC header line in an ARC file."""
+        return _next_line(lines, start=_is_arc_header if self._format == "arc" else _is_warc_start)
 
 
-def _url(record) -> str:
-    name = "uri" if record.format == "arc" else "WARC-Target-URI"
-    return (record.rec_headers.get_header(name) or "").strip("<>")
+def _cut_in_headers(lines: _Lines, status: bytes, known_format: str | None) -> bool:
+    """Whether the file ends in the headers of a record `status` starts (rather than the headers being bad):
+    no blank line closed them, and the first line is a WARC version warcio reads, cut short, or an ARC line."""
+    if lines.last_line in (b"\r\n", b"\n") or not lines.at_end():
+        return False
+    if known_format == "arc":
+        return True
+    if status.endswith(b"\n"):
+        return status.rstrip().decode("latin-1") in ArcWarcRecordLoader.WARC_TYPES
+    return any(status.startswith(s) or s.startswith(status) for s in _RECORD_STARTS)
 
 
-def _next_line(lines: BufferedReader, *, warc_only: bool = False) -> tuple[bytes, int]:
-    """The next non-blank line (or next `WARC/1.` line) and its position in the stream; b"" at the end."""
+def _is_warc_start(line: bytes) -> bool:
+    return line.startswith(b"WARC/1.")
+
+
+def _is_arc_header(line: bytes) -> bool:
+    return _ARC_HEADER.fullmatch(line) is not None
+
+
+def _next_line(lines: _Lines, *, start=None) -> tuple[bytes, int]:
+    """The next non-blank line (or next line `start` accepts) and its position in the stream; b"" at the end."""
     while True:
-        position = lines.tell() - lines.rem_length()
+        position = lines.position
         line = lines.readline(_MAX_LINE_BYTES)
-        if not line or (line.startswith(b"WARC/1.") if warc_only else line.strip()):
+        if not line or (start(line) if start else line.strip()):
             return line, position
 
 
@@ -226,75 +247,3 @@ def _drain(stream) -> bool:
     while stream.read(_BLOCK_BYTES):
         pass
     return getattr(stream, "limit", 0) > 0
-
-
-def _payload(record, max_bytes: int) -> bytes:
-    """The HTTP body with chunked transfer encoding and content encodings removed, at most max_bytes + 1."""
-    headers = record.http_headers
-    stream = record.raw_stream
-    if headers and "chunked" in (headers.get_header("transfer-encoding") or "").lower():
-        stream = ChunkedDataReader(stream)
-    body = raw = stream.read(max_bytes + 1)
-    encodings = (headers.get_header("content-encoding") or "") if headers else ""
-    try:
-        for encoding in reversed([e.strip().lower() for e in encodings.split(",")]):
-            body = _uncompress(body, encoding, max_bytes + 1)
-    except (zlib.error, brotli.error):
-        # Common Crawl 2013-2014 kept "Content-Encoding: gzip" on bodies it had already inflated.
-        if not _sniffs_html(raw):
-            raise
-        body = raw
-    return body
-
-
-def _uncompress(data: bytes, encoding: str, max_bytes: int) -> bytes:
-    """Undo one HTTP content encoding (RFC 9110 section 8.4.1), returning at most max_bytes."""
-    if encoding in ("", "identity", "none"):
-        return data
-    if encoding == "br":
-        return brotli.Decompressor().process(data, output_buffer_limit=max_bytes)[:max_bytes]
-    if encoding not in ("gzip", "x-gzip", "deflate"):
-        raise LookupError(f"unsupported content-encoding {encoding!r}")
-    try:
-        return zlib.decompressobj(32 + zlib.MAX_WBITS).decompress(data, max_bytes)  # gzip or zlib header
-    except zlib.error:
-        return zlib.decompressobj(-zlib.MAX_WBITS).decompress(data, max_bytes)  # raw deflate
-
-
-def _charset_param(content_type: str) -> str:
-    params = (p.partition("=") for p in content_type.split(";")[1:])
-    return next((v.strip().strip("\"'") for k, _, v in params if k.strip().lower() == "charset"), "")
-
-
-def _sniffs_html(body: bytes) -> bool:  # WHATWG MIME sniffing, "rules for identifying an unknown type"
-    head = body[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    return any(head.startswith(tag) and head[len(tag):len(tag) + 1] in (b" ", b">", b"")
-               for tag in _HTML_SNIFF)
-
-
-def _codec(label: str) -> str | None:
-    """The Python codec for a charset label, WHATWG-mapped (iso-8859-1 reads as cp1252); None if unknown."""
-    try:
-        codecs.lookup(label)  # map_encoding_to_html5 maps unknown labels to utf-8, so check first
-        return codecs.lookup(map_encoding_to_html5(label)).name
-    except LookupError:
-        return None
-
-
-def decode_html(body: bytes, *, header_charset: str = "") -> tuple[str, str]:
-    """Decode as a browser would: BOM, HTTP charset, <meta charset>, then uchardet. Returns (html, charset).
-
-    A declared charset wins even if some bytes are invalid in it (replaced, as browsers do); never raises.
-    """
-    if body.startswith(codecs.BOM_UTF8):
-        return body[3:].decode("utf-8", "replace"), "utf-8"
-    meta = _META_CHARSET.search(body, 0, 1024)  # WHATWG prescans the first 1024 bytes (HTML 13.2.3.2)
-    for label in (header_charset, meta.group(1).decode("ascii") if meta else ""):
-        if charset := _codec(label) if label else None:
-            return body.decode(charset, "replace"), charset
-    for charset in ("utf-8", detect_encoding(body), "cp1252"):  # valid UTF-8 is almost never another charset
-        try:
-            return body.decode(charset), charset
-        except (UnicodeError, LookupError):
-            continue
-    return body.decode("utf-8", "replace"), "utf-8"

@@ -1,0 +1,154 @@
+"""Gzip members inflated without losing a byte: a cut or corrupt file ends where its good data ends.
+
+`gzip.GzipFile` reads through a buffered reader that drops everything inflated in a read when that read meets
+the cut (EOFError) or bad deflate data (zlib.error): a short whole-file .warc.gz lost every record. Here the
+stream returns each byte it could inflate, then ends as a truncated plain file would, and `damage` says where
+and why; `resume()` goes on at the next gzip member that inflates, so later members are not lost either.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import BinaryIO, Callable
+
+GZIP_MAGIC = b"\x1f\x8b\x08"  # ID1, ID2 and CM=8 (deflate), RFC 1952 section 2.3.1
+GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib's "gzip wrapper only" mode
+TRUNCATED, CORRUPT = "truncated", "corrupt"  # Damage.kind
+
+BLOCK_BYTES = 1 << 16
+_CONFIRM_BYTES = 4096  # raw bytes inflated to confirm a candidate member: header (FNAME can be long) + first block
+
+
+@dataclass(frozen=True, slots=True)
+class Damage:
+    """Why and where (raw file offset) a gzip stream ended early."""
+
+    kind: str  # TRUNCATED or CORRUPT
+    offset: int
+    detail: str
+
+
+class GzipStream:
+    """Inflates the gzip members from `offset` on: all in sequence, or one per `next_member()` if `one_member`.
+
+    `read()` returns b"" at the end of the file (of the member, with `one_member`) or at damage; inflated bytes
+    are never dropped. Corrupt input is found by re-feeding the failing block one byte at a time from a copy of
+    the inflater taken before it, so every byte before the bad one still comes out.
+    """
+
+    def __init__(self, fh: BinaryIO, offset: int = 0, *, one_member: bool = False) -> None:
+        self._fh, self._one_member = fh, one_member
+        self.seek(offset)
+
+    def seek(self, offset: int) -> None:
+        """Forget the current member; reading (or `next_member()`) starts at raw `offset`."""
+        self._fh.seek(offset)
+        self._raw, self._raw_at = b"", offset  # raw bytes not yet inflated, and the offset of their first
+        self._inflater: zlib._Decompress | None = None
+        self._slow_until = offset  # below this raw offset input is fed byte by byte (after corrupt data)
+        self.start, self.damage = offset, None
+        self.starts_with_magic = False
+
+    @property
+    def end(self) -> int:
+        """Raw offset just past what has been inflated (past the member once `read()` returned b"")."""
+        return self._raw_at
+
+    def next_member(self) -> bool:
+        """Start the member at the current raw position; False at the end of the file."""
+        while len(self._raw) < len(GZIP_MAGIC) and self._fill_more():
+            pass
+        self.start, self.damage = self._raw_at, None
+        self.starts_with_magic = self._raw.startswith(GZIP_MAGIC)
+        self._inflater = zlib.decompressobj(GZIP_WBITS)
+        return bool(self._raw)
+
+    def read(self, size: int | None = BLOCK_BYTES) -> bytes:
+        size = size if size and size > 0 else BLOCK_BYTES
+        while self.damage is None:
+            if (self._inflater is None or self._inflater.eof) and not self._next_in_sequence():
+                return b""
+            if not self._raw and not self._fill_more():
+                self._fail(TRUNCATED, self._raw_at, f"the file ends inside the gzip member at offset {self.start}")
+                return b""
+            if out := self._inflate(size):
+                return out
+        return b""
+
+    def resume(self) -> bool:
+        """After damage, go on at the next gzip member (past the damage) that inflates; False if none."""
+        if self.damage is None:
+            return False
+        found = find_member(self._fh, self.damage.offset + 1, accept=inflates)
+        if found is not None:
+            self.seek(found)
+        return found is not None
+
+    def _next_in_sequence(self) -> bool:
+        """Start the next member of a whole-file stream; False at a clean end (or with `one_member`)."""
+        if self._one_member:
+            return False
+        if self._inflater is not None:  # gzip(1) accepts NUL padding after a member
+            while (self._raw or self._fill_more()) and not self._raw.lstrip(b"\x00"):
+                self._raw_at, self._raw = self._raw_at + len(self._raw), b""
+            pad = len(self._raw) - len(self._raw.lstrip(b"\x00"))
+            self._raw_at, self._raw = self._raw_at + pad, self._raw[pad:]
+        return self.next_member()
+
+    def _fill_more(self) -> bool:
+        block = self._fh.read(BLOCK_BYTES)
+        self._raw += block
+        return bool(block)
+
+    def _inflate(self, size: int) -> bytes:
+        slow = self._raw_at < self._slow_until
+        chunk = self._raw[:1] if slow else self._raw
+        before = None if slow else (self._inflater.copy(), self._raw, self._raw_at)
+        try:
+            out = self._inflater.decompress(chunk, size)
+        except zlib.error as err:
+            if before is None:  # fed one byte at a time: this byte is where the damage is
+                self._fail(CORRUPT, self._raw_at,
+                           f"corrupt gzip data at offset {self._raw_at} (member at {self.start}): {err}")
+                return b""
+            self._inflater, self._raw, self._raw_at = before  # retry this input byte by byte
+            self._slow_until = self._raw_at + len(self._raw)
+            return b""
+        left = self._inflater.unused_data if self._inflater.eof else self._inflater.unconsumed_tail
+        self._raw = left + self._raw[len(chunk):]
+        self._raw_at += len(chunk) - len(left)
+        return out
+
+    def _fail(self, kind: str, offset: int, detail: str) -> None:
+        self.damage, self._raw = Damage(kind=kind, offset=offset, detail=detail), b""
+
+
+def inflates(raw: bytes) -> bool:
+    """Whether `raw` starts a gzip member whose first bytes inflate (a magic number inside data rarely does)."""
+    try:
+        return bool(zlib.decompressobj(GZIP_WBITS).decompress(raw, 64))
+    except zlib.error:
+        return False
+
+
+def find_member(fh: BinaryIO, offset: int, *, accept: Callable[[bytes], bool],
+                end: int | None = None) -> int | None:
+    """The first offset >= `offset` (and < `end`) where a gzip member starts whose raw bytes `accept` takes."""
+    pos, carry = offset, b""
+    while end is None or pos < end:
+        fh.seek(pos)
+        block = fh.read(BLOCK_BYTES)
+        if not block:
+            return None
+        buf, base = carry + block, pos - len(carry)
+        hit = buf.find(GZIP_MAGIC)
+        while hit != -1:
+            if end is not None and base + hit >= end:
+                return None
+            fh.seek(base + hit)
+            if accept(fh.read(_CONFIRM_BYTES)):
+                return base + hit
+            hit = buf.find(GZIP_MAGIC, hit + 1)
+        pos += len(block)
+        carry = buf[1 - len(GZIP_MAGIC):]  # a magic split across two blocks is still found
+    return None
