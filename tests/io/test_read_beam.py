@@ -1,6 +1,7 @@
 """ReadWarcPages on the FnApiRunner: byte-range splitting reads every record exactly once."""
 from __future__ import annotations
 
+import ast
 import gzip
 
 import apache_beam as beam
@@ -17,12 +18,17 @@ from transforms.io import warc
 pytestmark = pytest.mark.slow
 
 
-def run(patterns: list[str], check, *, split_bytes: int = 64 << 20, extra_args: tuple = ()) -> dict[str, int]:
-    """Run ReadWarcPages over `patterns`, apply `check(pages)`, return the refinery counters by name."""
+def run(patterns: list[str], check, *, split_bytes: int = 64 << 20, extra_args: tuple = (),
+        check_rejected=None) -> dict[str, int]:
+    """Run ReadWarcPages over `patterns`, apply `check(pages)` (and `check_rejected(rejected)`, which turns
+    emit_rejected on), return the refinery counters by name."""
     options = PipelineOptions(["--runner=FnApiRunner", *extra_args])
     with beam.Pipeline(options=options) as p:
-        found = p | beam.Create(patterns) | ReadWarcPages(split_bytes=split_bytes)
+        found, rejected = p | beam.Create(patterns) | ReadWarcPages(split_bytes=split_bytes,
+                                                                    emit_rejected=check_rejected is not None)
         check(found)
+        if check_rejected is not None:
+            check_rejected(rejected)
     counters = p.result.metrics().query(MetricsFilter().with_namespace(stats.NAMESPACE))["counters"]
     return {c.key.metric.name: c.committed for c in counters}
 
@@ -39,6 +45,7 @@ def test_ranges_read_every_record_once(cc_layout_warc):
                  split_bytes=16 << 10)
     assert counts["read.ranges"] > 1
     assert counts["read|docs_in"] == counts["read|docs_out"] == len(ids)
+    assert counts["read|chars_in"] == counts["read|chars_out"] == sum(len(b.decode()) for b in html_bodies(300))
 
 
 def test_ranges_on_two_worker_processes(cc_layout_warc):
@@ -87,4 +94,32 @@ def test_wet_text_passes_extraction_unchanged_and_stats_balance(tmp_path):
     assert counts["read|docs_in"] == 4 and counts["read|docs_out"] == 3  # the warcinfo record is dropped
     assert counts["extract|docs_in"] == 3 and counts["extract|docs_out"] == 2
     assert counts["extract|dropped|extract.empty"] == 1  # the blank text
-    assert counts["extract|chars_in"] == sum(map(len, texts)) and counts["extract|chars_out"] == len(texts[0] + texts[1])
+    assert counts["extract|chars_in"] == sum(map(len, texts))
+    assert counts["extract|chars_out"] == len(texts[0] + texts[1])
+
+
+def test_every_read_drop_and_file_error_is_a_rejected_row(tmp_path):
+    ids = write_warc(tmp_path / "a.warc.gz", html_bodies(6) + [b"not html at all"], content_type=None)
+    plain = gzip.decompress((tmp_path / "a.warc.gz").read_bytes())
+    (tmp_path / "b.warc").write_bytes(plain[:-300])  # cut in the last record
+    whole = gzip.compress(plain)
+    (tmp_path / "c.warc.gz").write_bytes(whole[:len(whole) * 2 // 3])  # cut in some record
+    (tmp_path / "d.warc").write_bytes(b"")
+    out = tmp_path / "out" / "rejected"
+
+    def keep(rejected):
+        rejected | beam.Map(lambda r: repr((r.id, r.stage, r.reason))) | beam.io.WriteToText(str(out))
+
+    counts = run([str(tmp_path / "*.warc*")], lambda pages: None, check_rejected=keep)
+    rows = [ast.literal_eval(line) for f in out.parent.glob("rejected-*") for line in f.read_text().splitlines()]
+    drops = sum(v for k, v in counts.items() if k.startswith("read|dropped|"))
+    errors = sum(v for k, v in counts.items() if k.startswith("read|errors|"))
+    assert counts["read|docs_in"] == counts["read|docs_out"] + drops
+    assert len(rows) == drops + errors and {stage for _, stage, _ in rows} == {"read"}
+    by_reason = sorted((reason, rid) for rid, _, reason in rows)
+    assert (warc.NOT_HTML, ids[6]) in by_reason  # a.warc.gz: the 7th record is text/plain-sniffed
+    assert (warc.TRUNCATED_RECORD, ids[6]) in by_reason  # b.warc: cut in its last record
+    assert (warc.EMPTY_FILE, f"{tmp_path / 'd.warc'}@0") in by_reason
+    [(_, gz_error)] = [(r, i) for r, i in by_reason if r == warc.TRUNCATED_GZIP]
+    assert gz_error.startswith(f"{tmp_path / 'c.warc.gz'}@")
+    assert sum(1 for r, _ in by_reason if r == warc.TRUNCATED_RECORD) == 2  # one in b.warc, one in c.warc.gz

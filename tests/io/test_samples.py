@@ -39,13 +39,20 @@ def write_inputs(tmp_path):
     (tmp_path / "notes.txt").write_text("stray", encoding="utf-8")
 
 
-def read(globs, out, **kwargs):
+def lines_of(out):
+    files = out.parent.glob(f"{out.name}-*")
+    return sorted(ast.literal_eval(line) for f in files for line in f.read_text().splitlines())
+
+
+def read(globs, out, *, rejected_out=None, **kwargs):
     with beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"])) as p:
-        (p | beam.Create(globs) | ReadSamples(**kwargs)
-         | beam.Map(lambda s: repr((s.id, s.text[:10], s.language, tuple(sorted(s.extra.items())))))
+        samples, rejected = p | beam.Create(globs) | ReadSamples(emit_rejected=rejected_out is not None, **kwargs)
+        (samples | beam.Map(lambda s: repr((s.id, s.text[:10], s.language, tuple(sorted(s.extra.items())))))
          | beam.io.WriteToText(str(out)))
-    rows = [ast.literal_eval(line) for f in out.parent.glob(f"{out.name}-*") for line in f.read_text().splitlines()]
-    return sorted(rows), collect_counters(p.result)
+        if rejected_out is not None:
+            (rejected | "Rej" >> beam.Map(lambda r: repr((r.id, r.stage, r.reason)))
+             | "WriteRej" >> beam.io.WriteToText(str(rejected_out)))
+    return lines_of(out), collect_counters(p.result)
 
 
 def test_every_input_kind_and_every_bad_record_is_accounted_for(tmp_path):
@@ -71,3 +78,23 @@ def test_reading_twice_gives_the_same_ids(tmp_path):
     globs = [str(tmp_path / "a.jsonl"), str(tmp_path / "c.parquet")]
     first, again = read(globs, tmp_path / "one" / "rows")[0], read(globs, tmp_path / "two" / "rows")[0]
     assert first == again and len(first) == 4
+
+
+def test_every_skipped_record_and_unread_file_is_a_rejected_row(tmp_path):
+    write_inputs(tmp_path)
+    rej = tmp_path / "rej" / "rows"
+    _, counters = read([str(tmp_path / "*.*"), str(tmp_path / "src" / "*.py")], tmp_path / "out" / "rows",
+                       rejected_out=rej, max_bytes=50_000, source_language="Python")
+    rows = lines_of(rej)
+    dropped = sum(v for k, v in counters.items() if k.startswith("read|dropped|"))
+    errors = sum(v for k, v in counters.items() if k.startswith("read|errors|"))
+    assert len(rows) == dropped + errors == 10 and {stage for _, stage, _ in rows} == {"read"}
+    a, src = tmp_path / "a.jsonl", tmp_path / "src"
+    assert (f"{a}:2", "read", "input.bad_json") in rows and (f"{a}:3", "read", "input.empty") in rows
+    assert (f"{a}:4", "read", "input.not_an_object") in rows and (f"{a}:5", "read", "input.missing_text") in rows
+    assert (f"{tmp_path / 'b.jsonl.gz'}:1", "read", "input.too_large") in rows
+    assert (str(src / "latin1.py"), "read", "input.not_utf8") in rows
+    assert (str(src / "big.py"), "read", "input.too_large") in rows
+    assert (str(src / "empty.py"), "read", "input.empty") in rows
+    assert (str(tmp_path / "notes.txt"), "read", "input.unknown_type") in rows
+    assert (str(tmp_path / "d.parquet"), "read", "input.bad_file") in rows

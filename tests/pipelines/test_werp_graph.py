@@ -53,7 +53,8 @@ def test_the_check_catches_a_shuffle_of_pages(tmp_path):
     p = beam.Pipeline(options=PipelineOptions(["--runner=FnApiRunner"]))
     from transforms.beam.read import ReadWarcPages
 
-    p | beam.Create(["x"]) | "ReadWarc" >> ReadWarcPages(max_record_bytes=1 << 20) | beam.Reshuffle()
+    pages, _ = p | beam.Create(["x"]) | "ReadWarc" >> ReadWarcPages(max_record_bytes=1 << 20)
+    pages | beam.Reshuffle()
     visitor = ShuffleInputs()
     p.visit(visitor)
     assert any(src.startswith(READERS) for _, src in visitor.inputs)

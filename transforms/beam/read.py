@@ -1,8 +1,9 @@
-"""ReadWarcPages: file globs in, `Page`s out; Common-Crawl-layout files are read as parallel byte ranges.
+"""ReadWarcPages: file globs in, `Page`s (and the read stage's `Rejected` rows) out.
 
 A file with one gzip member per WARC record is split into `split_bytes` ranges (and further by the runner);
 a record belongs to the range its gzip member starts in (docs/feasibility.md section 8). Plain, whole-file
-gzip and ARC files have no such boundaries and are read whole, one reader per file.
+gzip and ARC files have no such boundaries and are read whole, one reader per file. Every record dropped and
+every file-level error becomes a `Rejected` row (stage "read") when asked, so the audit trail misses nothing.
 """
 from __future__ import annotations
 
@@ -16,14 +17,16 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker, UnsplittableRestrictionTracker
 from apache_beam.metrics import Metrics
+from apache_beam.pvalue import TaggedOutput
 from apache_beam.transforms.core import RestrictionProvider
 
 from transforms import stats
 from transforms.beam.metrics import StageCounters
-from transforms.document import Page
+from transforms.document import Page, Rejected
 from transforms.io import warc, warc_ranges
 
 STAGE = "read"
+REJECTED = "rejected"  # the tag of the Rejected rows (the same as transforms.beam.stages.REJECTED)
 DEFAULT_SPLIT_BYTES = 64 << 20  # about 60 ranges per 1 GiB Common Crawl WARC file
 
 
@@ -32,26 +35,38 @@ def _open(path: str) -> BinaryIO:
     return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
 
 
+def file_rejected(path: str, offset: int, reason: str, detail: str) -> Rejected:
+    """A file-level error as a Rejected row: no record, so the id is `<path>@<offset>` and `text` the detail."""
+    return Rejected(id=f"{path}@{offset}", url="", stage=STAGE, reason=reason, text=detail)
+
+
 class _ReadCounts:
-    """Counts one file's (or range's) records into the stage counters, and logs file-level errors."""
+    """Counts one file's (or range's) records into the stage counters, logs file-level errors, and turns
+    every drop and error into a Rejected row on the REJECTED output when `emit_rejected`."""
 
-    def __init__(self, counters: StageCounters, path: str) -> None:
-        self.counters, self.path, self.pages, self.records = counters, path, 0, 0
+    def __init__(self, counters: StageCounters, path: str, *, emit_rejected: bool) -> None:
+        self.counters, self.path, self.emit_rejected = counters, path, emit_rejected
+        self.pages = self.records = 0
 
-    def page_or_none(self, offset: int, item: Page | warc.ReadIssue) -> Page | None:
+    def route(self, offset: int, item: Page | warc.ReadIssue) -> Iterator[Page | TaggedOutput]:
         if isinstance(item, Page):
-            self.counters.count_in()
+            self.counters.count_in(len(item.html))
             self.counters.count_out(len(item.html))
             self.pages, self.records = self.pages + 1, self.records + 1
-            return item
+            yield item
+            return
         if item.is_record:
             self.counters.count_in()
             self.counters.count_dropped(item.reason)
             self.records += 1
+            rejected = Rejected(id=item.record_id or f"{self.path}@{offset}", url=item.url, stage=STAGE,
+                                reason=item.reason)
         else:  # damage in the file, not a record: an error event, reported apart from the drops
             logging.warning("%s in %s at offset %d: %s", item.reason, self.path, offset, item.detail)
             self.counters.count_error(item.reason)
-        return None
+            rejected = file_rejected(self.path, offset, item.reason, item.detail)
+        if self.emit_rejected:
+            yield TaggedOutput(REJECTED, rejected)
 
 
 class WholeFile(OffsetRange):
@@ -61,15 +76,20 @@ class WholeFile(OffsetRange):
 class _DetectLayoutFn(beam.DoFn):
     """(path, size, splittable) per file; empty files are counted here, there is nothing to read."""
 
+    def __init__(self, *, emit_rejected: bool) -> None:
+        self.emit_rejected = emit_rejected
+
     def setup(self) -> None:
         self.counters = StageCounters(STAGE)
 
-    def process(self, metadata: fileio.FileMetadata) -> Iterator[tuple[str, int, bool]]:
+    def process(self, metadata: fileio.FileMetadata) -> Iterator:
         with _open(metadata.path) as fh:
             layout = warc_ranges.detect_layout(fh)
         if layout.kind == warc_ranges.EMPTY:
             logging.warning("%s: %s", warc.EMPTY_FILE, metadata.path)
             self.counters.count_error(warc.EMPTY_FILE)
+            if self.emit_rejected:
+                yield TaggedOutput(REJECTED, file_rejected(metadata.path, 0, warc.EMPTY_FILE, "0 bytes"))
             return
         yield metadata.path, metadata.size_in_bytes, layout.splittable
 
@@ -79,9 +99,10 @@ class _ReadFileFn(beam.DoFn, RestrictionProvider):
     member start; other files as one unsplittable range. One DoFn for both, so pages flow straight into
     extraction: a Flatten of two readers would make the local runner buffer every page's HTML."""
 
-    def __init__(self, *, max_record_bytes: int, split_bytes: int) -> None:
+    def __init__(self, *, max_record_bytes: int, split_bytes: int, emit_rejected: bool) -> None:
         self.max_record_bytes = max_record_bytes
         self.split_bytes = split_bytes
+        self.emit_rejected = emit_rejected
         self.counters = StageCounters(STAGE)
         self.ranges = Metrics.counter(stats.NAMESPACE, f"{STAGE}.ranges")  # not a `stage|kind` name: no report row
 
@@ -101,9 +122,10 @@ class _ReadFileFn(beam.DoFn, RestrictionProvider):
     def restriction_size(self, element: tuple[str, int, bool], restriction: OffsetRange) -> int:
         return restriction.size()
 
-    def process(self, element: tuple[str, int, bool], tracker=beam.DoFn.RestrictionParam()) -> Iterator[Page]:
+    def process(self, element: tuple[str, int, bool], tracker=beam.DoFn.RestrictionParam()) -> Iterator:
         restriction = tracker.current_restriction()
-        started, counts = time.monotonic(), _ReadCounts(self.counters, element[0])
+        started = time.monotonic()
+        counts = _ReadCounts(self.counters, element[0], emit_rejected=self.emit_rejected)
         self.ranges.inc()
         with _open(element[0]) as fh:
             if isinstance(restriction, WholeFile):
@@ -113,15 +135,14 @@ class _ReadFileFn(beam.DoFn, RestrictionProvider):
         logging.info("read %s [%d, %d): %d pages of %d records in %.1f s", element[0], restriction.start,
                      restriction.stop, counts.pages, counts.records, time.monotonic() - started)
 
-    def _read_whole(self, fh: BinaryIO, path: str, tracker, counts: _ReadCounts) -> Iterator[Page]:
+    def _read_whole(self, fh: BinaryIO, path: str, tracker, counts: _ReadCounts) -> Iterator:
         """Offsets here are in the decompressed stream, so only the start and the end are claimed."""
         if tracker.try_claim(tracker.current_restriction().start):
             for offset, item in warc.read_records(fh, source=path, max_record_bytes=self.max_record_bytes):
-                if (page := counts.page_or_none(offset, item)) is not None:
-                    yield page
+                yield from counts.route(offset, item)
         tracker.try_claim(tracker.current_restriction().stop)
 
-    def _read_range(self, fh: BinaryIO, path: str, tracker, counts: _ReadCounts) -> Iterator[Page]:
+    def _read_range(self, fh: BinaryIO, path: str, tracker, counts: _ReadCounts) -> Iterator:
         """A record belongs to the range its gzip member starts in; claim each member start."""
         stop, claimed = tracker.current_restriction().stop, -1
         first = warc_ranges.find_record_start(fh, tracker.current_restriction().start, end=stop)
@@ -134,25 +155,31 @@ class _ReadFileFn(beam.DoFn, RestrictionProvider):
                     if not tracker.try_claim(offset):
                         return
                     claimed = offset
-                if (page := counts.page_or_none(offset, item)) is not None:
-                    yield page
+                yield from counts.route(offset, item)
         tracker.try_claim(stop)  # no record starts in the rest of the range
 
 
 class ReadWarcPages(beam.PTransform):
-    """PCollection of file globs -> PCollection of `Page`. Globs matching nothing are allowed (check upstream)."""
+    """File globs -> (pages, rejected): `Page`s, and with `emit_rejected` a `Rejected` row (stage "read") for
+    every record dropped (id = WARC-Record-ID, else `<path>@<offset>`) and every file-level error (id =
+    `<path>@<offset>`, text = what went wrong). Globs matching nothing are allowed (check upstream)."""
 
     def __init__(self, *, max_record_bytes: int = warc.DEFAULT_MAX_RECORD_BYTES,
-                 split_bytes: int = DEFAULT_SPLIT_BYTES) -> None:
+                 split_bytes: int = DEFAULT_SPLIT_BYTES, emit_rejected: bool = False) -> None:
         super().__init__()
         if split_bytes < 1 or max_record_bytes < 1:
             raise ValueError(f"split_bytes ({split_bytes}) and max_record_bytes ({max_record_bytes}) must be >= 1")
         self.max_record_bytes = max_record_bytes
         self.split_bytes = split_bytes
+        self.emit_rejected = emit_rejected
 
     def expand(self, patterns):
-        return (patterns
-                | "MatchWarcFiles" >> fileio.MatchAll(fileio.EmptyMatchTreatment.ALLOW)
-                | "DetectLayout" >> beam.ParDo(_DetectLayoutFn())
-                | "ReadFiles" >> beam.ParDo(_ReadFileFn(max_record_bytes=self.max_record_bytes,
-                                                        split_bytes=self.split_bytes)))
+        files = (patterns
+                 | "MatchWarcFiles" >> fileio.MatchAll(fileio.EmptyMatchTreatment.ALLOW)
+                 | "DetectLayout" >> beam.ParDo(_DetectLayoutFn(emit_rejected=self.emit_rejected)).with_outputs(
+                     REJECTED, main="files"))
+        read = files.files | "ReadFiles" >> beam.ParDo(_ReadFileFn(
+            max_record_bytes=self.max_record_bytes, split_bytes=self.split_bytes,
+            emit_rejected=self.emit_rejected)).with_outputs(REJECTED, main="pages")
+        rejected = (files[REJECTED], read[REJECTED]) | "FlattenReadRejected" >> beam.Flatten()
+        return read.pages, rejected

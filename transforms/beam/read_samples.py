@@ -1,4 +1,5 @@
-"""ReadSamples: globs of JSONL, Parquet or source files in, `Sample`s out, every bad record counted by reason."""
+"""ReadSamples: globs of JSONL, Parquet or source files in, `Sample`s out, every bad record counted by reason
+and, when asked, kept as a `Rejected` row (stage "read") like the drops of every later stage."""
 from __future__ import annotations
 
 import logging
@@ -7,13 +8,16 @@ from typing import Iterator
 import apache_beam as beam
 from apache_beam.io import fileio
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.pvalue import TaggedOutput
 
 from transforms.beam.metrics import StageCounters
+from transforms.document import Rejected
 from transforms.io.samples import (
-    TOO_LARGE, Sample, SampleFields, jsonl_samples, kind_of, parquet_samples, source_sample,
+    TOO_LARGE, Sample, SampleFields, Skipped, jsonl_samples, kind_of, parquet_samples, source_sample,
 )
 
 STAGE = "read"
+REJECTED = "rejected"  # the tag of the Rejected rows (the same as transforms.beam.stages.REJECTED)
 UNKNOWN_TYPE, BAD_FILE = "input.unknown_type", "input.bad_file"  # file-level errors, not records
 log = logging.getLogger(__name__)
 
@@ -21,56 +25,69 @@ log = logging.getLogger(__name__)
 class ReadFileFn(beam.DoFn):
     """One matched file -> its samples; files are the unit of parallelism (shards are many and similar in size)."""
 
-    def __init__(self, *, fields: SampleFields, max_bytes: int, source_language: str) -> None:
+    def __init__(self, *, fields: SampleFields, max_bytes: int, source_language: str, emit_rejected: bool) -> None:
         self.fields, self.max_bytes, self.source_language = fields, max_bytes, source_language
+        self.emit_rejected = emit_rejected
 
     def setup(self) -> None:
         self.counters = StageCounters(STAGE)
 
-    def process(self, readable: fileio.ReadableFile) -> Iterator[Sample]:
+    def process(self, readable: fileio.ReadableFile) -> Iterator:
         path, size = readable.metadata.path, readable.metadata.size_in_bytes
         try:
             kind = kind_of(path)
         except ValueError as exc:  # a stray file under the glob: say so, skip it, go on
-            log.warning("%s", exc)
-            self.counters.count_error(UNKNOWN_TYPE)
+            yield from self._file_error(path, UNKNOWN_TYPE, exc)
             return
         if kind == "source":
             self.counters.count_in(size)
             if size > self.max_bytes:  # never read: a vendored blob or generated file
-                self.counters.count_dropped(TOO_LARGE)
+                yield from self._emit(Skipped(path, TOO_LARGE), path)
                 return
-            yield from self._emit(source_sample(readable.read(), source=path, language=self.source_language))
+            yield from self._emit(source_sample(readable.read(), source=path, language=self.source_language), path)
             return
         reader = jsonl_samples if kind == "jsonl" else parquet_samples
         try:
             with FileSystems.open(path) as fh:
                 for item in reader(fh, source=path, fields=self.fields, max_bytes=self.max_bytes):
                     self.counters.count_in()
-                    yield from self._emit(item)
+                    yield from self._emit(item, path)
         except ValueError as exc:  # a shard without the text column, an unreadable Parquet footer
-            log.warning("skipped %s: %s", path, exc)
-            self.counters.count_error(BAD_FILE)
+            yield from self._file_error(path, BAD_FILE, exc)
 
-    def _emit(self, item: Sample | str) -> Iterator[Sample]:
-        if isinstance(item, str):
-            self.counters.count_dropped(item)
+    def _emit(self, item: Sample | Skipped, path: str) -> Iterator:
+        if isinstance(item, Skipped):
+            self.counters.count_dropped(item.reason)
+            if self.emit_rejected:
+                yield TaggedOutput(REJECTED, Rejected(id=item.id, url=path, stage=STAGE, reason=item.reason))
         else:
             self.counters.count_out(len(item.text))
             yield item
 
+    def _file_error(self, path: str, reason: str, exc: Exception) -> Iterator:
+        """Not a record: counted as an error, kept as a Rejected row whose id is the file and text the cause."""
+        log.warning("skipped %s: %s", path, exc)
+        self.counters.count_error(reason)
+        if self.emit_rejected:
+            yield TaggedOutput(REJECTED, Rejected(id=path, url=path, stage=STAGE, reason=reason, text=str(exc)))
+
 
 class ReadSamples(beam.PTransform):
-    """Globs -> Samples. Source files get `source_language` (e.g. "Python"); records carry their own."""
+    """Globs -> (samples, rejected). Source files get `source_language` (e.g. "Python"); records carry their own.
+    With `emit_rejected`, `rejected` holds a Rejected row for every record skipped and every file not read."""
 
     def __init__(self, *, fields: SampleFields = SampleFields(), max_bytes: int = 1 << 20,
-                 source_language: str = "") -> None:
+                 source_language: str = "", emit_rejected: bool = False) -> None:
         super().__init__()
         self.fields, self.max_bytes, self.source_language = fields, max_bytes, source_language
+        self.emit_rejected = emit_rejected
 
     def expand(self, globs):
-        return (globs
+        read = (globs
                 | "Match" >> fileio.MatchAll()
                 | "Open" >> fileio.ReadMatches()
                 | "Read" >> beam.ParDo(ReadFileFn(fields=self.fields, max_bytes=self.max_bytes,
-                                                  source_language=self.source_language)))
+                                                  source_language=self.source_language,
+                                                  emit_rejected=self.emit_rejected)).with_outputs(
+                    REJECTED, main="samples"))
+        return read.samples, read[REJECTED]

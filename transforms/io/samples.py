@@ -3,7 +3,8 @@
 The Stack v2 and FineMath ship as JSONL or Parquet shards with a text column (and, for code, a language
 column); a local code tree is a glob of `.py` files. Each becomes a `Sample` with a stable id: the record's own id
 field when it has one, else `<file>:<line or row>` (a file path for source files), so reruns and the generation
-cache see the same ids. Bad input is a reason string, never an exception: the caller counts it.
+cache see the same ids. A bad record is a `Skipped` (where it is and why), never an exception: the caller
+counts it and keeps it for the rejected output.
 """
 from __future__ import annotations
 
@@ -28,6 +29,14 @@ class SampleFields:
     id: str = "id"  # used when present, else <file>:<line or row>
     language: str = "language"  # optional; "" for inputs without one
     keep: tuple[str, ...] = ()  # further columns carried to the output unchanged (e.g. repo, path, license)
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A record that is not a sample: its id (`<file>:<line or row>`, or the file) and the reason."""
+
+    id: str
+    reason: str
 
 
 @dataclass(slots=True)
@@ -59,42 +68,45 @@ def kind_of(path: str) -> str:
 
 
 def sample_from_record(record: Any, *, where: str, source: str, fields: SampleFields,
-                       max_bytes: int) -> Sample | str:
-    """A parsed record as a Sample, or the reason it cannot be one."""
+                       max_bytes: int) -> Sample | Skipped:
+    """A parsed record as a Sample, or why it cannot be one."""
     if not isinstance(record, dict):
-        return NOT_OBJECT
+        return Skipped(where, NOT_OBJECT)
     text = record.get(fields.text)
     if not isinstance(text, str):
-        return MISSING_TEXT
-    if not text.strip():
-        return EMPTY
-    if len(text.encode("utf-8", "surrogatepass")) > max_bytes:
-        return TOO_LARGE
+        return Skipped(where, MISSING_TEXT)
     doc_id = record.get(fields.id)
+    doc_id = str(doc_id) if doc_id not in (None, "") else where
+    if not text.strip():
+        return Skipped(doc_id, EMPTY)
+    if len(text.encode("utf-8", "surrogatepass")) > max_bytes:
+        return Skipped(doc_id, TOO_LARGE)
     language = record.get(fields.language) if fields.language else ""
-    return Sample(id=str(doc_id) if doc_id not in (None, "") else where, text=text, source=source,
-                  language=str(language or ""), extra={k: record.get(k) for k in fields.keep})
+    return Sample(id=doc_id, text=text, source=source, language=str(language or ""),
+                  extra={k: record.get(k) for k in fields.keep})
 
 
-def jsonl_samples(fh: BinaryIO, *, source: str, fields: SampleFields, max_bytes: int) -> Iterator[Sample | str]:
-    """Line by line, so a shard of any size streams; a line that is not JSON is a reason, the rest go on."""
+def jsonl_samples(fh: BinaryIO, *, source: str, fields: SampleFields, max_bytes: int) -> Iterator[Sample | Skipped]:
+    """Line by line, so a shard of any size streams; a line that is not JSON is skipped, the rest go on."""
     for lineno, line in enumerate(iter(fh.readline, b""), start=1):
         if not line.strip():
             continue
+        where = f"{source}:{lineno}"
         try:
             record = json.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError):
-            yield BAD_JSON
+            yield Skipped(where, BAD_JSON)
             continue
-        yield sample_from_record(record, where=f"{source}:{lineno}", source=source, fields=fields, max_bytes=max_bytes)
+        yield sample_from_record(record, where=where, source=source, fields=fields, max_bytes=max_bytes)
 
 
-def parquet_samples(fh: BinaryIO, *, source: str, fields: SampleFields, max_bytes: int) -> Iterator[Sample | str]:
+def parquet_samples(fh: BinaryIO, *, source: str, fields: SampleFields, max_bytes: int) -> Iterator[Sample | Skipped]:
     """Only the needed columns, BATCH_ROWS at a time; a file without the text column is a user error."""
     shard = pq.ParquetFile(fh)
     names = shard.schema_arrow.names
     if fields.text not in names:
-        raise ValueError(f"{source} has no column {fields.text!r}; its columns: {', '.join(names)} (set the text field)")
+        raise ValueError(f"{source} has no column {fields.text!r}; its columns: {', '.join(names)} "
+                         "(set the text field)")
     wanted = [c for c in (fields.text, fields.id, fields.language, *fields.keep) if c and c in names]
     row = 0
     for batch in shard.iter_batches(columns=list(dict.fromkeys(wanted)), batch_size=BATCH_ROWS):
@@ -104,12 +116,12 @@ def parquet_samples(fh: BinaryIO, *, source: str, fields: SampleFields, max_byte
             row += 1
 
 
-def source_sample(data: bytes, *, source: str, language: str) -> Sample | str:
-    """A whole source file as one sample: strict UTF-8 (SwallowCode's inputs are text), empty files dropped."""
+def source_sample(data: bytes, *, source: str, language: str) -> Sample | Skipped:
+    """A whole source file as one sample: strict UTF-8 (SwallowCode's inputs are text), empty files skipped."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return NOT_UTF8
+        return Skipped(source, NOT_UTF8)
     if not text.strip():
-        return EMPTY
+        return Skipped(source, EMPTY)
     return Sample(id=source, text=text, source=source, language=language)
