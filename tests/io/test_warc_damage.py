@@ -145,7 +145,7 @@ def test_a_cut_anywhere_keeps_every_complete_record_and_counts_the_cut_one(name)
         assert [p.url for p in pages] == [u for u in archive.page_urls if u][:n_pages], where
 
 
-def test_whole_gzip_cut_inside_a_body_names_the_cut_record(tmp_path):
+def test_whole_gzip_cut_inside_a_body_names_the_cut_record():
     archive = warc_archive()
     data = gzip.compress(archive.data, mtime=0)
     inside = (archive.starts[5] + archive.block_ends[5]) // 2  # in record 5's HTML
@@ -197,3 +197,15 @@ def test_member_layout_needs_the_second_member_to_start_a_record():
                        (members_every(archive.data, 7000), warc_ranges.GZIP_WHOLE)):
         assert warc_ranges.detect_layout(io.BytesIO(data)).kind == kind
         assert [i.id for _, i in read(data) if isinstance(i, Page)] == archive.ids
+
+
+def test_corrupt_member_of_an_arc_gz_resumes_at_the_next_arc_record():
+    archive = arc_archive()
+    bounds = [*archive.starts, len(archive.data)]
+    members = [gzip.compress(archive.data[a:b], mtime=0) for a, b in zip(bounds, bounds[1:])]
+    at = sum(map(len, members[:4])) + 2  # member 4 holds record 3 (after the filedesc header); method 0 is invalid
+    data = b"".join(members)
+    items = read(data[:at] + b"\x00" + data[at + 1:])
+    urls = [i.url for _, i in items if isinstance(i, Page)]
+    assert urls == [u for n, u in enumerate(archive.page_urls) if u and n != 4]
+    assert [i.reason for _, i in items if isinstance(i, ReadIssue) and not i.is_record] == [warc.CORRUPT_GZIP]

@@ -5,7 +5,6 @@ import collections
 import io
 
 import pytest
-from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
 from transforms.document import Page

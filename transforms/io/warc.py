@@ -21,13 +21,19 @@ from warcio.statusandheaders import StatusAndHeadersParserException
 from transforms.document import Page
 from transforms.io import warc_ranges
 from transforms.io.gzip_stream import CORRUPT, TRUNCATED, GzipStream
-from transforms.io.warc_page import HTML_TYPES, record_id_of, record_url, to_page  # noqa: F401  (HTML_TYPES)
-from transforms.io.warc_payload import decode_html, decode_text  # noqa: F401  (re-exported)
+from transforms.io.warc_page import HTML_TYPES, record_id_of, record_url, to_page
+from transforms.io.warc_payload import decode_html, decode_text
 from transforms.io.warc_ranges import GzipMembers, Layout
-from transforms.io.warc_reasons import (  # noqa: F401  (re-exported: the reader's reasons are read as warc.X)
+from transforms.io.warc_reasons import (
     CORRUPT_GZIP, CORRUPT_RECORD, DECODE_ERROR, EMPTY_FILE, EMPTY_PAYLOAD, FILE_ERROR, INVALID_HEADER,
     MISALIGNED_GZIP, NOT_ARCHIVE, NOT_HTML, NOT_RESPONSE, TOO_LARGE, TRUNCATED_GZIP, TRUNCATED_RECORD, ReadIssue,
 )
+
+__all__ = [  # the reader, and the reasons and decoders callers read as warc.X
+    "CORRUPT_GZIP", "CORRUPT_RECORD", "DECODE_ERROR", "DEFAULT_MAX_RECORD_BYTES", "EMPTY_FILE", "EMPTY_PAYLOAD",
+    "FILE_ERROR", "HTML_TYPES", "INVALID_HEADER", "MISALIGNED_GZIP", "NOT_ARCHIVE", "NOT_HTML", "NOT_RESPONSE",
+    "TOO_LARGE", "TRUNCATED_GZIP", "TRUNCATED_RECORD", "ReadIssue", "decode_html", "decode_text", "read_records",
+]
 
 # Common Crawl stores at most 1 MiB of payload per capture (longer ones carry WARC-Truncated: length);
 # 8 MiB keeps every such page and only drops outliers from other crawlers.
@@ -171,13 +177,16 @@ class _RecordReader:
                 message = f"record at offset {offset} ends before its Content-Length ({record.length})"
                 if fixed_offset is not None and _damage(lines.stream) is None:
                     raise _RecordError(MISALIGNED_GZIP, offset, message)  # it goes on in the next member
-                item = ReadIssue(_cut_reason(lines.stream), message, record_url(record),
-                                 record_id_of(record, offset=offset, source=self.source))
+                item = self._issue(record, offset, _cut_reason(lines.stream), message)
             elif fixed_offset is not None and not (pending := _next_line(lines))[0] \
                     and _cut_reason(lines.stream) == CORRUPT_RECORD:  # read to the member's end: its CRC
-                item = ReadIssue(CORRUPT_RECORD, f"the gzip member at {offset} fails: {_damage(lines.stream).detail}",
-                                 record_url(record), record_id_of(record, offset=offset, source=self.source))
+                message = f"the gzip member at {offset} fails: {_damage(lines.stream).detail}"
+                item = self._issue(record, offset, CORRUPT_RECORD, message)
             yield offset, item
+
+    def _issue(self, record, offset: int, reason: str, message: str) -> ReadIssue:
+        """A record-level issue that names the record (URL and id)."""
+        return ReadIssue(reason, message, record_url(record), record_id_of(record, offset=offset, source=self.source))
 
     def _parse(self, lines: _Lines, status: bytes, offset: int):
         """The record with its WARC-Type lower-cased and HTTP headers read, or a ReadIssue if the file ends
@@ -194,8 +203,8 @@ class _RecordReader:
         self._format = record.format
         if record.length is None:
             if _cut_in_headers(lines, status, self._format):
-                return ReadIssue(_cut_reason(lines.stream), f"the file ends in the headers of the record at {offset}",
-                                 record_url(record), record_id_of(record, offset=offset, source=self.source))
+                return self._issue(record, offset, _cut_reason(lines.stream),
+                                   f"the file ends in the headers of the record at {offset}")
             raise _RecordError(INVALID_HEADER, offset, f"record at offset {offset} has no Content-Length")
         record.rec_type = (record.rec_type or "").lower()
         if record.rec_type == "response":  # the only type whose HTTP headers a page needs
