@@ -12,7 +12,9 @@ import pytest
 from tests.doubles import send_json
 
 from transforms.config import ConfigError, from_mapping
-from transforms.llm.handlers import GenerationConfig, PromptCounter, VLLMHandler, build_handler
+from transforms.llm.handlers import (
+    GenerationConfig, ModelNotLocal, PromptCounter, VLLMHandler, build_handler, check_model_paths,
+)
 from transforms.llm.openai_client import ServerError
 
 CONVERSATIONS = [
@@ -44,6 +46,21 @@ def test_transformers_batch_is_deterministic_and_padding_free(tiny_model):
                                              seed=3))
     sampled.load()
     assert sampled.generate(CONVERSATIONS) == sampled.generate(CONVERSATIONS)
+
+
+def test_only_local_model_folders_pass_and_served_names_are_not_checked(tiny_model, tmp_path):
+    check_model_paths(GenerationConfig(model_path=str(tiny_model)))
+    check_model_paths(GenerationConfig(backend="openai", base_url="http://127.0.0.1:9/v1", model_path="llama-70b"))
+    with pytest.raises(ModelNotLocal, match=r"--model gpt2: not a local model folder; nothing is downloaded .* "
+                                            r"`huggingface-cli download gpt2 --local-dir models/gpt2`"):
+        check_model_paths(GenerationConfig(model_path="gpt2"))
+    with pytest.raises(ModelNotLocal, match="has no config.json"):
+        check_model_paths(GenerationConfig(backend="vllm", model_path=str(tmp_path)))
+    with pytest.raises(ModelNotLocal, match="generation.tokenizer_path Qwen/Qwen2.5-7B: not a local model folder"):
+        check_model_paths(GenerationConfig(backend="openai", base_url="http://h/v1", model_path="m",
+                                           tokenizer_path="Qwen/Qwen2.5-7B", max_prompt_tokens=10))
+    with pytest.raises(ModelNotLocal, match="not a local model folder"):
+        PromptCounter("Qwen/Qwen2.5-7B")
 
 
 def test_vllm_missing_names_the_extra():

@@ -2,10 +2,13 @@
 
 Backends hold no Beam code (the arrows point one way): transforms/beam/generate.py wraps whichever one the
 config names in a RunInference ModelHandler. Heavy packages (transformers, vLLM) are imported in `load()`.
+Nothing is downloaded: the in-worker backends load only from a local model folder, with the hub switched off.
 """
 from __future__ import annotations
 
 import importlib.util
+import os
+import sys
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -13,6 +16,11 @@ from transforms.llm.cache import Generation, Message
 from transforms.llm.openai_client import OpenAIClient
 
 GPU_EXTRA = "pip install 'refinery[gpu]'"
+LOCAL_BACKENDS = ("transformers", "vllm")  # load weights in the worker, so they need a local model folder
+
+
+class ModelNotLocal(ValueError):
+    """A model or tokenizer named by something other than a local folder: it would have to be downloaded."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -79,6 +87,8 @@ class TransformersHandler:
         self.cfg = cfg
 
     def load(self) -> None:
+        require_local_model(self.cfg.model_path, flag="--model")
+        enforce_offline()
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(self.cfg.model_path, local_files_only=True,
@@ -136,6 +146,8 @@ class VLLMHandler:
         self.cfg = cfg
 
     def load(self) -> None:
+        require_local_model(self.cfg.model_path, flag="--model")
+        enforce_offline()
         import vllm
 
         cfg = self.cfg
@@ -165,6 +177,35 @@ def require_backend(cfg: GenerationConfig) -> None:
         raise ImportError(f"backend {cfg.backend!r} needs the {package!r} package, which is not installed; run {fix}")
 
 
+def require_local_model(path: str, *, flag: str, weights: bool = True) -> None:
+    """A model (or tokenizer) folder on this machine; anything else would mean a download, which never happens."""
+    if not os.path.isdir(path):
+        name = path.rstrip("/").rsplit("/", 1)[-1] or "model"
+        raise ModelNotLocal(f"{flag} {path}: not a local model folder; nothing is downloaded at run time - download "
+                            f"it first (e.g. `huggingface-cli download {path} --local-dir models/{name}`) and pass "
+                            "the folder")
+    markers = ("config.json",) if weights else ("tokenizer_config.json", "tokenizer.json")
+    if not any(os.path.isfile(os.path.join(path, m)) for m in markers):
+        raise ModelNotLocal(f"{flag} {path}: the folder has no {' or '.join(markers)}, so it is not a Hugging Face "
+                            f"{'model' if weights else 'tokenizer'} folder; pass the folder that holds it")
+
+
+def check_model_paths(cfg: GenerationConfig) -> None:
+    """Before the run: the folders the workers will load from exist here (the served name is not checked)."""
+    if cfg.backend in LOCAL_BACKENDS:
+        require_local_model(cfg.model_path, flag="--model")
+    if cfg.tokenizer_path is not None:
+        require_local_model(cfg.tokenizer_path, flag="generation.tokenizer_path", weights=False)
+
+
+def enforce_offline() -> None:
+    """No Hugging Face hub traffic from this process or the ones it starts, whatever the caller's environment."""
+    os.environ["HF_HUB_OFFLINE"] = os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    constants = sys.modules.get("huggingface_hub.constants")
+    if constants is not None:  # imported before us: its is_offline_mode() reads this module global
+        constants.HF_HUB_OFFLINE = True
+
+
 def build_handler(cfg: GenerationConfig) -> Handler:
     """The unloaded handler for cfg.backend; call `load()` on the worker."""
     require_backend(cfg)
@@ -175,6 +216,8 @@ class PromptCounter:
     """Counts a conversation's tokens as the model will see them (chat template applied), for max_prompt_tokens."""
 
     def __init__(self, path: str) -> None:
+        require_local_model(path, flag="generation.tokenizer_path", weights=False)
+        enforce_offline()
         from transformers import AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)

@@ -7,7 +7,7 @@ from typing import Any, Literal, Mapping
 
 from transforms.config import ConfigError, from_mapping
 from transforms.io.samples import SampleFields
-from transforms.llm.handlers import GenerationConfig
+from transforms.llm.handlers import GenerationConfig, ModelNotLocal, check_model_paths
 from transforms.llm.parse import MIN_OUTPUT_CHARS
 
 MiB = 2**20
@@ -31,7 +31,13 @@ class ShardConfig:
 
     num_shards: int = 0  # 0 lets the runner choose
     codec: Literal["zstd", "snappy", "gzip", "none"] = "zstd"
-    row_group_bytes: int = 32 * MiB
+    row_group_bytes: int = 32 * MiB  # uncompressed bytes a writer buffers per row group
+
+    def __post_init__(self) -> None:
+        if self.num_shards < 0:
+            raise ValueError(f"num_shards ({self.num_shards}) must be >= 0; 0 lets the runner choose")
+        if self.row_group_bytes < 1:
+            raise ValueError(f"row_group_bytes ({self.row_group_bytes}) must be >= 1")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -47,12 +53,18 @@ class MathRecipe:
 
 
 def generation_config(settings: Mapping[str, Any], overrides: Mapping[str, Any], *, where: str) -> GenerationConfig:
-    """The recipe's generation settings with command-line overrides (None = keep), validated together."""
+    """The recipe's generation settings with command-line overrides (None = keep), validated together; a model
+    the workers would load must be a local folder now, since nothing is downloaded at run time."""
     merged = {**settings, **{k: v for k, v in overrides.items() if v is not None}}
     if not merged.get("model_path"):
         raise ConfigError(f"{where}: no model; pass --model=PATH (a local model folder, or the served model name "
                           "with --backend=openai --base_url=...) or set generation.model_path")
-    return from_mapping(GenerationConfig, merged, where=where)
+    cfg = from_mapping(GenerationConfig, merged, where=where)
+    try:
+        check_model_paths(cfg)
+    except ModelNotLocal as exc:
+        raise ConfigError(str(exc)) from None
+    return cfg
 
 
 def math_recipe_from_mapping(data: Mapping[str, Any], *, where: str) -> MathRecipe:
