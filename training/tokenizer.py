@@ -16,11 +16,14 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Sequence
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
@@ -86,14 +89,53 @@ def tokenizer_sha256(path: str | Path) -> str:
 
 
 def expand_globs(patterns: Sequence[str]) -> list[str]:
-    """Every file matched by the globs, in order; a glob that matches nothing is an error."""
+    """Every file matched by the globs, in order; a glob that matches nothing is an error. A folder means every
+    file under it, subfolders included, except names starting with '.' or '_' (as pipelines.jobs reads folders)."""
     files = []
     for pattern in patterns:
-        matched = sorted(glob.glob(pattern, recursive=True))
+        if os.path.isdir(pattern):
+            under = sorted(p for p in glob.glob(os.path.join(pattern, "**"), recursive=True) if os.path.isfile(p))
+            matched = [p for p in under if not any(part.startswith((".", "_"))
+                                                   for part in Path(os.path.relpath(p, pattern)).parts)]
+            print(f"--input {pattern} is a folder: reading all {len(matched)} files under it, subfolders included",
+                  file=sys.stderr)
+        else:
+            matched = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
         if not matched:
             raise TokenizerError(f"--input {pattern!r} matched no files; check the path or glob")
         files += matched
     return files
+
+
+def check_parquet(paths: Sequence[str]) -> None:
+    """Every Parquet input has a readable footer (metadata only), so a truncated copy fails before training."""
+    for path in paths:
+        if path.endswith(".parquet"):
+            try:
+                pq.ParquetFile(path)
+            except (pa.ArrowException, OSError) as err:
+                reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+                raise TokenizerError(f"--input {path}: not a readable Parquet file ({reason}); it is truncated or "
+                                     "still being written: copy it again, or leave it out of --input") from None
+
+
+def check_train_args(args: argparse.Namespace) -> None:
+    """Flag ranges and the output path, before any text is read; errors name the flag."""
+    floor = 256 + len(SPECIAL_TOKENS)
+    for flag, value, least in (("vocab_size", args.vocab_size, floor), ("min_frequency", args.min_frequency, 0),
+                               ("max_documents", args.max_documents, 1), ("max_chars", args.max_chars, 1)):
+        if value is not None and value < least:
+            raise TokenizerError(f"--{flag} ({value}) must be >= {least}")
+    out = Path(args.output)
+    if out.is_dir():
+        raise TokenizerError(f"--output {out} is a folder; pass the tokenizer's file path, e.g. {out}/tokenizer.json")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=".refinery-probe-"):
+            pass
+    except OSError as err:
+        raise TokenizerError(f"--output {out}: cannot write there ({err.strerror or err}: {err.filename or out}); "
+                             "pass a path you can write to") from None
 
 
 def _open_text(path: str) -> IO[bytes]:
@@ -189,7 +231,9 @@ def limited(batches: Iterable[list[str]], *, max_documents: int | None, max_char
 
 
 def train_command(args: argparse.Namespace) -> int:
+    check_train_args(args)
     paths = expand_globs([g.strip() for v in args.input for g in v.split(",") if g.strip()])
+    check_parquet(paths)
     skipped: dict[str, int] = {}
     totals = {"documents": 0, "chars": 0}
     started = time.monotonic()
@@ -200,7 +244,6 @@ def train_command(args: argparse.Namespace) -> int:
         raise TokenizerError(f"no text in {len(paths)} file(s) (skipped: {skipped or 'none'}); check --input and "
                              f"--text_column {args.text_column!r}")
     out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tok.save(str(tmp))
     tmp.replace(out)

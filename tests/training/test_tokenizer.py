@@ -145,3 +145,17 @@ def test_help_explains_every_option(capsys):
     for flag in ("--input", "--text_column", "--vocab_size", "--min_frequency", "--output", "--max_documents",
                  "--max_chars"):
         assert flag in printed
+
+
+def test_cli_reads_a_folder_with_its_subfolders_and_skips_hidden_names(tmp_path, capsys):
+    folder = tmp_path / "shards"
+    (folder / "2024" / "05").mkdir(parents=True)
+    texts = write_inputs(folder / "2024" / "05")
+    (folder / ".partial.jsonl").write_text('{"text": "a half-copied file"}\n{"te', encoding="utf-8")
+    (folder / "_tmp").mkdir()
+    (folder / "_tmp" / "x.parquet").write_bytes(b"not parquet")  # would fail the footer check if it were read
+    code = main(["train", "--input", f"{folder}/", "--vocab_size", "400", "--output", str(tmp_path / "t.json")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert f"documents: {len(texts)} from 3 file(s)" in captured.out
+    assert "is a folder: reading all 3 files under it, subfolders included" in captured.err
