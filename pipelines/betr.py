@@ -15,16 +15,17 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 from typing import Iterator
 
 import numpy as np
 import pyarrow.parquet as pq
-from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.jobs import JobError, job_main
+from pipelines.jobs import JobError, check_parquet, expand_inputs, job_main
 from pipelines.options import wants_help
+from pipelines.staging import staged_files
 from transforms.quality import betr
 
 log = logging.getLogger("refinery")
@@ -106,19 +107,27 @@ class SourceCounts:
 
 
 def match(flag: str, value: str | None) -> list[str]:
-    """Sorted files matched by comma-separated globs; each glob must match something."""
-    paths = []
-    for pattern in [g.strip() for g in (value or "").split(",") if g.strip()]:
-        try:
-            found = [m.path for m in FileSystems.match([pattern])[0].metadata_list]
-        except BeamIOError as exc:
-            raise JobError(f"{flag} {pattern!r} cannot be listed ({exc}); check the path") from None
-        if not found:
-            raise JobError(f"{flag} {pattern!r} matched no files; check the path or glob")
-        paths += sorted(found)
-    if not paths:
-        raise JobError(f"{flag} is empty; pass one or more files or globs")
-    return paths
+    """Files of comma-separated globs or folders, each glob's sorted; each must match something, and every
+    Parquet file must be whole."""
+    patterns = [g.strip() for g in (value or "").split(",") if g.strip()]
+    if not patterns:
+        raise JobError(f"{flag} is empty; pass one or more files, globs or folders")
+    files = expand_inputs(patterns, flag=flag).files
+    check_parquet(files, flag=flag)
+    return files
+
+
+def check_model_output(path: str) -> None:
+    """--output is a file path whose folder we can write to: checked before hours of embedding, not after."""
+    if os.path.isdir(path):
+        raise JobError(f"--output {path} is a folder; pass the model's file path, e.g. {path.rstrip('/')}/betr.bin")
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=os.path.dirname(os.path.abspath(path)), prefix=".refinery-probe-"):
+            pass
+    except OSError as exc:
+        raise JobError(f"--output {path}: cannot write there ({exc.strerror or exc}: {exc.filename or path}); pass a "
+                       "path you can write to") from None
 
 
 def _records(path: str, fields: list[str], counts: SourceCounts) -> Iterator[dict]:
@@ -187,11 +196,6 @@ def read_set(flag: str, value: str | None, fields: list[str], *, limit: int | No
 
 def label_betr(args) -> tuple[list[str], np.ndarray, dict]:
     """Pool sample labelled by best benchmark rank: the top positive_fraction is positive."""
-    for flag in ("sample", "max_rank", "examples_per_benchmark"):
-        if getattr(args, flag) is not None and getattr(args, flag) < 1:
-            raise JobError(f"--{flag} ({getattr(args, flag)}) must be >= 1")
-    if not 0.0 < args.positive_fraction < 1.0:
-        raise JobError(f"--positive_fraction ({args.positive_fraction}) must be in (0, 1); BETR uses 0.1")
     bench, bench_counts = read_set("--benchmarks", args.benchmarks, args.benchmark_fields.split(","),
                                    limit=args.examples_per_benchmark, seed=args.seed, per_file=True)
     pool, pool_counts = read_set("--pool", args.pool, [args.text_field], limit=args.sample, seed=args.seed)
@@ -214,8 +218,24 @@ def label_dclm(args) -> tuple[list[str], np.ndarray, dict]:
     return pos + neg, np.arange(len(pos) + len(neg)) < len(pos), {"positives": pos_counts, "negatives": neg_counts}
 
 
-def train_and_report(texts: list[str], labels: np.ndarray, *, args, params: betr.FastTextParams) -> dict:
-    """Balance, split, train, evaluate; the counts of every step go into the report."""
+def check_flags(args, *, betr_mode: bool) -> None:
+    """Range checks and every input glob, before anything is read or written; errors name the flag."""
+    if not 0.0 <= args.held_out < 1.0:
+        raise JobError(f"--held_out ({args.held_out}) must be in [0, 1)")
+    if betr_mode:
+        for flag in ("sample", "max_rank", "examples_per_benchmark", "batch_size"):
+            if getattr(args, flag) is not None and getattr(args, flag) < 1:
+                raise JobError(f"--{flag} ({getattr(args, flag)}) must be >= 1")
+        if not 0.0 < args.positive_fraction < 1.0:
+            raise JobError(f"--positive_fraction ({args.positive_fraction}) must be in (0, 1); BETR uses 0.1")
+    for flag in ("--benchmarks", "--pool") if betr_mode else ("--positives", "--negatives"):
+        match(flag, getattr(args, flag[2:]))
+    check_model_output(args.output)
+
+
+def train_and_report(texts: list[str], labels: np.ndarray, *, args, params: betr.FastTextParams,
+                     model_path: str) -> dict:
+    """Balance, split, train (the model goes to model_path), evaluate; the counts of every step go into the report."""
     counts = {"labelled": len(labels), "positive": int(labels.sum()), "negative": int((~labels).sum())}
     if not counts["positive"] or not counts["negative"]:
         raise JobError(f"need positive and negative documents to train, got {counts}; add documents or raise "
@@ -223,8 +243,7 @@ def train_and_report(texts: list[str], labels: np.ndarray, *, args, params: betr
     chosen = betr.balance_classes(labels, seed=args.seed) if args.balance else np.arange(len(labels))
     texts, labels = [texts[i] for i in chosen], labels[chosen]
     train, held = betr.split_held_out(labels, fraction=args.held_out, seed=args.seed)
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    model = betr.train_fasttext([texts[i] for i in train], labels[train], params=params, model_path=args.output)
+    model = betr.train_fasttext([texts[i] for i in train], labels[train], params=params, model_path=model_path)
     return {**counts, "balanced": args.balance, "trained_on": len(train), "held_out_fraction": args.held_out,
             "train_metrics": betr.evaluate(model, [texts[i] for i in train], labels[train]),
             "held_out_metrics": betr.evaluate(model, [texts[i] for i in held], labels[held])}
@@ -236,23 +255,23 @@ def run(argv: list[str] | None = None) -> dict:
     betr_mode, dclm_mode = bool(args.benchmarks or args.pool), bool(args.positives or args.negatives)
     if betr_mode == dclm_mode:
         raise JobError("pass either --benchmarks and --pool (BETR) or --positives and --negatives (DCLM)")
-    if not 0.0 <= args.held_out < 1.0:
-        raise JobError(f"--held_out ({args.held_out}) must be in [0, 1)")
     try:
         params = betr.FastTextParams(epoch=args.epoch, lr=args.lr, word_ngrams=args.word_ngrams, dim=args.dim,
                                      min_count=args.min_count, bucket=args.bucket, thread=args.thread, seed=args.seed)
     except ValueError as exc:
         raise JobError(f"fastText settings: {exc}") from None
+    check_flags(args, betr_mode=betr_mode)
     started = time.monotonic()
-    try:
-        texts, labels, inputs = label_betr(args) if betr_mode else label_dclm(args)
-        result = train_and_report(texts, labels, args=args, params=params)
-    except (ImportError, betr.TrainingError) as exc:  # the quality extra is missing; fastText diverged
-        raise JobError(str(exc)) from None
-    report = {"mode": "betr" if betr_mode else "dclm", "model": args.output, **result, "inputs": inputs,
-              "fasttext": dataclasses.asdict(params), "wall_time_s": round(time.monotonic() - started, 2)}
-    with open(f"{args.output}.report.json", "w", encoding="utf-8") as fh:
-        json.dump(report, fh, indent=2)
+    with staged_files(args.output, f"{args.output}.report.json") as (model_path, report_path):
+        try:
+            texts, labels, inputs = label_betr(args) if betr_mode else label_dclm(args)
+            result = train_and_report(texts, labels, args=args, params=params, model_path=model_path)
+        except (ImportError, betr.TrainingError) as exc:  # the quality extra is missing; fastText diverged
+            raise JobError(str(exc)) from None
+        report = {"mode": "betr" if betr_mode else "dclm", "model": args.output, **result, "inputs": inputs,
+                  "fasttext": dataclasses.asdict(params), "wall_time_s": round(time.monotonic() - started, 2)}
+        with open(report_path, "w", encoding="utf-8") as fh:
+            json.dump(report, fh, indent=2)
     held = report["held_out_metrics"]
     accuracy = "n/a" if held["accuracy"] is None else f"{held['accuracy']:.3f}"
     print(f"{report['mode']}: {result['positive']} positive / {result['negative']} negative labelled, trained on "

@@ -1,14 +1,20 @@
-"""What every job does around its pipeline: check inputs, clear old output, run, and write the stats report."""
+"""What every job does around its pipeline: validate inputs and flags, run, and write the stats report."""
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import sys
 import time
-from typing import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.io.localfilesystem import LocalFileSystem
 from apache_beam.metrics.metric import MetricsFilter
 
 from pipelines.options import print_help, wants_help
@@ -16,47 +22,117 @@ from transforms import stats
 from transforms.config import ConfigError
 
 log = logging.getLogger("refinery")
+GLOB_CHARS = "*?["  # what Beam's FileSystems.match expands
+T = TypeVar("T")
 
 
 class JobError(RuntimeError):
     """A problem the user fixes by changing a flag or a file; printed as one line, without a traceback."""
 
 
-def check_inputs(globs: Sequence[str]) -> int:
-    """Every glob must match at least one file; returns the total matched."""
-    if not globs:
-        raise JobError("no --input given; pass one or more file globs")
-    total = 0
-    for pattern in globs:
-        try:
-            matched = FileSystems.match([pattern])[0].metadata_list
-        except BeamIOError as exc:
-            raise JobError(f"--input {pattern!r} cannot be listed ({exc}); check the path and credentials") from None
-        if not matched:
-            raise JobError(f"--input {pattern!r} matched no files; check the path or glob")
-        total += len(matched)
-    return total
-
-
-def remove_files(prefix: str, *, patterns: Sequence[str]) -> None:
-    """Remove the files a run writes under the prefix (old shards before a run, spill files after it)."""
-    old = []
-    for pattern in patterns:
-        try:
-            old += [m.path for m in FileSystems.match([f"{prefix.rstrip('/')}/{pattern}"])[0].metadata_list]
-        except BeamIOError:
-            continue
-    if old:
-        log.info("removing %d files under %s (%s)", len(old), prefix, ", ".join(patterns))
-        FileSystems.delete(old)
-
-
-def remove_dir(path: str) -> None:
-    """Remove an emptied working folder; object stores have no folders, so a failure there is fine."""
+def is_local(path: str) -> bool:
+    """Local paths have folders and permissions worth probing; object stores have neither."""
     try:
-        FileSystems.delete([path])
-    except BeamIOError:
-        log.debug("no folder to remove at %s", path)
+        return isinstance(FileSystems.get_filesystem(path), LocalFileSystem)
+    except ValueError:  # a scheme whose filesystem is not installed (gs:// without apache-beam[gcp])
+        return False
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Inputs:
+    """What the readers get (globs as given, folders expanded) and every file they will read."""
+
+    patterns: list[str]
+    files: list[str]
+
+
+def expand_inputs(patterns: Sequence[str], *, flag: str = "--input", fix: str = "check the path or glob") -> Inputs:
+    """Every glob must match a file; a folder means every file under it, subfolders included.
+
+    A folder is read recursively (`DIR/**`) rather than refused: a folder of shards is the common case, and a
+    plain `DIR/` glob would silently skip its subfolders. Names starting with '.' or '_' are skipped, as Spark
+    and Hadoop do (`_SUCCESS`, `.crc`, our `.incomplete-*` staging and `_spill`, `_generations` folders).
+    """
+    if not patterns:
+        raise JobError(f"no {flag} given; pass one or more file globs or folders")
+    readers, files = [], []
+    for pattern in patterns:
+        folder = _folder(pattern, flag)
+        if folder is None:
+            matched = _match(pattern, flag)
+            if not matched:
+                raise JobError(f"{flag} {pattern!r} matched no files; {fix}")
+            readers.append(pattern)
+            files += sorted(matched)
+            continue
+        under = _match(f"{folder}/**", flag)
+        found = sorted(p for p in under if _visible(p[len(folder) + 1:]))
+        if not found:
+            hidden = f" ({len(under)} hidden or _-prefixed skipped)" if under else ""
+            raise JobError(f"{flag} {pattern!r} matched no files{hidden}; {fix}")
+        log.info("%s %s is a folder: reading all %d files under it, subfolders included (%d hidden or _-prefixed "
+                 "skipped)", flag, pattern, len(found), len(under) - len(found))
+        readers += found
+        files += found
+    return Inputs(patterns=readers, files=files)
+
+
+def _folder(pattern: str, flag: str) -> str | None:
+    """The folder a pattern names, or None for a glob or a file (object stores: a prefix with files under it)."""
+    if any(c in pattern for c in GLOB_CHARS):
+        return None
+    folder = pattern.rstrip("/") or pattern
+    if is_local(pattern):
+        return folder if os.path.isdir(pattern) else None
+    if pattern.endswith("/") or not _match(pattern, flag):
+        return folder
+    return None
+
+
+def _visible(relative: str) -> bool:
+    return not any(part.startswith((".", "_")) for part in relative.split("/"))
+
+
+def _match(pattern: str, flag: str) -> list[str]:
+    try:
+        return [m.path for m in FileSystems.match([pattern])[0].metadata_list]
+    except (BeamIOError, ValueError) as exc:
+        raise JobError(f"{flag} {pattern!r} cannot be listed ({exc}); check the path and credentials") from None
+
+
+def check_parquet(files: Sequence[str], *, flag: str = "--input") -> None:
+    """Every Parquet input has a readable footer (metadata only, cheap), so a truncated copy fails now, by name."""
+    checked = 0
+    for path in files:
+        if not path.endswith(".parquet"):
+            continue
+        try:
+            with FileSystems.open(path) as fh:
+                pq.ParquetFile(fh).metadata  # pylint: disable=expression-not-assigned
+        except (pa.ArrowException, OSError, BeamIOError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise JobError(f"{flag} {path}: not a readable Parquet file ({reason}); it is truncated or still being "
+                           "written: copy it again, or leave it out of the inputs") from None
+        checked += 1
+    if checked:
+        log.info("%s: %d Parquet footers read, all complete", flag, checked)
+
+
+def apply_flags(apply: Callable[..., T], base: T, flags: Mapping[str, Any]) -> T:
+    """`apply(base, name=value)` for each flag given; a value the config's own check refuses names its flag."""
+    for name, value in flags.items():
+        if value is None:
+            continue
+        try:
+            base = apply(base, **{name: value})
+        except ValueError as exc:  # the dataclass __post_init__ range checks, shared with the YAML recipe
+            raise ConfigError(f"--{name}={value}: {exc}") from None
+    return base
+
+
+def with_output(recipe: T, **changes: Any) -> T:
+    """The recipe with fields of its `output` section replaced; the section's __post_init__ checks them."""
+    return dataclasses.replace(recipe, output=dataclasses.replace(recipe.output, **changes))
 
 
 def collect_counters(result) -> dict[str, int]:
@@ -71,7 +147,7 @@ def collect_counters(result) -> dict[str, int]:
 def run_job(
     *, build: Callable[[beam.Pipeline], None], runner, options, output: str, stage_order: Iterable[str], extra: dict
 ) -> dict:
-    """Build, run and report; the stats JSON lands next to the shards and a summary is printed."""
+    """Build, run and report; the stats JSON lands in `output` (a run's staging folder) and a summary is printed."""
     started = time.monotonic()
     with beam.Pipeline(runner=runner, options=options) as pipeline:
         build(pipeline)
@@ -81,7 +157,6 @@ def run_job(
     with FileSystems.create(f"{output.rstrip('/')}/stats.json") as fh:
         fh.write(stats.dump_report(report).encode("utf-8"))
     print(stats.format_summary(report))
-    print(f"shards: {output.rstrip('/')}/documents/  report: {output.rstrip('/')}/stats.json")
     return report
 
 

@@ -23,13 +23,15 @@ class RefineryOptions(PipelineOptions):
     def _add_argparse_args(cls, parser) -> None:
         parser.add_argument(
             "--input", action="append", default=None,
-            help="Input file glob; repeat the flag or separate globs with commas. Any Beam filesystem works "
+            help="Input file glob or folder; repeat the flag or separate them with commas. A folder means every "
+            "file under it, subfolders included (names starting with . or _ are skipped). Any Beam filesystem works "
             "(local paths, gs://, s3://, hdfs://). Default: the job's built-in sample.")
         parser.add_argument(
             "--output", default=None,
             help="Output prefix (a folder on any Beam filesystem). Shards go to <output>/documents/ (tokenize: "
-            "<output>/train/ and valid/), the stats report to <output>/stats.json. Previous shards under the prefix "
-            "are replaced. Default: ./output/<job>.")
+            "<output>/train/ and valid/), the stats report to <output>/stats.json. A run writes into "
+            "<output>/.incomplete-<run id>/ and replaces the previous shards only once it has succeeded; a failed "
+            "run leaves them as they were. Default: ./output/<job>.")
         parser.add_argument(
             "--config", default=None,
             help="Recipe: a name under configs/<job>/ (e.g. werp: bluwerp, fineweb, dclm; tokenize: default, "
@@ -47,8 +49,9 @@ class LlmOptions(PipelineOptions):
 
     @classmethod
     def _add_argparse_args(cls, parser) -> None:
-        parser.add_argument("--model", default=None, help="Local model folder (transformers, vllm) or the served "
-                            "model name (openai). Required unless the recipe sets generation.model_path.")
+        parser.add_argument("--model", default=None, help="Local model folder (transformers, vllm; nothing is "
+                            "downloaded, the hub is switched off) or the served model name (openai). Required unless "
+                            "the recipe sets generation.model_path.")
         parser.add_argument("--backend", choices=("transformers", "openai", "vllm"), default=None,
                             help="transformers: CPU/GPU in the worker; openai: any OpenAI-compatible endpoint "
                             "(vllm serve, SGLang) that many workers share; vllm: in the worker, on its GPUs "

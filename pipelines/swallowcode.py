@@ -16,8 +16,9 @@ import apache_beam as beam
 import yaml
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.jobs import JobError, check_inputs, job_main, remove_files, run_job
+from pipelines.jobs import JobError, apply_flags, check_parquet, expand_inputs, job_main, run_job, with_output
 from pipelines.options import LlmOptions, RefineryOptions, make_runner, split_globs
+from pipelines.staging import plan_output, staged
 from transforms.beam.code import LanguageFn, LintFn, SyntaxFn
 from transforms.beam.read_samples import ReadSamples
 from transforms.beam.rewrite import Rewrite, rewritten
@@ -34,6 +35,8 @@ from transforms.llm.recipe import generation_config
 from transforms.recipe import find_recipe
 
 DEFAULT_OUTPUT = "./output/swallowcode"
+ARTIFACTS = ("documents/part-*.parquet", "stats.json")  # what a run writes under --output (and replaces)
+REJECTED_ARTIFACTS = ("part-*.parquet",)
 
 
 def load_code_recipe(name_or_path: str) -> CodeRecipe:
@@ -69,11 +72,13 @@ def to_row(sample: Sample, *, last_rewrite: str | None) -> dict:
 
 
 def build(p: beam.Pipeline, *, recipe: CodeRecipe, generation, inputs: list[str], output: str,
-          rejected_output: str | None, num_shards: int) -> None:
+          rejected_output: str | None, cache_prefix: str) -> None:
     """The recipe as a Beam graph; a stage set to null in the recipe is not in the graph."""
-    emit, rejected = rejected_output is not None, []
-    samples = p | "Globs" >> beam.Create(inputs) | "Read" >> ReadSamples(
-        fields=recipe.read.fields, max_bytes=recipe.read.max_bytes, source_language=recipe.source_language)
+    emit = rejected_output is not None
+    samples, read_rejected = p | "Globs" >> beam.Create(inputs) | "Read" >> ReadSamples(
+        fields=recipe.read.fields, max_bytes=recipe.read.max_bytes, source_language=recipe.source_language,
+        emit_rejected=emit)
+    rejected = [read_rejected]
 
     def step(label: str, fn: beam.DoFn) -> None:
         nonlocal samples
@@ -88,7 +93,7 @@ def build(p: beam.Pipeline, *, recipe: CodeRecipe, generation, inputs: list[str]
         step("Lint", LintFn(recipe.lint, stage="lint", column="pylint_score", filter=True, emit_rejected=emit))
     for name, stage in recipe.rewrites:
         out = samples | name.upper() >> Rewrite(
-            prompt=load_prompt(stage.prompt), generation=generation, cache_prefix=f"{output}/_generations",
+            prompt=load_prompt(stage.prompt), generation=generation, cache_prefix=cache_prefix,
             stage=name, parse=lambda s, g, n=name, c=stage: parse_rewrite(s, g, stage=n, cfg=c), emit_rejected=emit)
         samples = out["samples"]
         rejected.append(out[REJECTED])
@@ -99,7 +104,7 @@ def build(p: beam.Pipeline, *, recipe: CodeRecipe, generation, inputs: list[str]
                                      emit_rejected=emit))
     last = recipe.rewrites[-1][0] if recipe.rewrites else None
     (samples | "ToRows" >> beam.Map(to_row, last_rewrite=last)
-     | "Write" >> WriteRows(f"{output}/documents", schema=CODE_SCHEMA, num_shards=num_shards or recipe.output.num_shards,
+     | "Write" >> WriteRows(f"{output}/documents", schema=CODE_SCHEMA, num_shards=recipe.output.num_shards,
                             codec=recipe.output.codec, row_group_bytes=recipe.output.row_group_bytes))
     if emit:
         tuple(rejected) | "FlattenRejected" >> beam.Flatten() | "WriteRejected" >> WriteRejected(
@@ -112,25 +117,34 @@ def stage_order(recipe: CodeRecipe) -> list[str]:
 
 
 def run(argv: list[str] | None = None) -> dict:
-    """Parse flags, validate the recipe (and the model when a rewrite is on), run, and return the stats report."""
+    """Parse flags, validate the inputs, outputs and recipe (and the model when a rewrite is on), run into a
+    staging folder, swap it in, and return the stats report."""
     options = PipelineOptions(argv)
     common, llm = options.view_as(RefineryOptions), options.view_as(LlmOptions)
-    recipe = load_code_recipe(common.config or "default")
+    recipe = apply_flags(with_output, load_code_recipe(common.config or "default"), {"num_shards": common.num_shards})
     generation = None
     if recipe.rewrites:
         generation = generation_config(recipe.generation, {
             "model_path": llm.model, "backend": llm.backend, "base_url": llm.base_url, "batch_size": llm.batch_size,
             "max_tokens": llm.max_tokens}, where="generation")
-    inputs, output = split_globs(common.input), (common.output or DEFAULT_OUTPUT).rstrip("/")
-    if not inputs:
+    globs, output = split_globs(common.input), (common.output or DEFAULT_OUTPUT).rstrip("/")
+    if not globs:
         raise JobError("no --input given; pass .py files or JSONL/Parquet shards with a text column")
-    check_inputs(inputs)
-    remove_files(output, patterns=("documents/part-*.parquet", "stats.json"))
-    return run_job(build=lambda p: build(p, recipe=recipe, generation=generation, inputs=inputs, output=output,
-                                         rejected_output=common.rejected_output, num_shards=common.num_shards),
-                   runner=make_runner(options), options=options, output=output, stage_order=stage_order(recipe),
-                   extra={"recipe": recipe.name, "model": generation.model_name if generation else None,
-                          "inputs": inputs})
+    inputs = expand_inputs(globs)
+    check_parquet(inputs.files)
+    out = plan_output(output, flag="--output", artifacts=ARTIFACTS)
+    rej = (plan_output(common.rejected_output, flag="--rejected_output", artifacts=REJECTED_ARTIFACTS)
+           if common.rejected_output else None)
+    with staged(out, rej):
+        report = run_job(build=lambda p: build(p, recipe=recipe, generation=generation, inputs=inputs.patterns,
+                                               output=out.staging, rejected_output=rej.staging if rej else None,
+                                               cache_prefix=f"{out.final}/_generations"),
+                         runner=make_runner(options), options=options, output=out.staging,
+                         stage_order=stage_order(recipe),
+                         extra={"recipe": recipe.name, "model": generation.model_name if generation else None,
+                                "inputs": globs})
+    print(f"shards: {out.final}/documents/  report: {out.final}/stats.json")
+    return report
 
 
 if __name__ == "__main__":

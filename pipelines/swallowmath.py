@@ -15,8 +15,9 @@ import apache_beam as beam
 import yaml
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.jobs import JobError, check_inputs, job_main, remove_files, run_job
+from pipelines.jobs import JobError, apply_flags, check_parquet, expand_inputs, job_main, run_job, with_output
 from pipelines.options import LlmOptions, RefineryOptions, make_runner, split_globs
+from pipelines.staging import plan_output, staged
 from transforms.beam.read_samples import ReadSamples
 from transforms.beam.rewrite import Rewrite, rewritten
 from transforms.beam.stages import REJECTED
@@ -26,11 +27,14 @@ from transforms.io.samples import Sample
 from transforms.llm.cache import Generation
 from transforms.llm.parse import parse_math
 from transforms.llm.prompts import load_prompt
+from transforms.llm.handlers import GenerationConfig
 from transforms.llm.recipe import MathRecipe, generation_config, math_recipe_from_mapping
 from transforms.recipe import find_recipe
 
 DEFAULT_OUTPUT = "./output/swallowmath"
 STAGE = "rewrite"
+ARTIFACTS = ("documents/part-*.parquet", "stats.json")  # what a run writes under --output (and replaces)
+REJECTED_ARTIFACTS = ("part-*.parquet",)
 
 
 def load_math_recipe(name_or_path: str) -> MathRecipe:
@@ -55,39 +59,52 @@ def to_row(sample: Sample) -> dict:
             "final_answer": e["final_answer"]}
 
 
+def build(p: beam.Pipeline, *, recipe: MathRecipe, generation: GenerationConfig, inputs: list[str], output: str,
+          rejected_output: str | None, cache_prefix: str) -> None:
+    """read -> rewrite -> shards, and the rejections when asked for."""
+    emit = rejected_output is not None
+    samples, read_rejected = p | "Globs" >> beam.Create(inputs) | "Read" >> ReadSamples(
+        fields=recipe.read.fields, max_bytes=recipe.read.max_bytes, emit_rejected=emit)
+    out = samples | "Rewrite" >> Rewrite(
+        prompt=load_prompt(recipe.prompt), generation=generation, cache_prefix=cache_prefix, stage=STAGE,
+        parse=lambda s, g: parse(s, g, min_chars=recipe.min_output_chars), emit_rejected=emit)
+    out["samples"] | "ToRows" >> beam.Map(to_row) | "Write" >> WriteRows(
+        f"{output}/documents", schema=MATH_SCHEMA, num_shards=recipe.output.num_shards, codec=recipe.output.codec,
+        row_group_bytes=recipe.output.row_group_bytes)
+    if emit:
+        ((read_rejected, out[REJECTED]) | "FlattenRejected" >> beam.Flatten()
+         | "WriteRejected" >> WriteRejected(rejected_output, codec=recipe.output.codec))
+
+
 def run(argv: list[str] | None = None) -> dict:
-    """Parse flags, validate the recipe and the model settings, run, and return the stats report."""
+    """Parse flags, validate the inputs, outputs, recipe and model settings, run into a staging folder, swap it
+    in, and return the stats report."""
     options = PipelineOptions(argv)
     common, llm = options.view_as(RefineryOptions), options.view_as(LlmOptions)
-    recipe = load_math_recipe(common.config or "default")
+    recipe = apply_flags(with_output, load_math_recipe(common.config or "default"), {"num_shards": common.num_shards})
     generation = generation_config(recipe.generation, {"model_path": llm.model, "backend": llm.backend,
                                                        "base_url": llm.base_url, "batch_size": llm.batch_size,
                                                        "max_tokens": llm.max_tokens},
                                    where="generation")
-    prompt = load_prompt(recipe.prompt)
-    inputs, output = split_globs(common.input), (common.output or DEFAULT_OUTPUT).rstrip("/")
-    if not inputs:
+    load_prompt(recipe.prompt)  # a missing or broken prompt file fails now
+    globs, output = split_globs(common.input), (common.output or DEFAULT_OUTPUT).rstrip("/")
+    if not globs:
         raise JobError("no --input given; pass JSONL or Parquet files with a text column")
-    check_inputs(inputs)
-    remove_files(output, patterns=("documents/part-*.parquet", "stats.json"))
-    rejected_output = common.rejected_output
-
-    def build(p: beam.Pipeline) -> None:
-        samples = p | "Globs" >> beam.Create(inputs) | "Read" >> ReadSamples(fields=recipe.read.fields,
-                                                                             max_bytes=recipe.read.max_bytes)
-        out = samples | "Rewrite" >> Rewrite(
-            prompt=prompt, generation=generation, cache_prefix=f"{output}/_generations", stage=STAGE,
-            parse=lambda s, g: parse(s, g, min_chars=recipe.min_output_chars), emit_rejected=bool(rejected_output))
-        out["samples"] | "ToRows" >> beam.Map(to_row) | "Write" >> WriteRows(f"{output}/documents", schema=MATH_SCHEMA,
-                                           num_shards=common.num_shards or recipe.output.num_shards,
-                                           codec=recipe.output.codec, row_group_bytes=recipe.output.row_group_bytes)
-        if rejected_output:
-            out[REJECTED] | "WriteRejected" >> WriteRejected(rejected_output, codec=recipe.output.codec)
-
-    return run_job(build=build, runner=make_runner(options), options=options, output=output,
-                   stage_order=["read", f"{STAGE}_llm", STAGE, "write"],
-                   extra={"recipe": recipe.name, "model": generation.model_name, "backend": generation.backend,
-                          "inputs": inputs})
+    inputs = expand_inputs(globs)
+    check_parquet(inputs.files)
+    out = plan_output(output, flag="--output", artifacts=ARTIFACTS)
+    rej = (plan_output(common.rejected_output, flag="--rejected_output", artifacts=REJECTED_ARTIFACTS)
+           if common.rejected_output else None)
+    with staged(out, rej):
+        report = run_job(build=lambda p: build(p, recipe=recipe, generation=generation, inputs=inputs.patterns,
+                                               output=out.staging, rejected_output=rej.staging if rej else None,
+                                               cache_prefix=f"{out.final}/_generations"),
+                         runner=make_runner(options), options=options, output=out.staging,
+                         stage_order=["read", f"{STAGE}_llm", STAGE, "write"],
+                         extra={"recipe": recipe.name, "model": generation.model_name, "backend": generation.backend,
+                                "inputs": globs})
+    print(f"shards: {out.final}/documents/  report: {out.final}/stats.json")
+    return report
 
 
 if __name__ == "__main__":

@@ -22,13 +22,13 @@ import time
 
 import apache_beam as beam
 import pyarrow.parquet as pq
-from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import AsDict, AsSingleton
 
-from pipelines.jobs import JobError, collect_counters, job_main, remove_files
+from pipelines.jobs import JobError, check_parquet, collect_counters, expand_inputs, job_main
 from pipelines.options import RefineryOptions, make_runner, split_globs
+from pipelines.staging import plan_output, staged
 from training.data.format import ShardMeta
 from training.tokenizer import TokenizerError, eos_id, load_tokenizer, tokenizer_sha256
 from transforms import stats
@@ -42,6 +42,7 @@ from transforms.packing import SourceConfig, TokenizeConfig, load_tokenize_confi
 
 DEFAULT_OUTPUT = "./output/tokens"
 STAGES = ["read", "tokenize", "mix", "pack"]
+ARTIFACTS = ("train/part-*.parquet", "valid/part-*.parquet", "manifest.json", "stats.json")  # replaced by a run
 log = logging.getLogger("refinery")
 TRAIN_HINT = "train one with python -m training.tokenizer train --input 'output/werp/documents/*.parquet'"
 
@@ -68,9 +69,9 @@ class TokenizeSources(beam.PTransform):
         texts = []
         for s in self.cfg.sources:
             fields = SampleFields(text=s.text_column, id="", language="")
-            texts.append(pbegin | f"Globs {s.name}" >> beam.Create(list(s.paths))
-                         | f"Read {s.name}" >> ReadSamples(fields=fields, max_bytes=self.cfg.max_document_bytes)
-                         | f"Key {s.name}" >> beam.ParDo(KeyFn(s.name)))
+            samples, _ = (pbegin | f"Globs {s.name}" >> beam.Create(list(s.paths))
+                          | f"Read {s.name}" >> ReadSamples(fields=fields, max_bytes=self.cfg.max_document_bytes))
+            texts.append(samples | f"Key {s.name}" >> beam.ParDo(KeyFn(s.name)))
         return texts | "Sources" >> beam.Flatten() | "Tokenize" >> beam.ParDo(self.tokenize)
 
 
@@ -136,34 +137,29 @@ def resolve(options: PipelineOptions) -> tuple[TokenizeConfig, str]:
         raise ConfigError(str(exc)) from None
     if not cfg.tokenizer:
         raise JobError(f"no tokenizer; pass --tokenizer=tokenizer.json or set tokenizer in the config, or {TRAIN_HINT}")
-    for source in cfg.sources:
-        check_source(source)
-    return cfg, (common.output or DEFAULT_OUTPUT).rstrip("/")
+    sources = tuple(check_source(source) for source in cfg.sources)
+    return dataclasses.replace(cfg, sources=sources), (common.output or DEFAULT_OUTPUT).rstrip("/")
 
 
-def check_source(source: SourceConfig) -> None:
-    """Every glob matches, and the first Parquet file has the text column (a typo fails now, not as skips)."""
-    first = None
-    for pattern in source.paths:
-        try:
-            matched = FileSystems.match([pattern])[0].metadata_list
-        except BeamIOError as exc:
-            raise JobError(f"source {source.name!r}: {pattern!r} cannot be listed ({exc}); check the path and "
-                           "credentials") from None
-        if not matched:
-            raise JobError(f"source {source.name!r}: {pattern!r} matched no files; fix its paths (or --input), or run "
-                           "the pipeline that writes them first")
-        first = first or matched[0].path
+def check_source(source: SourceConfig) -> SourceConfig:
+    """Every glob matches (a folder: every file under it), every Parquet footer is whole, and the first Parquet
+    file has the text column (a typo fails now, not as skips); returns the source with its folders expanded."""
+    flag = f"source {source.name!r}:"
+    inputs = expand_inputs(source.paths, flag=flag,
+                           fix="fix its paths (or --input), or run the pipeline that writes them first")
+    check_parquet(inputs.files, flag=flag)
+    first = inputs.files[0]
     if first.endswith(".parquet"):
         with FileSystems.open(first) as fh:
             names = pq.ParquetFile(fh).schema_arrow.names
         if source.text_column not in names:
             raise JobError(f"source {source.name!r}: {first} has no column {source.text_column!r}; its columns: "
                            f"{', '.join(names)} (set text_column)")
+    return dataclasses.replace(source, paths=tuple(inputs.patterns))
 
 
 def finish(pipeline: beam.Pipeline, *, cfg: TokenizeConfig, output: str, started: float) -> dict:
-    """stats.json with the realised mixture; a plan that could not be met removes the manifest and fails."""
+    """stats.json with the realised mixture; a plan that could not be met fails (so nothing is published)."""
     with FileSystems.open(f"{output}/manifest.json") as fh:
         manifest = json.loads(fh.read())
     mixture = {n: {k: s[k] for k in ("target_weight", "realised_weight", "tokens_available", "tokens_taken")}
@@ -178,7 +174,6 @@ def finish(pipeline: beam.Pipeline, *, cfg: TokenizeConfig, output: str, started
         fh.write(stats.dump_report(report).encode("utf-8"))
     print(stats.format_summary(report))
     if "error" in manifest:
-        FileSystems.delete([f"{output}/manifest.json"])
         raise JobError(manifest["error"])
     for name, m in mixture.items():
         print(f"  {name:<16} target {m['target_weight']:.3f}  realised {m['realised_weight']:.3f}  "
@@ -188,8 +183,7 @@ def finish(pipeline: beam.Pipeline, *, cfg: TokenizeConfig, output: str, started
             log.warning("the %s split has no rows: too few documents for one sequence of %d tokens", split, cfg.seq_len)
         print(f"  {split:<6} {s['rows']:,} rows x {cfg.seq_len} = {s['tokens']:,} tokens in {s['shards']} shard(s), "
               f"tail dropped {s['tail_tokens_dropped']:,}")
-    print(f"unigram entropy (train): {manifest['unigram_entropy']['nats_per_token']:.4f} nats/token\n"
-          f"shards: {output}/train/ {output}/valid/  manifest: {output}/manifest.json  report: {output}/stats.json")
+    print(f"unigram entropy (train): {manifest['unigram_entropy']['nats_per_token']:.4f} nats/token")
     return report
 
 
@@ -207,11 +201,15 @@ def run(argv: list[str] | None = None) -> dict:
               "tokenizer": os.path.abspath(cfg.tokenizer), "seed": cfg.seed, "config": cfg.name,
               "total_tokens_target": cfg.total_tokens, "max_repeats": cfg.max_repeats,
               "valid_fraction": cfg.valid_fraction}
-    remove_files(output, patterns=("train/part-*.parquet", "valid/part-*.parquet", "manifest.json", "stats.json"))
+    out = plan_output(output, flag="--output", artifacts=ARTIFACTS)
     started = time.monotonic()
-    with beam.Pipeline(runner=make_runner(options), options=options) as pipeline:
-        build(pipeline, cfg, tokenizer_json=tok.to_str(), meta=meta, output=output, header=header)
-    return finish(pipeline, cfg=cfg, output=output, started=started)
+    with staged(out):
+        with beam.Pipeline(runner=make_runner(options), options=options) as pipeline:
+            build(pipeline, cfg, tokenizer_json=tok.to_str(), meta=meta, output=out.staging, header=header)
+        report = finish(pipeline, cfg=cfg, output=out.staging, started=started)
+    print(f"shards: {out.final}/train/ {out.final}/valid/  manifest: {out.final}/manifest.json  "
+          f"report: {out.final}/stats.json")
+    return report
 
 
 if __name__ == "__main__":

@@ -12,9 +12,10 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipelines.jobs import JobError, check_inputs, job_main, remove_dir, remove_files, run_job
+from pipelines.jobs import JobError, apply_flags, expand_inputs, job_main, run_job
 from pipelines.options import LOCAL_RUNNERS, RefineryOptions, make_runner, split_globs
 from pipelines.sample_warc import SAMPLE_PATH
+from pipelines.staging import plan_output, staged
 from transforms.beam.classify import Classify
 from transforms.beam.dedup import Dedup
 from transforms.beam.read import ReadWarcPages
@@ -28,8 +29,9 @@ from transforms.recipe import WebRecipe, load_recipe, with_overrides
 
 DEFAULT_OUTPUT = "./output/werp"
 DEFAULT_RECIPE = "bluwerp"
-SPILL_DIR = "_spill"  # documents parked by the dedup and classifier stages, removed after the run
-SPILL_FILES = (f"{SPILL_DIR}/*/p*/*.parquet", f"{SPILL_DIR}/*/ngrams/p*/*.bin")  # <stage>/[ngrams/]pNNNNN/<uuid>.*
+SPILL_DIR = "_spill"  # documents parked by the dedup and classifier stages, in the run's staging folder
+ARTIFACTS = ("documents/part-*.parquet", "stats.json")  # what a run writes under --output (and replaces)
+REJECTED_ARTIFACTS = ("part-*.parquet",)  # under --rejected_output
 
 
 class WerpOptions(PipelineOptions):
@@ -94,9 +96,10 @@ def stage_order(recipe: WebRecipe) -> list[str]:
 def resolve(options: PipelineOptions) -> tuple[WebRecipe, list[str], str]:
     """Recipe with flag overrides applied, input globs and output prefix."""
     common, own = options.view_as(RefineryOptions), options.view_as(WerpOptions)
-    recipe = with_overrides(load_recipe(common.config or DEFAULT_RECIPE), extractor=own.extractor,
-                            max_record_bytes=own.max_record_bytes, num_shards=common.num_shards,
-                            classifier_model=own.classifier_model, classifier_threshold=own.classifier_threshold,
+    recipe = apply_flags(with_overrides, load_recipe(common.config or DEFAULT_RECIPE), {
+        "extractor": own.extractor, "max_record_bytes": own.max_record_bytes, "num_shards": common.num_shards,
+        "classifier_model": own.classifier_model})
+    recipe = with_overrides(recipe, classifier_threshold=own.classifier_threshold,
                             classifier_top_fraction=own.classifier_top_fraction)
     if recipe.langid is not None:
         try:
@@ -123,19 +126,20 @@ def check_model(cfg: ClassifierConfig) -> None:
 
 
 def run(argv: list[str] | None = None) -> dict:
-    """Parse flags, validate everything, run, and return the stats report."""
+    """Parse flags, validate everything, run into a staging folder, swap it in, and return the stats report."""
     options = PipelineOptions(argv)
-    recipe, inputs, output = resolve(options)
-    check_inputs(inputs)
+    recipe, globs, output = resolve(options)
+    inputs = expand_inputs(globs)
     rejected = options.view_as(RefineryOptions).rejected_output
-    remove_files(output, patterns=("documents/part-*.parquet", "stats.json", *SPILL_FILES))
-    if rejected:
-        remove_files(rejected, patterns=("part-*.parquet",))
-    report = run_job(build=lambda p: build(p, recipe=recipe, inputs=inputs, output=output, rejected_output=rejected),
-                     runner=make_runner(options), options=options, output=output, stage_order=stage_order(recipe),
-                     extra={"recipe": recipe.name, "extractor": recipe.extract.extractor, "inputs": inputs})
-    remove_files(output, patterns=SPILL_FILES)
-    remove_dir(f"{output.rstrip('/')}/{SPILL_DIR}")
+    out = plan_output(output, flag="--output", artifacts=ARTIFACTS)
+    rej = plan_output(rejected, flag="--rejected_output", artifacts=REJECTED_ARTIFACTS) if rejected else None
+    with staged(out, rej):
+        report = run_job(build=lambda p: build(p, recipe=recipe, inputs=inputs.patterns, output=out.staging,
+                                               rejected_output=rej.staging if rej else None),
+                         runner=make_runner(options), options=options, output=out.staging,
+                         stage_order=stage_order(recipe),
+                         extra={"recipe": recipe.name, "extractor": recipe.extract.extractor, "inputs": globs})
+    print(f"shards: {out.final}/documents/  report: {out.final}/stats.json")
     return report
 
 

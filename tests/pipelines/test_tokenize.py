@@ -231,13 +231,20 @@ def test_output_is_identical_across_runs_and_workers(mixed):
         assert json.loads((tmp / other / "manifest.json").read_text()) == first_manifest
 
 
-def test_more_repeats_than_allowed_is_a_clear_error(corpus, tmp_path):
+def test_more_repeats_than_allowed_is_a_clear_error_and_keeps_the_previous_output(corpus, tmp_path):
+    out = tmp_path / "out"
+    tokenize.run([*LOCAL, f"--config={mixture_config(corpus, tmp_path / 'ok.yaml')}", f"--output={out}"])
+    before = {str(p.relative_to(out)): p.read_bytes() if p.is_file() else None for p in sorted(out.rglob("*"))}
+    assert "manifest.json" in before and any(k.startswith("train/part-") for k in before)
     config = mixture_config(corpus, tmp_path / "c.yaml", total_tokens=200_000)
     with pytest.raises(JobError, match=r"source 'web' needs 3.44 epochs \(140,000 tokens = weight 0.700 x total_tokens "
                                        r"200,000, .* but max_repeats is 3.0; raise max_repeats, lower total_tokens"):
-        tokenize.run([*LOCAL, f"--config={config}", f"--output={tmp_path / 'out'}"])
-    assert not (tmp_path / "out" / "manifest.json").exists() and not list(tmp_path.glob("out/*/part-*"))
-    assert (tmp_path / "out" / "stats.json").exists()
+        tokenize.run([*LOCAL, f"--config={config}", f"--output={out}"])
+    after = {str(p.relative_to(out)): p.read_bytes() if p.is_file() else None for p in sorted(out.rglob("*"))}
+    assert after == before, "the failed run published nothing and left no staging folder behind"
+    with pytest.raises(JobError):
+        tokenize.run([*LOCAL, f"--config={config}", f"--output={tmp_path / 'new'}"])
+    assert not (tmp_path / "new").exists(), "an output folder the failed run created is removed again"
 
 
 def test_bad_records_are_counted_not_fatal(corpus, tmp_path):

@@ -52,6 +52,8 @@ def test_demo_keeps_articles_and_drops_each_kind_of_junk(demo):
     assert stages["write"]["docs_out"] == len(df)
     assert_balanced(report)
     assert not (out / "_spill").exists(), "the dedup spill files are removed after the run"
+    assert sorted(p.name for p in out.iterdir()) == ["documents", "stats.json"], "no staging or working folders left"
+    assert all(p.name.startswith("part-") for p in (out / "documents").iterdir()), "no beam-temp-* left"
     on_disk = json.loads((out / "stats.json").read_text())
     assert on_disk["stages"] == stages and on_disk["extractor"] == "justext"
 
