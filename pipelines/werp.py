@@ -57,9 +57,10 @@ class WerpOptions(PipelineOptions):
 def build(p: beam.Pipeline, *, recipe: WebRecipe, inputs: list[str], output: str, rejected_output: str | None) -> None:
     """The recipe as a Beam graph: read+extract fuse, only keys and ids cross the dedup shuffles."""
     emit = rejected_output is not None
-    pages = p | "Globs" >> beam.Create(inputs) | "ReadWarc" >> ReadWarcPages(
-        max_record_bytes=recipe.read.max_record_bytes, split_bytes=recipe.read.split_bytes)
+    pages, read_rejected = p | "Globs" >> beam.Create(inputs) | "ReadWarc" >> ReadWarcPages(
+        max_record_bytes=recipe.read.max_record_bytes, split_bytes=recipe.read.split_bytes, emit_rejected=emit)
     docs, rejected = pages | "WebDocuments" >> WebDocuments(recipe, emit_rejected=emit)
+    rejected.insert(0, read_rejected)
     rows = None
     if recipe.dedup.any:
         deduped = docs | "Dedup" >> Dedup(recipe.dedup, spill_prefix=f"{output.rstrip('/')}/{SPILL_DIR}/dedup",
