@@ -13,7 +13,6 @@ from __future__ import annotations
 import sys
 
 import apache_beam as beam
-import yaml
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.jobs import JobError, apply_flags, check_parquet, expand_inputs, job_main, run_job, with_output
@@ -26,6 +25,7 @@ from transforms.beam.stages import REJECTED
 from transforms.beam.write import WriteRejected, WriteRows
 from transforms.code.recipe import CodeRecipe, RewriteStage, code_recipe_from_mapping
 from transforms.code.syntax import SyntaxConfig
+from transforms.config import load_yaml
 from transforms.io.parquet import CODE_SCHEMA
 from transforms.io.samples import Sample
 from transforms.llm.cache import Generation
@@ -41,7 +41,7 @@ REJECTED_ARTIFACTS = ("part-*.parquet",)
 
 def load_code_recipe(name_or_path: str) -> CodeRecipe:
     path = find_recipe(name_or_path, family="swallowcode")
-    return code_recipe_from_mapping(yaml.safe_load(path.read_text(encoding="utf-8")) or {}, where=str(path))
+    return code_recipe_from_mapping(load_yaml(path), where=str(path))
 
 
 def parse_rewrite(sample: Sample, generation: Generation, *, stage: str, cfg: RewriteStage) -> Sample | str:

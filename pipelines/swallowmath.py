@@ -12,7 +12,6 @@ from __future__ import annotations
 import sys
 
 import apache_beam as beam
-import yaml
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.jobs import JobError, apply_flags, check_parquet, expand_inputs, job_main, run_job, with_output
@@ -22,6 +21,7 @@ from transforms.beam.read_samples import ReadSamples
 from transforms.beam.rewrite import Rewrite, rewritten
 from transforms.beam.stages import REJECTED
 from transforms.beam.write import WriteRejected, WriteRows
+from transforms.config import load_yaml
 from transforms.io.parquet import MATH_SCHEMA
 from transforms.io.samples import Sample
 from transforms.llm.cache import Generation
@@ -39,7 +39,7 @@ REJECTED_ARTIFACTS = ("part-*.parquet",)
 
 def load_math_recipe(name_or_path: str) -> MathRecipe:
     path = find_recipe(name_or_path, family="swallowmath")
-    return math_recipe_from_mapping(yaml.safe_load(path.read_text(encoding="utf-8")) or {}, where=str(path))
+    return math_recipe_from_mapping(load_yaml(path), where=str(path))
 
 
 def parse(sample: Sample, generation: Generation, *, min_chars: int) -> Sample | str:

