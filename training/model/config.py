@@ -32,6 +32,9 @@ class ModelConfig:
     """Share the embedding matrix with the output head (saves vocab * dim parameters)."""
     init_std: float = 0.02
     """Std of the normal weight init; residual output projections get init_std / sqrt(2 * n_layers)."""
+    dropout: float = 0.0
+    """Residual dropout on each block's attention and MLP outputs while training (GPT-2's resid_pdrop); 0 = none,
+    as in Llama pretraining. Not supported by trainer=streambp (it recomputes forwards)."""
 
     def __post_init__(self) -> None:
         if self.vocab_size < 2:
@@ -48,6 +51,8 @@ class ModelConfig:
             raise ValueError(f"n_kv_heads ({self.kv_heads}) must divide n_heads ({self.n_heads})")
         if self.n_layers < 1:
             raise ValueError(f"n_layers must be at least 1, got {self.n_layers}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
     @property
     def kv_heads(self) -> int:

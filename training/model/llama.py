@@ -106,10 +106,11 @@ class Block(nn.Module):
         self.attn = Attention(cfg)
         self.mlp_norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.mlp = FeedForward(cfg.dim, cfg.hidden_dim)
+        self.drop = nn.Dropout(cfg.dropout) if cfg.dropout else nn.Identity()  # Identity draws no random numbers
 
     def forward(self, x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x), rope)
-        return x + self.mlp(self.mlp_norm(x))
+        x = x + self.drop(self.attn(self.attn_norm(x), rope))
+        return x + self.drop(self.mlp(self.mlp_norm(x)))
 
     def kv(self, x: torch.Tensor, rope: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values of a whole sequence, for `forward_chunk` (sequence-chunked trainers)."""
@@ -117,8 +118,8 @@ class Block(nn.Module):
 
     def forward_chunk(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
         """The block on the last positions x (B, c, d) of a prefix whose keys/values are k, v (B, Hkv, e, hd)."""
-        x = x + self.attn.attend(self.attn_norm(x), k, v, rope)
-        return x + self.mlp(self.mlp_norm(x))
+        x = x + self.drop(self.attn.attend(self.attn_norm(x), k, v, rope))
+        return x + self.drop(self.mlp(self.mlp_norm(x)))
 
 
 class Llama(nn.Module):

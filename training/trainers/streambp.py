@@ -9,6 +9,7 @@ gradients are summed over ranks once per optimizer step, after the last micro-ba
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from training.distributed import all_reduce_grads, all_reduce_sum
 from training.stream import NextToken, StreamConfig, streambp_backward
@@ -19,6 +20,13 @@ from training.trainers.baseline import Batch, Trainer
 class StreamBPTrainer(Trainer):
     name = "streambp"
     wrap_ddp = False
+
+    def build_parts(self) -> list[nn.Module]:
+        if self.model_cfg.dropout:
+            raise ValueError(f"model.dropout = {self.model_cfg.dropout}: StreamBP recomputes each layer's forward in its "
+                             "backward, where dropout would draw other masks than the forward did; set model.dropout=0 "
+                             "or use trainer=baseline")
+        return super().build_parts()
 
     def stream_config(self) -> StreamConfig:
         return StreamConfig(chunk=self.cfg.streambp.chunk, logits_chunk=self.cfg.streambp.logits_chunk)
