@@ -99,3 +99,12 @@ def all_reduce_grads(d: Dist, params: list[torch.nn.Parameter], *, group: object
                 t.copy_(flat[offset:offset + t.numel()].view_as(t))
                 offset += t.numel()
             bucket, size = [], 0
+
+
+def all_gather_object(d: Dist, obj: object) -> list[object]:
+    """Every rank's value, in rank order, on every rank (problems found by each rank, per-rank flags)."""
+    if not d.initialized:
+        return [obj]
+    out: list[object] = [None] * d.world
+    dist.all_gather_object(out, obj)
+    return out

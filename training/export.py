@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import yaml
 
-from training.checkpoint import CheckpointError, list_checkpoints, load_model_weights
+from training.checkpoint import CheckpointError, load_model_weights, read_meta, resolve
 from training.model import Llama, ModelConfig
 
 EOS_TOKEN = "<|endoftext|>"
@@ -97,16 +97,15 @@ def find_tokenizer(run: Path) -> str | None:
 
 
 def export(run: str | Path, out: str | Path, *, tokenizer: str | None = None, dtype: str = "float32") -> Path:
-    """Write the Hugging Face folder for the run's newest checkpoint (or the given checkpoint folder)."""
-    run = Path(run)
-    if not (run / "meta.json").is_file() and not list_checkpoints(run / "checkpoints"):
-        raise CheckpointError(f"{run}: no checkpoint found; pass a run folder (with checkpoints/) or a "
-                              "checkpoints/step-N folder")
-    ckpt = run if (run / "meta.json").is_file() else list_checkpoints(run / "checkpoints")[-1]
-    meta = json.loads((ckpt / "meta.json").read_text())
-    cfg = ModelConfig(**meta["model"])
+    """Write the Hugging Face folder for the run's newest checkpoint (or the given checkpoint folder); refuses a
+    checkpoint whose files do not match their recorded checksums or whose weights are not finite."""
+    ckpt = resolve(run)
+    try:
+        cfg = ModelConfig(**read_meta(ckpt)["model"])
+    except (CheckpointError, KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{ckpt}: meta.json does not describe a model ({err}); pass another checkpoint") from None
     model = Llama(cfg)
-    load_model_weights(ckpt, model)
+    meta = load_model_weights(ckpt, model)
     tokenizer = tokenizer or find_tokenizer(ckpt)
     tok = hf_tokenizer(tokenizer) if tokenizer else None
     if tok is not None and len(tok) > cfg.vocab_size:
