@@ -97,6 +97,12 @@ class TrainSection:
     """torch intra-op threads per rank on CPU (None = leave torch's default); fix it for bitwise resume."""
     peak_tflops: float | None = None
     """Peak dense TFLOP/s of one device for the MFU estimate; None = looked up for known GPUs, no MFU on CPU."""
+    nonfinite: Literal["stop", "skip"] = "stop"
+    """A NaN/inf loss or gradient norm: stop = end the run before that step's update, saving nothing from it
+    (exit 3); skip = drop the step's gradients (no optimizer step; step count, data and LR schedule advance) and
+    log it as skipped in metrics.jsonl."""
+    max_skipped: int = 10
+    """With nonfinite=skip: stop once more than this many steps in a row were skipped (the run has diverged)."""
 
 
 @dataclass(frozen=True, kw_only=True)

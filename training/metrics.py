@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import resource
+import signal
 import sys
 import time
 from pathlib import Path
@@ -32,28 +33,60 @@ def memory_stats(device: torch.device) -> dict[str, float]:
     return {"mem_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
+def throughput(tokens: int, seconds: float, *, tokens_per_step: int, flops_per_token: float,
+               peak_tflops: float | None, device: torch.device, world: int) -> dict[str, float]:
+    """tokens/s over all ranks, the MFU estimate when the device peak is known, and peak memory."""
+    rate = tokens / seconds if seconds > 0 else 0.0
+    steps = max(1.0, tokens / tokens_per_step)
+    out = {"tokens_per_s": rate, "step_time_s": seconds / steps, **memory_stats(device)}
+    if peak_tflops:
+        out["mfu"] = rate * flops_per_token / (peak_tflops * 1e12 * world)
+    return out
+
+
+def final_line(summary: dict[str, Any], *, steps: int, checkpoints: Path) -> str:
+    """A run's last printed line: how it ended (done, stopped, interrupted), its loss and speed, its checkpoints."""
+    step = summary["steps"]
+    if "signal" in summary:
+        ended = f"interrupted by {signal.Signals(summary['signal']).name} at step {step}/{steps}, checkpoint saved"
+    else:
+        ended = "done" if step >= steps else f"done (stopped at {step}/{steps}; run again to resume)"
+    ev = f", held-out loss {summary['eval_loss']:.4f} (ppl {summary['eval_ppl']:.2f})" if "eval_loss" in summary else ""
+    return (f"{ended}: {step} steps, {summary['tokens']:,} tokens, final loss {summary['final_loss']:.4f}{ev}; "
+            f"{summary['tokens_per_s']:,.0f} tokens/s; checkpoints in {checkpoints}")
+
+
 class MetricsLog:
-    """Rank 0 appends one JSON object per line to metrics.jsonl and mirrors scalars to TensorBoard."""
+    """Rank 0 appends one JSON object per line to metrics.jsonl and mirrors scalars to TensorBoard.
+
+    `start(step)` opens both for a run that begins (or resumes) at `step`: records of later steps, written by an
+    earlier invocation past its last checkpoint, are dropped (TensorBoard's purge_step), so a resumed run's log
+    reads as one uninterrupted run with no step twice."""
 
     def __init__(self, run_dir: str | Path, *, enabled: bool, tensorboard: bool) -> None:
-        self.enabled = enabled
-        self.path = Path(run_dir) / "metrics.jsonl"
+        self.enabled, self.tensorboard = enabled, tensorboard
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / "metrics.jsonl"
+        self.file = None
         self.writer = None
-        if not enabled:
+
+    def start(self, step: int) -> None:
+        if not self.enabled:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        truncate_after(self.path, step)
         self.file = self.path.open("a", encoding="utf-8")
-        if tensorboard:
+        if self.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:  # tensorboard is in the `train` extra; JSONL still has everything
                 print("tensorboard is not installed (pip install 'refinery[train]'); logging to metrics.jsonl only",
                       file=sys.stderr)
             else:
-                self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"))
+                self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=step + 1 if step else None)
 
     def log(self, step: int, values: dict[str, Any]) -> None:
-        if not self.enabled:
+        if self.file is None:
             return
         self.file.write(json.dumps({"step": step, "time": round(time.time(), 3), **values}) + "\n")
         self.file.flush()
@@ -63,10 +96,33 @@ class MetricsLog:
                     self.writer.add_scalar(key, value, step)
 
     def close(self) -> None:
-        if self.enabled:
+        if self.file is not None:
             self.file.close()
-            if self.writer is not None:
-                self.writer.close()
+            self.file = None
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def truncate_after(path: Path, step: int) -> None:
+    """Drop the records of steps after `step` (and a torn last line) from a metrics file, atomically."""
+    if not path.is_file():
+        return
+    keep, dropped = [], False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            dropped = True
+            continue
+        if isinstance(record, dict) and record.get("step", 0) > step:
+            dropped = True
+        else:
+            keep.append(line)
+    if dropped:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+        tmp.replace(path)
 
 
 class Progress:

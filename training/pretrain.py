@@ -5,7 +5,9 @@ python -m training.pretrain --config 150m data.path=out/tokens train.steps=20000
 torchrun --nproc-per-node=8 -m training.pretrain --config 1b output=runs/1b
 
 Anything in the config can be overridden with key=value (YAML values: numbers, true/false, null). A run
-resumes from the newest checkpoint in <output>/checkpoints unless checkpoint.resume=false.
+resumes from the newest checkpoint in <output>/checkpoints that verifies and loads, unless checkpoint.resume=false.
+Exit status: 0 done, 2 a config, data or checkpoint error, 3 training diverged (train.nonfinite), 130 / 143
+stopped by SIGINT / SIGTERM after saving a checkpoint (the same command resumes).
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from training.data.format import ShardError
 from training.distributed import Dist, setup, teardown
 from training.model import ModelConfig
 from training.trainers import TRAINERS
+from training.trainers.guard import NonFiniteError
 from transforms.config import ConfigError
 
 
@@ -114,14 +117,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     d = setup(cfg.train.device)
     try:
-        train(cfg, d)
+        summary = train(cfg, d)
     except (ConfigError, ShardError, CheckpointError, ValueError) as err:
         if rank == 0:
             print(f"error: {err}", file=sys.stderr)
         return 2
+    except NonFiniteError as err:  # every rank raises it alike
+        if rank == 0:
+            print(f"error: {err}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:  # a second Ctrl-C while the first waits for the step boundary (or one before training)
+        if rank == 0:
+            print("interrupted: exiting at once, without a checkpoint", file=sys.stderr)
+        return 130
     finally:
         teardown(d)
-    return 0
+    return 128 + summary["signal"] if "signal" in summary else 0
 
 
 if __name__ == "__main__":

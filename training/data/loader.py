@@ -125,8 +125,12 @@ class TokenLoader:
         cfg = self.cfg
         dataset = TokenStream(self.infos, self.units, batch_size=cfg.batch_size, seed=cfg.seed, rank=self.rank,
                               world=self.world, workers=cfg.num_workers, start=self.batches, reader=self.reader)
+        # its own generator: the iterator draws the workers' base seed from it, never from torch's global one,
+        # which a resumed run has just restored and must leave exactly as the uninterrupted run has it
+        generator = torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, self.rank, self.batches])
+                                                      .generate_state(1)[0]))
         loader = DataLoader(dataset, batch_size=None, num_workers=cfg.num_workers, pin_memory=cfg.pin_memory,
-                            prefetch_factor=cfg.prefetch_factor, persistent_workers=False)
+                            prefetch_factor=cfg.prefetch_factor, persistent_workers=False, generator=generator)
         batches = iter(loader)
         try:
             for batch in batches:

@@ -20,32 +20,14 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from training import checkpoint
 from training.config import RunConfig
 from training.distributed import Dist, all_reduce_sum
-from training.metrics import MetricsLog, Progress, device_peak_tflops, memory_stats
+from training.metrics import MetricsLog, Progress, device_peak_tflops, final_line, throughput
 from training.model import Llama, ModelConfig, flops_per_token, next_token_loss, param_count
 from training.optim import build_optimizer, lr_at, set_lr
+from training.rng import derived_seed, seed_rngs
+from training.trainers.guard import StepGuard
+from training.trainers.sizing import accumulation_steps, autocast_dtype
 
 Batch = tuple[torch.Tensor, torch.Tensor]
-
-
-def accumulation_steps(*, tokens_per_step: int | None, micro_batch_size: int, seq_len: int, world: int) -> int:
-    """Micro-batches per rank per optimizer step so that a step sees exactly tokens_per_step tokens."""
-    per_micro = micro_batch_size * seq_len * world
-    if tokens_per_step is None:
-        return 1
-    if tokens_per_step % per_micro:
-        raise ValueError(f"train.tokens_per_step = {tokens_per_step} is not a multiple of micro_batch_size × seq_len × "
-                         f"ranks = {micro_batch_size} × {seq_len} × {world} = {per_micro}; use a multiple "
-                         f"(e.g. {max(1, round(tokens_per_step / per_micro)) * per_micro})")
-    return tokens_per_step // per_micro
-
-
-def autocast_dtype(cfg_dtype: str, device: torch.device) -> torch.dtype | None:
-    """bf16 autocast where asked for or (auto) where the GPU supports it; None means plain fp32."""
-    if cfg_dtype == "bf16":
-        return torch.bfloat16
-    if cfg_dtype == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return None
 
 
 class Trainer:
@@ -54,6 +36,8 @@ class Trainer:
     name = "baseline"
     wrap_ddp = True
     """DDP hooks gradient reduction into one backward per forward; trainers with another backward reduce themselves."""
+    lagged_guard = False
+    """Whether ranks agree on non-finite steps and stop requests a step late (stages that must never wait)."""
 
     def __init__(self, cfg: RunConfig, *, d: Dist, model_cfg: ModelConfig, train_loader: Any,
                  eval_loader: Any | None, seq_len: int, data_meta: dict[str, Any]) -> None:
@@ -66,19 +50,22 @@ class Trainer:
                                         world=self.data_world)
         self.tokens_per_step = cfg.train.micro_batch_size * seq_len * self.data_world * self.accum
         self.amp_dtype = autocast_dtype(cfg.train.dtype, d.device)
-        torch.manual_seed(cfg.train.seed)
+        seed_rngs(cfg.train.seed)  # the same initial weights on every rank
         self.parts = self.build_parts()
         if cfg.train.compile:
             for part in self.parts:
                 for layer in getattr(part, "layers", {}).values():  # the decoder's layers; aux nets stay eager
                     layer.compile()
         self.optimizers = [build_optimizer(part, cfg.optim, fused=d.device.type == "cuda") for part in self.parts]
+        seed_rngs(derived_seed(cfg.train.seed, d.rank))  # then each rank its own dropout masks
         self.meta = {"model": dataclasses.asdict(model_cfg), "data": data_meta, "tokens_per_step": self.tokens_per_step,
                      "trainer": self.name}
         self.step, self.tokens = 0, 0
         self.log = MetricsLog(self.run_dir, enabled=self.reporter, tensorboard=cfg.log.tensorboard)
         self.flops_per_token = flops_per_token(model_cfg, seq_len)
         self.peak = device_peak_tflops(d.device, cfg.train.peak_tflops)
+        self.guard = StepGuard(d=d, policy=cfg.train.nonfinite, max_skipped=cfg.train.max_skipped,
+                               lagged=self.lagged_guard, checkpoints=self.checkpoint_root(), announce=self.reporter)
 
     # -- the method-specific part ------------------------------------------------------------------------------
     @classmethod
@@ -140,25 +127,35 @@ class Trainer:
     def checkpoint_root(self) -> Path:
         return self.run_dir / "checkpoints"
 
+    def rank_state(self) -> dict[str, Any]:
+        """This rank's checkpoint entries besides weights, optimizer and RNG: data position, guard counters."""
+        return {"data": self.train_loader.state_dict(), "guard": self.guard.state_dict()}
+
     def resume(self) -> None:
         if not self.cfg.checkpoint.resume:
             return
         resumed = checkpoint.load_latest(self.checkpoint_root(), d=self.d, parts=self.parts,
-                                         optimizers=self.optimizers, meta=self.meta,
-                                         data_template=self.train_loader.state_dict())
+                                         optimizers=self.optimizers, meta=self.meta, rank_template=self.rank_state())
         if resumed is None:
             return
         self.step, self.tokens = resumed.step, resumed.tokens
         try:
-            self.train_loader.load_state_dict(resumed.data_state)
+            self.train_loader.load_state_dict(resumed.rank_state["data"])
         except ValueError as err:  # other shards, batch size or loader workers than the checkpointed run
             raise checkpoint.CheckpointError(f"{resumed.path}: the data position does not fit this run's data: {err}") from err
+        if "guard" in resumed.rank_state:
+            self.guard.load_state_dict(resumed.rank_state["guard"])
         if self.reporter:
-            print(f"resumed from {resumed.path} at step {self.step} ({self.tokens:,} tokens)", flush=True)
+            for passed in resumed.passed_over:
+                print(f"passing over {passed}; set aside as .corrupt", flush=True)
+            instead = f"resuming from {Path(resumed.path).name} instead" if resumed.passed_over else "resumed from"
+            unverified = "; unverified: written before checksums were recorded" if not resumed.verified else ""
+            print(f"{instead} {resumed.path} at step {self.step} ({self.tokens:,} tokens){unverified}", flush=True)
 
     def save(self) -> Path:
+        self.guard.settle()  # a stop decided on a rank must be known before anything is written
         return checkpoint.save(self.checkpoint_root(), d=self.d, step=self.step, tokens=self.tokens, parts=self.parts,
-                               optimizers=self.optimizers, data_state=self.train_loader.state_dict(), meta=self.meta,
+                               optimizers=self.optimizers, rank_state=self.rank_state(), meta=self.meta,
                                keep=self.cfg.checkpoint.keep)
 
     def to_device(self, batch: Batch) -> Batch:
@@ -175,14 +172,22 @@ class Trainer:
         max_norm = self.cfg.optim.grad_clip if self.cfg.optim.grad_clip > 0 else math.inf
         return float(torch.nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], max_norm))
 
-    def optimizer_step(self) -> tuple[float, float]:
+    def health(self, loss: float, grad_norm: float) -> tuple[float, float]:
+        """The loss and gradient norm this rank's update depends on (the decoupled pipeline: its module's own)."""
+        return loss, grad_norm
+
+    def optimizer_step(self, loss: float) -> tuple[float, float, bool]:
+        """Clip, let the guard judge the step (on every rank alike), then step the optimizers or drop the gradients."""
         lr = lr_at(self.step, self.cfg.optim, self.cfg.train.steps)
         grad_norm = self.clip()
+        own_loss, own_norm = self.health(loss, grad_norm)
+        stepped = self.guard.judge(step=self.step + 1, loss=own_loss, grad_norm=own_norm)
         for optimizer in self.optimizers:
-            set_lr(optimizer, lr)
-            optimizer.step()
+            if stepped:
+                set_lr(optimizer, lr)
+                optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-        return lr, grad_norm
+        return lr, grad_norm, stepped
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
@@ -227,10 +232,15 @@ class Trainer:
 
     def fit(self) -> dict[str, Any]:
         """Train to cfg.train.steps; returns the final summary (also written to metrics.jsonl)."""
+        with self.guard.signals:
+            self.resume()
+            self.log.start(self.step)
+            if self.reporter:
+                print(self.describe(), flush=True)
+            return self.loop()
+
+    def loop(self) -> dict[str, Any]:
         cfg = self.cfg
-        self.resume()
-        if self.reporter:
-            print(self.describe(), flush=True)
         self.set_train(True)
         batches: Iterator[Batch] = iter(self.train_loader)
         progress = Progress(total=cfg.train.steps, initial=self.step, enabled=self.reporter and cfg.log.progress)
@@ -238,24 +248,28 @@ class Trainer:
         start_step, train_time = self.step, 0.0
         end = cfg.train.steps if cfg.train.stop_after is None else min(cfg.train.steps, self.step + cfg.train.stop_after)
         loss_value = math.nan
-        while self.step < end:
+        while self.step < end and self.guard.signum is None:
             micro = [self.to_device(next(batches)) for _ in range(self.accum)]
             self.before_step()
             loss = self.forward_backward(micro)
-            lr, grad_norm = self.optimizer_step()
+            loss_value = self.reduce_loss(float(loss))
+            lr, grad_norm, _ = self.optimizer_step(loss_value)
             self.step += 1
             extra = self.after_step()
             self.tokens += self.tokens_per_step
             window_tokens += self.tokens_per_step
-            loss_value = self.reduce_loss(float(loss))
             progress.update({"loss": f"{loss_value:.4f}", "lr": f"{lr:.2e}"})
+            for event in self.guard.events:  # skipped steps, as all ranks agreed on them
+                self.log.log(event.pop("step"), event)
+            self.guard.events.clear()
             if extra:
                 self.log.log(self.step, extra)
             if self.step % cfg.log.every == 0 or self.step == end:
                 elapsed = time.perf_counter() - window_start
                 train_time += elapsed
                 record = self.throughput(window_tokens, elapsed)
-                record.update(loss=loss_value, lr=lr, grad_norm=grad_norm, tokens=self.tokens)
+                record.update(loss=loss_value, lr=lr, grad_norm=grad_norm, tokens=self.tokens,
+                              skipped_steps=self.guard.skipped)
                 self.log.log(self.step, record)
                 if progress.bar is None and self.reporter:
                     print(f"step {self.step}/{cfg.train.steps} loss {loss_value:.4f} lr {lr:.2e} "
@@ -266,27 +280,22 @@ class Trainer:
                 last_eval = self.evaluate()
                 if last_eval:
                     self.log.log(self.step, last_eval)
-            if cfg.checkpoint.every and self.step % cfg.checkpoint.every == 0 or self.step == end:
+            if (cfg.checkpoint.every and self.step % cfg.checkpoint.every == 0 or self.step == end
+                    or self.guard.signum is not None):
                 self.save()
             window_start += time.perf_counter() - paused  # evaluation and saving are not training time
         progress.close()
         summary = {"summary": True, "steps": self.step, "tokens": self.tokens, "final_loss": loss_value,
-                   "train_s": round(train_time, 2),
+                   "skipped_steps": self.guard.skipped, "train_s": round(train_time, 2),
                    **self.throughput(self.tokens_per_step * (self.step - start_step), train_time), **last_eval}
+        if self.guard.signum is not None:
+            summary["signal"] = self.guard.signum
         self.log.log(self.step, summary)
         self.log.close()
         if self.reporter:
-            ev = f", held-out loss {last_eval['eval_loss']:.4f} (ppl {last_eval['eval_ppl']:.2f})" if last_eval else ""
-            stopped = "" if self.step >= cfg.train.steps else f" (stopped at {self.step}/{cfg.train.steps}; run again to resume)"
-            print(f"done{stopped}: {self.step} steps, {self.tokens:,} tokens, final loss {loss_value:.4f}{ev}; "
-                  f"{summary['tokens_per_s']:,.0f} tokens/s; checkpoints in {self.checkpoint_root()}", flush=True)
+            print(final_line(summary, steps=cfg.train.steps, checkpoints=self.checkpoint_root()), flush=True)
         return summary
 
     def throughput(self, tokens: int, seconds: float) -> dict[str, float]:
-        """tokens/s over all ranks, the MFU estimate when the device peak is known, and peak memory."""
-        rate = tokens / seconds if seconds > 0 else 0.0
-        steps = max(1.0, tokens / self.tokens_per_step)
-        out = {"tokens_per_s": rate, "step_time_s": seconds / steps, **memory_stats(self.d.device)}
-        if self.peak:
-            out["mfu"] = rate * self.flops_per_token / (self.peak * 1e12 * self.d.world)
-        return out
+        return throughput(tokens, seconds, tokens_per_step=self.tokens_per_step, flops_per_token=self.flops_per_token,
+                          peak_tflops=self.peak, device=self.d.device, world=self.d.world)

@@ -40,6 +40,7 @@ PARAMS_TAG, STATS_TAG = 1 << 20, 1 << 21  # message tags above any microbatch in
 class DecoupledPipelineTrainer(LocalTrainer):
     name = "local-decoupled"
     decoupled = True
+    lagged_guard = True  # a global verdict per step would make every stage wait for the last one
 
     @property
     def reporter(self) -> bool:
@@ -73,7 +74,7 @@ class DecoupledPipelineTrainer(LocalTrainer):
         self.man = cfg.local.method == "man"
         self.trace: list[Span] | None = None
         self.window: list[Span] = []
-        self.own_loss = 0.0
+        self.own_loss, self.own_norm = 0.0, 0.0
         self.module_losses, self.module_norms = [], []
         self.sends: dict[int, object] = {}
         parts: list[nn.Module] = [self.llama]
@@ -100,6 +101,11 @@ class DecoupledPipelineTrainer(LocalTrainer):
     def params(self) -> list[nn.Parameter]:
         return trainable(self.parts)
 
+    def health(self, loss: float, grad_norm: float) -> tuple[float, float]:
+        """This module's own loss and the norm it was clipped by (its own, or the pipeline's with local.clip=global):
+        a module skips its update on its own numbers, which its data-parallel replicas share."""
+        return self.own_loss, self.own_norm
+
     def reduce_loss(self, loss: float) -> float:
         """The real head's loss: the last stages' shares summed over replicas (no earlier stage takes part)."""
         return reduce_over(self.dp_group, self.dp, [loss])[0] if self.stage.next is None else 0.0
@@ -109,10 +115,10 @@ class DecoupledPipelineTrainer(LocalTrainer):
         loss and norm go to the reporter, which returns the whole network's norm."""
         params = [p for p in self.params() if p.grad is not None]
         if self.clip_scope() == "module":
-            own = self.clip_params(params)
+            own = self.own_norm = self.clip_params(params)
         else:
             sq = sum(float(p.grad.detach().double().pow(2).sum()) for p in params)
-            whole = reduce_over(self.pp_group, self.pp, [sq])[0] ** 0.5
+            whole = self.own_norm = reduce_over(self.pp_group, self.pp, [sq])[0] ** 0.5
             self.clip_grads(params, whole)
             own = sq ** 0.5
         if self.dp_rank != 0 or self.pp == 1:
