@@ -1,0 +1,362 @@
+"""Training under hostile conditions: non-finite steps, corrupt checkpoints, bitwise resume of every trainer, SIGINT."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed.checkpoint as dcp
+
+from tests.training.markov import write_markov_shards
+from tests.training.test_trainer import SMALL, pretrain
+from training import checkpoint
+from training.config import load_config
+from training.data.loader import open_training_data
+from training.distributed import Dist
+from training.metrics import MetricsLog, read_metrics
+from training.model import Llama, ModelConfig
+from training.pretrain import build_model_config
+from training.trainers import Trainer
+
+HERE = Path(__file__).resolve().parent
+ONE = Dist(rank=0, world=1, local_rank=0, device=torch.device("cpu"))
+DIVERGES = ["optim.lr=1e20", "checkpoint.every=1", "eval.every=0", "train.steps=6"]  # step 1 fine, step 2 NaN norm
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("markov")
+    write_markov_shards(root)
+    return root
+
+
+# -- bitwise resume of every trainer (one launch per rank count checks them all) --------------------------------
+DROP = "model.dropout=0.1"  # dropout draws from the global RNG every step, so a restored RNG must be exact
+UNTIED = "model.tie_embeddings=false"  # local learning cannot tie the embedding to the last module's head
+CASES = {
+    "baseline": [DROP, "data.num_workers=1"],
+    "streambp": ["trainer=streambp", "streambp.chunk=8"],  # StreamBP refuses dropout: it recomputes forwards
+    "local": ["trainer=local", "local.blocks=2", DROP, UNTIED],
+    "decoupled": ["trainer=pipeline", "pipeline.schedule=decoupled", "pipeline.microbatches=2", "local.method=man",
+                  DROP, UNTIED],
+    "skippipe": ["trainer=pipeline", "pipeline.schedule=skippipe", "pipeline.microbatches=2", DROP],
+    "1f1b": ["trainer=pipeline", "pipeline.schedule=1f1b", "pipeline.microbatches=2", DROP, "data.num_workers=1"],
+    "interleaved1f1b": ["trainer=pipeline", "pipeline.schedule=interleaved1f1b", "pipeline.microbatches=2",
+                        "model.n_layers=4", DROP],
+}
+BLOCKS = {1: "local.blocks=1", 2: "local.blocks=2"}  # the decoupled pipeline runs one module per rank
+ON_ONE_RANK = ("baseline", "streambp", "local", "decoupled", "skippipe")  # the pipeline schedules need 2 ranks
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_every_trainer_resumes_bitwise_after_a_corrupt_checkpoint(shards, tmp_path, ranks):
+    """8 steps in one go == 5 steps, a bit flipped in step 5's checkpoint, and a resume to 8 from step 4: every
+    checkpoint entry (weights, optimizer, data position, each rank's torch/numpy/python RNG) bit for bit, and
+    metrics.jsonl with each step once."""
+    names = [n for n in CASES if ranks == 2 or n in ON_ONE_RANK]
+    cases = [{"name": n, "overrides": CASES[n] + ([BLOCKS[ranks]] if n == "decoupled" else [])} for n in names]
+    launcher = [] if ranks == 1 else ["-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}"]
+    proc = subprocess.run([sys.executable, *launcher, str(HERE / "resume_check.py"), json.dumps(cases), str(shards),
+                           str(tmp_path)], capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parents[1])})
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith('{"case"')]
+    assert [r["case"] for r in results] == names
+    for r in results:
+        assert r["diffs"] == [], r
+        assert r["ranks"] == [f"rank{i}" for i in range(ranks)], r
+        assert r["rng"] == sorted(f"rank{i}.rng.{k}" for i in range(ranks) for k in ("numpy", "python", "torch")), r
+        assert r["entries"] > 100 and r["same_metrics"] and r["steps_logged"] == list(range(1, 9)), r
+        assert r["set_aside"] == ["step-00000005.corrupt"], r
+
+
+# -- non-finite loss or gradient norm ---------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("ranks,extra", [
+    (1, []),
+    (2, ["--trainer=pipeline", "--schedule=1f1b"]),  # only the last stage knows the loss
+    (2, ["--trainer=pipeline", "--schedule=decoupled", "--blocks=2", UNTIED]),  # modules decide on their own numbers
+])
+def test_a_diverging_run_stops_at_once_and_keeps_its_good_checkpoint(shards, tmp_path, ranks, extra):
+    run = tmp_path / "run"
+    proc = pretrain("--config", "tiny", f"data.path={shards}", f"output={run}", *SMALL, *DIVERGES, *extra,
+                    ranks=ranks, check=False)
+    assert proc.returncode != 0
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-00000001"]  # keep=2 kept no NaN one
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "step 2: the loss or gradient norm is not finite" in errors[0], proc.stderr[-3000:]
+    assert "optim.lr" in errors[0] and str(run / "checkpoints" / "step-00000001") in errors[0]
+    if ranks == 1:
+        assert proc.returncode == 3 and proc.stderr.strip() == errors[0]
+        from training.export import main as export_main
+
+        assert export_main(["--run", str(run), "--out", str(tmp_path / "hf")]) == 0  # the good step 1
+
+
+class BadBatch(Trainer):
+    """The baseline trainer whose step 3 meets a batch that overflows: its gradients come out NaN."""
+
+    def forward_backward(self, micro_batches):
+        loss = super().forward_backward(micro_batches)
+        if self.step + 1 == 3:
+            next(self.model.parameters()).grad.fill_(float("nan"))
+        return loss
+
+    def after_step(self):
+        self.weights = [*getattr(self, "weights", []), [p.detach().clone() for p in self.model.parameters()]]
+        return super().after_step()
+
+
+def bad_batch_trainer(shards: Path, out: Path, *overrides: str) -> BadBatch:
+    cfg = load_config("tiny", [f"data.path={shards}", f"output={out}", *SMALL, "train.steps=5", "eval.every=0",
+                               "log.progress=false", *overrides])
+    data = open_training_data(cfg.data, micro_batch_size=cfg.train.micro_batch_size, eval_batches=cfg.eval.batches)
+    model_cfg = build_model_config(cfg, vocab_size=data.meta.vocab_size, seq_len=data.meta.seq_len)
+    return BadBatch(cfg, d=ONE, model_cfg=model_cfg, train_loader=data.train, eval_loader=data.valid,
+                    seq_len=data.meta.seq_len, data_meta={"seq_len": data.meta.seq_len})
+
+
+def test_skip_policy_drops_the_bad_step_and_trains_on(shards, tmp_path):
+    trainer = bad_batch_trainer(shards, tmp_path, "train.nonfinite=skip", "checkpoint.every=0")
+    summary = trainer.fit()
+    assert summary["steps"] == 5 and summary["skipped_steps"] == 1
+    w = trainer.weights
+    assert all(torch.equal(a, b) for a, b in zip(w[1], w[2]))  # step 3 left the weights as step 2 did
+    assert not all(torch.equal(a, b) for a, b in zip(w[2], w[3]))  # step 4 trains again
+    adam = trainer.optimizers[0].state
+    assert {int(s["step"]) for s in adam.values()} == {4}  # 5 steps, 1 skipped: Adam took 4
+    skipped = [r for r in read_metrics(tmp_path) if r.get("skipped")]
+    assert [(r["step"], r["skipped_steps"]) for r in skipped] == [(3, 1)]
+
+
+def test_stop_policy_raises_before_the_update_and_saves_nothing_from_it(shards, tmp_path):
+    from training.trainers.guard import NonFiniteError
+
+    trainer = bad_batch_trainer(shards, tmp_path, "checkpoint.every=1", "checkpoint.keep=2")
+    with pytest.raises(NonFiniteError, match=r"step 3: .* resume from .*step-00000002") as err:
+        trainer.fit()
+    assert "\n" not in str(err.value) and "train.nonfinite=skip" in str(err.value)
+    assert [p.name for p in checkpoint.list_checkpoints(tmp_path / "checkpoints")] == ["step-00000001", "step-00000002"]
+    assert len(trainer.weights) == 2
+
+
+def test_skip_policy_stops_a_run_that_keeps_diverging(shards, tmp_path):
+    proc = pretrain("--config", "tiny", f"data.path={shards}", f"output={tmp_path}", *SMALL, *DIVERGES,
+                    "train.nonfinite=skip", "train.max_skipped=2", check=False)
+    assert proc.returncode == 3 and "step 4: more than train.max_skipped = 2 steps in a row" in proc.stderr
+    assert [(r["step"], r["skipped_steps"]) for r in read_metrics(tmp_path) if r.get("skipped")] == [(2, 1), (3, 2)]
+
+
+# -- checkpoints: refuse non-finite state, verify files, fall back, write atomically ----------------------------
+def tiny_model(seed: int) -> tuple[Llama, torch.optim.Optimizer]:
+    torch.manual_seed(seed)
+    model = Llama(ModelConfig(vocab_size=16, dim=8, n_layers=1, n_heads=2, ffn_dim=16, max_seq_len=8))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model(torch.randint(0, 16, (2, 8))).sum().backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    return model, optimizer
+
+
+def save_steps(root: Path, steps: list[int], *, keep: int = 0) -> dict[int, dict[str, torch.Tensor]]:
+    """Checkpoints of a model whose weights change between steps; returns each step's weights."""
+    model, optimizer = tiny_model(0)
+    weights = {}
+    for step in steps:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(step)
+        checkpoint.save(root, d=ONE, step=step, tokens=step, parts=[model], optimizers=[optimizer],
+                        rank_state={"data": {"batches": step}}, meta={"trainer": "t", "model": dataclasses.asdict(model.cfg)},
+                        keep=keep)
+        weights[step] = {k: v.clone() for k, v in model.state_dict().items()}
+    return weights
+
+
+def load(root: Path) -> tuple[checkpoint.Resumed | None, Llama]:
+    model, optimizer = tiny_model(1)
+    resumed = checkpoint.load_latest(root, d=ONE, parts=[model], optimizers=[optimizer], meta={"trainer": "t"},
+                                     rank_template={"data": {"batches": 0}})
+    return resumed, model
+
+
+def truncate(folder: Path) -> str:
+    shard = folder / "__0_0.distcp"
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])
+    return "file __0_0.distcp: "
+
+
+def flip(folder: Path) -> str:
+    shard = folder / "__0_0.distcp"
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 3] ^= 1
+    shard.write_bytes(bytes(data))
+    return "file __0_0.distcp: sha256 mismatch"
+
+
+def no_metadata(folder: Path) -> str:
+    (folder / ".metadata").unlink()
+    return "file .metadata: missing"
+
+
+def bad_meta(folder: Path) -> str:
+    (folder / "meta.json").write_text('{"step": 2, "model"')
+    return "file meta.json: unreadable (JSONDecodeError"
+
+
+@pytest.mark.parametrize("corrupt", [truncate, flip, no_metadata, bad_meta])
+def test_resume_passes_over_a_corrupt_checkpoint_to_the_newest_good_one(tmp_path, corrupt):
+    weights = save_steps(tmp_path, [1, 2])
+    why = corrupt(tmp_path / "step-00000002")
+    resumed, model = load(tmp_path)
+    assert resumed.step == 1 and resumed.rank_state["data"] == {"batches": 1}
+    assert len(resumed.passed_over) == 1 and resumed.passed_over[0].startswith(f"step-00000002 ({why}")
+    assert all(torch.equal(v, weights[1][k]) for k, v in model.state_dict().items())
+    assert (tmp_path / "step-00000002.corrupt").is_dir() and not (tmp_path / "step-00000002").exists()
+
+
+def test_resume_with_no_loadable_checkpoint_is_one_line_naming_each(tmp_path):
+    save_steps(tmp_path, [1, 2])
+    truncate(tmp_path / "step-00000002")
+    no_metadata(tmp_path / "step-00000001")
+    with pytest.raises(checkpoint.CheckpointError) as err:
+        load(tmp_path)
+    message = str(err.value)
+    assert "\n" not in message and "step-00000002: file __0_0.distcp" in message
+    assert "step-00000001: file .metadata: missing" in message and "checkpoint.resume=false" in message
+
+
+def test_a_half_written_checkpoint_is_never_the_latest(tmp_path):
+    weights = save_steps(tmp_path, [1])
+    (tmp_path / "step-00000002.tmp").mkdir()  # a crash mid-save: DCP's files but no meta.json, no rename
+    (tmp_path / "step-00000002.tmp" / "__0_0.distcp").write_bytes(b"partial")
+    (tmp_path / "step-00000003").mkdir()  # a folder without meta.json is not complete either
+    resumed, model = load(tmp_path)
+    assert resumed.step == 1 and resumed.passed_over == ()
+    assert all(torch.equal(v, weights[1][k]) for k, v in model.state_dict().items())
+    meta = json.loads((tmp_path / "step-00000001" / "meta.json").read_text())
+    assert sorted(meta["files"]) == sorted(p.name for p in (tmp_path / "step-00000001").iterdir() if p.name != "meta.json")
+
+
+def test_save_refuses_non_finite_state_and_keeps_the_good_checkpoint(tmp_path):
+    save_steps(tmp_path, [1], keep=1)
+    model, optimizer = tiny_model(0)
+    with torch.no_grad():
+        model.layers["0"].mlp.up_proj.weight[0, 0] = float("nan")
+    with pytest.raises(checkpoint.CheckpointError, match=r"refusing to save step 2: .*layers.0.mlp.up_proj.weight: 1 NaN"):
+        checkpoint.save(tmp_path, d=ONE, step=2, tokens=2, parts=[model], optimizers=[optimizer],
+                        rank_state={"data": {"batches": 2}}, meta={"trainer": "t"}, keep=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000001"]
+
+
+def write_raw_checkpoint(folder: Path, model: Llama) -> None:
+    """A checkpoint as an older version wrote it (no checksums, no finiteness check)."""
+    with checkpoint.quiet_if_single(False):
+        dcp.save({"model": model.state_dict()}, checkpoint_id=str(folder))
+    (folder / "meta.json").write_text(json.dumps({"model": dataclasses.asdict(model.cfg), "step": 7, "world": 1}))
+
+
+def test_export_refuses_non_finite_weights(tmp_path, capsys):
+    from training.export import main as export_main
+
+    model, _ = tiny_model(0)
+    with torch.no_grad():
+        model.head.weight[3] = float("inf")
+    write_raw_checkpoint(tmp_path / "ckpt", model)
+    assert export_main(["--run", str(tmp_path / "ckpt"), "--out", str(tmp_path / "hf")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "weights are not finite (head.weight: 0 NaN, 8 inf" in err
+    assert not (tmp_path / "hf").exists()
+
+
+def test_export_names_the_corrupt_file(tmp_path, capsys):
+    from training.export import main as export_main
+
+    save_steps(tmp_path / "checkpoints", [1, 2])
+    flip(tmp_path / "checkpoints" / "step-00000002")
+    assert export_main(["--run", str(tmp_path), "--out", str(tmp_path / "hf")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "step-00000002 is corrupt (file __0_0.distcp: sha256 mismatch" in err
+    assert "step-00000001" in err
+
+
+@pytest.mark.slow
+def test_cli_falls_back_past_a_truncated_checkpoint_and_fails_in_one_line_when_none_loads(shards, tmp_path):
+    common = ["--config", "tiny", f"data.path={shards}", f"output={tmp_path}", *SMALL, "eval.every=0",
+              "checkpoint.every=1", "checkpoint.keep=0"]
+    pretrain(*common, "train.steps=2")
+    truncate(tmp_path / "checkpoints" / "step-00000002")
+    proc = pretrain(*common, "train.steps=3")
+    assert "passing over step-00000002 (file __0_0.distcp: " in proc.stdout
+    assert "resuming from step-00000001 instead" in proc.stdout and "at step 1" in proc.stdout
+    assert [r["step"] for r in read_metrics(tmp_path) if "loss" in r and not r.get("summary")] == [1, 2, 3]
+    for folder in checkpoint.list_checkpoints(tmp_path / "checkpoints"):
+        (folder / "meta.json").write_text("")
+    proc = pretrain(*common, "train.steps=4", check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "no checkpoint in" in proc.stderr
+    assert "step-00000003: file meta.json: unreadable" in proc.stderr
+
+
+# -- the metrics log reads as one run ---------------------------------------------------------------------------
+def test_resuming_drops_the_logged_steps_after_the_checkpoint(tmp_path):
+    lines = [json.dumps({"step": s, "loss": float(s)}) for s in range(1, 7)] + ['{"step": 7, "lo']  # torn by a crash
+    (tmp_path / "metrics.jsonl").write_text("\n".join(lines))
+    log = MetricsLog(tmp_path, enabled=True, tensorboard=False)
+    log.start(4)
+    log.log(5, {"loss": 50.0})
+    log.close()
+    assert [(r["step"], r["loss"]) for r in read_metrics(tmp_path)] == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0),
+                                                                       (5, 50.0)]
+
+
+# -- SIGINT and SIGTERM -----------------------------------------------------------------------------------------
+def test_signals_ask_for_a_stop_and_only_a_later_second_sigint_exits_at_once():
+    from training.trainers.guard import StopSignals
+
+    with StopSignals(announce=False, repeat_s=3600.0) as stops:
+        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)  # torchrun passing on the same Ctrl-C
+        assert stops.signum == signal.SIGTERM
+    with StopSignals(announce=False, repeat_s=0.0) as stops:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)
+        assert stops.signum == signal.SIGINT
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_sigint_saves_a_checkpoint_at_the_next_step_and_the_run_resumes_there(shards, tmp_path, ranks):
+    """Ctrl-C in a terminal: every process of the group (torchrun, its ranks, their loader workers) gets SIGINT."""
+    args = ["--config", "tiny", f"data.path={shards}", f"output={tmp_path}", *SMALL, "train.steps=100000",
+            "eval.every=0", "checkpoint.every=0", "data.num_workers=1", DROP]
+    launcher = ["-m", "training.pretrain"] if ranks == 1 else [
+        "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={ranks}", "-m", "training.pretrain"]
+    proc = subprocess.Popen([sys.executable, *launcher, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    metrics = tmp_path / "metrics.jsonl"
+    while not (metrics.is_file() and metrics.read_text().count("\n") >= 2):  # training is under way
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130 if ranks == 1 else proc.returncode != 0, err[-3000:]
+    saved = checkpoint.list_checkpoints(tmp_path / "checkpoints")
+    assert len(saved) == 1
+    step = int(saved[0].name.split("-")[1])
+    assert f"interrupted by SIGINT at step {step}/100000, checkpoint saved" in out
+    assert [r["step"] for r in read_metrics(tmp_path) if "loss" in r and not r.get("summary")] == list(range(1, step + 1))
+    again = pretrain(*args, "train.stop_after=1", ranks=ranks)
+    assert f"resumed from {saved[0]} at step {step}" in again.stdout and f"stopped at {step + 1}/100000" in again.stdout
