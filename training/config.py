@@ -45,6 +45,8 @@ class DataSection:
     """DataLoader worker processes per rank (0 = read in the training process)."""
     seed: int = 0
     """Seed of the shuffle order (epochs are reshuffled with seed and epoch)."""
+    holdout_shards: int | None = None
+    """Without validation shards: evaluate on the last N train shards (then not trained on); None = need valid/."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from training.checkpoint import CheckpointError, load_model_weights, read_meta, resolve
 from training.model import Llama, ModelConfig
+from transforms.config import load_yaml
 
 EOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|pad|>"
@@ -88,7 +88,7 @@ def find_tokenizer(run: Path) -> str | None:
     for folder in (run, *run.parents):
         config = folder / "config.yaml"
         if config.is_file():
-            data_path = Path((yaml.safe_load(config.read_text()) or {}).get("data", {}).get("path", ""))
+            data_path = Path(load_yaml(config).get("data", {}).get("path", ""))
             for manifest in (data_path / "manifest.json", data_path.parent / "manifest.json"):
                 if manifest.is_file():
                     return json.loads(manifest.read_text()).get("tokenizer")

@@ -185,6 +185,7 @@ class DataOptions(Protocol):
     valid_path: str | None
     num_workers: int
     seed: int
+    holdout_shards: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,12 +202,11 @@ class TrainingData:
 
 
 def open_training_data(cfg: DataOptions, *, micro_batch_size: int, eval_batches: int, rank: int | None = None,
-                       world: int | None = None, holdout_shards: int | None = None,
-                       model_vocab_size: int | None = None) -> TrainingData:
+                       world: int | None = None, model_vocab_size: int | None = None) -> TrainingData:
     """The train loader and the eval batches of one rank; `eval_batches` counts all ranks together (0: no eval)."""
     rank, world = data_parallel(rank, world)
     if eval_batches:
-        splits = resolve_splits(cfg.path, valid_path=cfg.valid_path, holdout_shards=holdout_shards)
+        splits = resolve_splits(cfg.path, valid_path=cfg.valid_path, holdout_shards=cfg.holdout_shards)
     else:  # no evaluation wanted, so no validation shards required
         splits = Splits(train=open_split(train_folder(cfg.path)), valid=[])
     train = TokenLoader(splits.train, LoaderConfig(batch_size=micro_batch_size, seed=cfg.seed,

@@ -1,7 +1,7 @@
 """Find the train and validation shards of a tokenize output, and check them against the model config.
 
 `resolve_splits(out)` takes what `python -m pipelines.tokenize` wrote (`<out>/train/`, `<out>/valid/`,
-`<out>/manifest.json`) or a bare split folder. Without validation shards it refuses, unless `holdout_shards=N`
+`<out>/manifest.json`) or a bare split folder. Without validation shards it refuses, unless `data.holdout_shards=N`
 asks to evaluate on the last N train shards, which are then left out of training (whole shards, so the
 held-out rows can never leak into the training order). Pure pyarrow, no torch.
 """
@@ -38,10 +38,10 @@ def resolve_splits(path: str | Path, *, valid_path: str | Path | None = None,
     if not valid:
         if holdout_shards is None:
             raise ShardError(f"{valid_dir}: no validation shards (valid/ missing or empty); re-run python -m "
-                             "pipelines.tokenize with valid_fraction > 0, or set holdout_shards=N to evaluate on the "
-                             "last N train shards (they are then not trained on)")
+                             "pipelines.tokenize with valid_fraction > 0, or set data.holdout_shards=N to evaluate on "
+                             "the last N train shards (they are then not trained on)")
         if not 0 < holdout_shards < len(train):
-            raise ValueError(f"holdout_shards ({holdout_shards}) must be between 1 and {len(train) - 1}: {train_dir} "
+            raise ValueError(f"data.holdout_shards ({holdout_shards}) must be between 1 and {len(train) - 1}: {train_dir} "
                              f"has {len(train)} non-empty shards and training needs at least one")
         train, valid = train[:-holdout_shards], train[-holdout_shards:]
     if not valid[0].meta.compatible(train[0].meta):

@@ -90,7 +90,7 @@ def check_disjoint(owners: Sequence[nn.Module]) -> None:
         for name, p in owner.named_parameters():
             if seen.setdefault(id(p), k) != k:
                 raise ValueError(f"parameter {name} of module {k} is shared with module {seen[id(p)]}; untie it "
-                                 "(e.g. tie_embeddings=False) or put both users in one module")
+                                 "(e.g. model.tie_embeddings=false) or put both users in one module")
 
 
 class LocalModel(nn.Module):
