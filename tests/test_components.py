@@ -101,7 +101,7 @@ def test_shuffled_duplicated_and_reversed_edges_give_the_same_roots():
 def test_a_long_chain_is_finished_exactly_by_the_residual(rounds, caplog):
     counts = run(ascending_path(200), rounds=rounds)
     assert counts[RESIDUAL] > 0
-    assert "Raise the rounds setting" in caplog.text
+    assert "Raise dedup.minhash_rounds in the recipe" in caplog.text
 
 
 @pytest.mark.slow

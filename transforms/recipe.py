@@ -72,7 +72,7 @@ class WebRecipe:
         return names + ((SCORE,) if self.classifier is not None else ())
 
 
-def parse_steps(items: Any, *, where: str, key: str) -> tuple[ConfiguredStep, ...]:
+def parse_steps(items: Any, *, where: str, key: str = "steps") -> tuple[ConfiguredStep, ...]:
     """Steps are a list of one-key mappings `- name: {config}` (or a bare name for the defaults)."""
     if items is None:
         return ()
