@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.jobs import JobError, check_parquet, expand_inputs, job_main
+from pipelines.jobs import JobError, expand_inputs, job_main
 from pipelines.options import wants_help
 from pipelines.staging import staged_files
 from transforms.quality import betr
@@ -113,7 +113,6 @@ def match(flag: str, value: str | None) -> list[str]:
     if not patterns:
         raise JobError(f"{flag} is empty; pass one or more files, globs or folders")
     files = expand_inputs(patterns, flag=flag).files
-    check_parquet(files, flag=flag)
     return files
 
 

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 import apache_beam as beam
-import pyarrow as pa
-import pyarrow.parquet as pq
 from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.localfilesystem import LocalFileSystem
@@ -20,6 +18,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from pipelines.options import print_help, wants_help
 from transforms import stats
 from transforms.config import ConfigError
+from transforms.io.inputs import is_visible, parquet_fix, parquet_problem
 
 log = logging.getLogger("refinery")
 GLOB_CHARS = "*?["  # what Beam's FileSystems.match expands
@@ -46,15 +45,17 @@ class Inputs:
     files: list[str]
 
 
-def expand_inputs(patterns: Sequence[str], *, flag: str = "--input", fix: str = "check the path or glob") -> Inputs:
-    """Every glob must match a file; a folder means every file under it, subfolders included.
+def expand_inputs(patterns: Sequence[str], *, flag: str = "--input", fix: str = "check the path or glob",
+                  expected: str = "one or more file globs or folders") -> Inputs:
+    """Every glob must match a file, every Parquet file must have a footer; a folder means every file under it,
+    subfolders included.
 
     A folder is read recursively (`DIR/**`) rather than refused: a folder of shards is the common case, and a
     plain `DIR/` glob would silently skip its subfolders. Names starting with '.' or '_' are skipped, as Spark
     and Hadoop do (`_SUCCESS`, `.crc`, our `.incomplete-*` staging and `_spill`, `_generations` folders).
     """
     if not patterns:
-        raise JobError(f"no {flag} given; pass one or more file globs or folders")
+        raise JobError(f"no {flag} given; pass {expected}")
     readers, files = [], []
     for pattern in patterns:
         folder = _folder(pattern, flag)
@@ -66,7 +67,7 @@ def expand_inputs(patterns: Sequence[str], *, flag: str = "--input", fix: str = 
             files += sorted(matched)
             continue
         under = _match(f"{folder}/**", flag)
-        found = sorted(p for p in under if _visible(p[len(folder) + 1:]))
+        found = sorted(p for p in under if is_visible(p[len(folder) + 1:]))
         if not found:
             hidden = f" ({len(under)} hidden or _-prefixed skipped)" if under else ""
             raise JobError(f"{flag} {pattern!r} matched no files{hidden}; {fix}")
@@ -74,6 +75,7 @@ def expand_inputs(patterns: Sequence[str], *, flag: str = "--input", fix: str = 
                  "skipped)", flag, pattern, len(found), len(under) - len(found))
         readers += found
         files += found
+    check_parquet(files, flag=flag)
     return Inputs(patterns=readers, files=files)
 
 
@@ -87,10 +89,6 @@ def _folder(pattern: str, flag: str) -> str | None:
     if pattern.endswith("/") or not _match(pattern, flag):
         return folder
     return None
-
-
-def _visible(relative: str) -> bool:
-    return not any(part.startswith((".", "_")) for part in relative.split("/"))
 
 
 def _match(pattern: str, flag: str) -> list[str]:
@@ -108,11 +106,11 @@ def check_parquet(files: Sequence[str], *, flag: str = "--input") -> None:
             continue
         try:
             with FileSystems.open(path) as fh:
-                pq.ParquetFile(fh).metadata  # pylint: disable=expression-not-assigned
-        except (pa.ArrowException, OSError, BeamIOError) as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise JobError(f"{flag} {path}: not a readable Parquet file ({reason}); it is truncated or still being "
-                           "written: copy it again, or leave it out of the inputs") from None
+                problem = parquet_problem(fh)
+        except (OSError, BeamIOError) as exc:
+            problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if problem is not None:
+            raise JobError(parquet_fix(flag, path, problem))
         checked += 1
     if checked:
         log.info("%s: %d Parquet footers read, all complete", flag, checked)

@@ -105,6 +105,14 @@ def plan_output(prefix: str, *, flag: str, artifacts: Sequence[str]) -> StagedOu
                         flag=flag, created=created)
 
 
+def plan_outputs(output: str, rejected_output: str | None, *, artifacts: Sequence[str],
+                 rejected_artifacts: Sequence[str]) -> tuple[StagedOutput, StagedOutput | None]:
+    """`--output` and, when given, `--rejected_output`: both checked before the run, staged and swapped together."""
+    rejected = (plan_output(rejected_output, flag="--rejected_output", artifacts=rejected_artifacts)
+                if rejected_output else None)
+    return plan_output(output, flag="--output", artifacts=artifacts), rejected
+
+
 def _is_file(path: str) -> bool:
     if is_local(path):
         return os.path.exists(path) and not os.path.isdir(path)

@@ -14,9 +14,9 @@ import sys
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.jobs import JobError, apply_flags, check_parquet, expand_inputs, job_main, run_job, with_output
+from pipelines.jobs import apply_flags, expand_inputs, job_main, run_job, with_output
 from pipelines.options import LlmOptions, RefineryOptions, make_runner, split_globs
-from pipelines.staging import plan_output, staged
+from pipelines.staging import plan_outputs, staged
 from transforms.beam.read_samples import ReadSamples
 from transforms.beam.rewrite import Rewrite, rewritten
 from transforms.beam.stages import REJECTED
@@ -88,13 +88,8 @@ def run(argv: list[str] | None = None) -> dict:
                                    where="generation")
     load_prompt(recipe.prompt)  # a missing or broken prompt file fails now
     globs, output = split_globs(common.input), (common.output or DEFAULT_OUTPUT).rstrip("/")
-    if not globs:
-        raise JobError("no --input given; pass JSONL or Parquet files with a text column")
-    inputs = expand_inputs(globs)
-    check_parquet(inputs.files)
-    out = plan_output(output, flag="--output", artifacts=ARTIFACTS)
-    rej = (plan_output(common.rejected_output, flag="--rejected_output", artifacts=REJECTED_ARTIFACTS)
-           if common.rejected_output else None)
+    inputs = expand_inputs(globs, expected="JSONL or Parquet files with a text column")
+    out, rej = plan_outputs(output, common.rejected_output, artifacts=ARTIFACTS, rejected_artifacts=REJECTED_ARTIFACTS)
     with staged(out, rej):
         report = run_job(build=lambda p: build(p, recipe=recipe, generation=generation, inputs=inputs.patterns,
                                                output=out.staging, rejected_output=rej.staging if rej else None,

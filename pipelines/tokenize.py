@@ -26,7 +26,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import AsDict, AsSingleton
 
-from pipelines.jobs import JobError, check_parquet, collect_counters, expand_inputs, job_main
+from pipelines.jobs import JobError, collect_counters, expand_inputs, job_main
 from pipelines.options import RefineryOptions, make_runner, split_globs
 from pipelines.staging import plan_output, staged
 from training.data.format import ShardMeta
@@ -147,7 +147,6 @@ def check_source(source: SourceConfig) -> SourceConfig:
     flag = f"source {source.name!r}:"
     inputs = expand_inputs(source.paths, flag=flag,
                            fix="fix its paths (or --input), or run the pipeline that writes them first")
-    check_parquet(inputs.files, flag=flag)
     first = inputs.files[0]
     if first.endswith(".parquet"):
         with FileSystems.open(first) as fh:

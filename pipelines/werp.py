@@ -15,7 +15,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from pipelines.jobs import JobError, apply_flags, expand_inputs, job_main, run_job
 from pipelines.options import LOCAL_RUNNERS, RefineryOptions, make_runner, split_globs
 from pipelines.sample_warc import SAMPLE_PATH
-from pipelines.staging import plan_output, staged
+from pipelines.staging import plan_outputs, staged
 from transforms.beam.classify import Classify
 from transforms.beam.dedup import Dedup
 from transforms.beam.read import ReadWarcPages
@@ -131,9 +131,8 @@ def run(argv: list[str] | None = None) -> dict:
     options = PipelineOptions(argv)
     recipe, globs, output = resolve(options)
     inputs = expand_inputs(globs)
-    rejected = options.view_as(RefineryOptions).rejected_output
-    out = plan_output(output, flag="--output", artifacts=ARTIFACTS)
-    rej = plan_output(rejected, flag="--rejected_output", artifacts=REJECTED_ARTIFACTS) if rejected else None
+    out, rej = plan_outputs(output, options.view_as(RefineryOptions).rejected_output, artifacts=ARTIFACTS,
+                            rejected_artifacts=REJECTED_ARTIFACTS)
     with staged(out, rej):
         report = run_job(build=lambda p: build(p, recipe=recipe, inputs=inputs.patterns, output=out.staging,
                                                rejected_output=rej.staging if rej else None),

@@ -23,9 +23,10 @@ import time
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Sequence
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from transforms.io.inputs import is_visible, parquet_fix, parquet_problem
 
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"
@@ -95,8 +96,7 @@ def expand_globs(patterns: Sequence[str]) -> list[str]:
     for pattern in patterns:
         if os.path.isdir(pattern):
             under = sorted(p for p in glob.glob(os.path.join(pattern, "**"), recursive=True) if os.path.isfile(p))
-            matched = [p for p in under if not any(part.startswith((".", "_"))
-                                                   for part in Path(os.path.relpath(p, pattern)).parts)]
+            matched = [p for p in under if is_visible(os.path.relpath(p, pattern))]
             print(f"--input {pattern} is a folder: reading all {len(matched)} files under it, subfolders included",
                   file=sys.stderr)
         else:
@@ -110,13 +110,8 @@ def expand_globs(patterns: Sequence[str]) -> list[str]:
 def check_parquet(paths: Sequence[str]) -> None:
     """Every Parquet input has a readable footer (metadata only), so a truncated copy fails before training."""
     for path in paths:
-        if path.endswith(".parquet"):
-            try:
-                pq.ParquetFile(path)
-            except (pa.ArrowException, OSError) as err:
-                reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-                raise TokenizerError(f"--input {path}: not a readable Parquet file ({reason}); it is truncated or "
-                                     "still being written: copy it again, or leave it out of --input") from None
+        if path.endswith(".parquet") and (problem := parquet_problem(path)) is not None:
+            raise TokenizerError(parquet_fix("--input", path, problem))
 
 
 def check_train_args(args: argparse.Namespace) -> None:

@@ -184,6 +184,7 @@ def test_expand_inputs_recurses_into_folders_and_skips_hidden_names(tmp_path):
     for path in wanted + skipped:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("{}")
+    pq.write_table(pa.table({"text": ["x"]}), wanted[-1])  # the Parquet footer is checked too
     for spelled in (str(tmp_path), f"{tmp_path}/"):
         assert expand_inputs([spelled]).files == sorted(map(str, wanted))
     assert expand_inputs([f"{tmp_path}/*.jsonl"]).patterns == [f"{tmp_path}/*.jsonl"], "a glob is passed on as is"

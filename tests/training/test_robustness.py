@@ -360,3 +360,14 @@ def test_sigint_saves_a_checkpoint_at_the_next_step_and_the_run_resumes_there(sh
     assert [r["step"] for r in read_metrics(tmp_path) if "loss" in r and not r.get("summary")] == list(range(1, step + 1))
     again = pretrain(*args, "train.stop_after=1", ranks=ranks)
     assert f"resumed from {saved[0]} at step {step}" in again.stdout and f"stopped at {step + 1}/100000" in again.stdout
+
+
+def test_nonfinite_entries_counts_exactly_even_when_a_finite_sum_overflows():
+    """The fast path (a finite sum) must never hide a NaN, and an overflowing sum of finite values is no alarm."""
+    from training.integrity import nonfinite_entries
+
+    big = torch.full((4,), 3e38)  # finite, but its float32 sum is inf
+    half = torch.tensor([60000.0, 60000.0], dtype=torch.float16)  # finite, the float16 sum would overflow
+    bad = torch.tensor([1.0, float("nan"), float("inf"), -float("inf"), 2.0])
+    assert nonfinite_entries({"big": big, "half": half, "ok": torch.ones(3, dtype=torch.float64)}) == []
+    assert nonfinite_entries({"m": {"w": bad}, "f": float("nan")}) == ["m.w: 1 NaN, 2 inf of 5", "f: nan"]
