@@ -72,5 +72,7 @@ done
 $PY bench/local_memory.py
 $PY bench/local_pipeline.py --steps 3
 $PY bench/local_pipeline.py --trainer --microbatches 8 --rows 2   # needs output/demo/tokens (scripts/train_demo.sh)
+$PY bench/warc_read.py --pages 2000 --reps 5 --ref b10cefc
+$PY bench/checkpoint_integrity.py --config 150m --reps 3
 
-echo "results: bench/out/{datatrove_fineweb,stages,e2e_vs_datatrove,memory,minhash_signatures,dedup,betr_demo,pylint_speed,tokenize_speed,loader_speed,train_speed_*}.json"
+echo "results: bench/out/{datatrove_fineweb,stages,e2e_vs_datatrove,memory,minhash_signatures,dedup,betr_demo,pylint_speed,tokenize_speed,loader_speed,train_speed_*,warc_read,checkpoint_integrity}.json"
