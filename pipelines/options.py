@@ -61,6 +61,11 @@ class LlmOptions(PipelineOptions):
         parser.add_argument("--max_tokens", type=int, default=None,
                             help="Output tokens per response (recipe: 8192, SwallowMath's).")
 
+    def overrides(self) -> dict:
+        """The generation settings these flags set (None = keep the recipe's), by GenerationConfig key."""
+        return {"model_path": self.model, "backend": self.backend, "base_url": self.base_url,
+                "batch_size": self.batch_size, "max_tokens": self.max_tokens}
+
 
 def split_globs(values: Sequence[str] | None) -> list[str]:
     """Flatten repeated and comma-separated --input values."""

@@ -15,12 +15,13 @@ import shutil
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
-from pipelines.jobs import JobError, is_local
+from pipelines.jobs import JobError, is_local, run_job
+from pipelines.options import make_runner
 
 STAGING_PREFIX = ".incomplete-"
 log = logging.getLogger("refinery")
@@ -160,3 +161,15 @@ def staged_files(*finals: str) -> Iterator[list[str]]:
         for temp in temps:
             if os.path.exists(temp):
                 os.remove(temp)
+
+
+def run_staged(*, out: StagedOutput, rejected: StagedOutput | None, build: Callable[[Any, str, str | None], None],
+               options, stage_order: Sequence[str], extra: dict) -> dict:
+    """Run a document job into its staging folders (`build(pipeline, output, rejected_output)`), swap them in on
+    success, print where the shards are and return the stats report."""
+    with staged(out, rejected):
+        report = run_job(build=lambda p: build(p, out.staging, rejected.staging if rejected else None),
+                         runner=make_runner(options), options=options, output=out.staging, stage_order=stage_order,
+                         extra=extra)
+    print(f"shards: {out.final}/documents/  report: {out.final}/stats.json")
+    return report

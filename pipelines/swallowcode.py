@@ -15,9 +15,9 @@ import sys
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.jobs import apply_flags, expand_inputs, job_main, run_job, with_output
-from pipelines.options import LlmOptions, RefineryOptions, make_runner, split_globs
-from pipelines.staging import plan_outputs, staged
+from pipelines.jobs import apply_flags, expand_inputs, job_main, with_output
+from pipelines.options import LlmOptions, RefineryOptions, split_globs
+from pipelines.staging import plan_outputs, run_staged
 from transforms.beam.code import LanguageFn, LintFn, SyntaxFn
 from transforms.beam.read_samples import ReadSamples
 from transforms.beam.rewrite import Rewrite, rewritten
@@ -124,23 +124,16 @@ def run(argv: list[str] | None = None) -> dict:
     recipe = apply_flags(with_output, load_code_recipe(common.config or "default"), {"num_shards": common.num_shards})
     generation = None
     if recipe.rewrites:
-        generation = generation_config(recipe.generation, {
-            "model_path": llm.model, "backend": llm.backend, "base_url": llm.base_url, "batch_size": llm.batch_size,
-            "max_tokens": llm.max_tokens}, where="generation")
+        generation = generation_config(recipe.generation, llm.overrides(), where="generation")
     globs, output = split_globs(common.input), (common.output or DEFAULT_OUTPUT).rstrip("/")
     inputs = expand_inputs(globs, expected=".py files or JSONL/Parquet shards with a text column")
     out, rej = plan_outputs(output, common.rejected_output, artifacts=ARTIFACTS, rejected_artifacts=REJECTED_ARTIFACTS)
-    with staged(out, rej):
-        report = run_job(build=lambda p: build(p, recipe=recipe, generation=generation, inputs=inputs.patterns,
-                                               output=out.staging, rejected_output=rej.staging if rej else None,
-                                               cache_prefix=f"{out.final}/_generations"),
-                         runner=make_runner(options), options=options, output=out.staging,
-                         stage_order=stage_order(recipe),
-                         extra={"recipe": recipe.name, "model": generation.model_name if generation else None,
-                                "inputs": globs})
-    print(f"shards: {out.final}/documents/  report: {out.final}/stats.json")
-    return report
-
+    return run_staged(out=out, rejected=rej, options=options, stage_order=stage_order(recipe),
+                      build=lambda p, output, rejected: build(
+                          p, recipe=recipe, generation=generation, inputs=inputs.patterns, output=output,
+                          rejected_output=rejected, cache_prefix=f"{out.final}/_generations"),
+                      extra={"recipe": recipe.name, "model": generation.model_name if generation else None,
+                             "inputs": globs})
 
 if __name__ == "__main__":
     sys.exit(job_main(sys.argv[1:], name="swallowcode", doc=__doc__, option_classes=(RefineryOptions, LlmOptions),

@@ -14,9 +14,9 @@ import sys
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipelines.jobs import apply_flags, expand_inputs, job_main, run_job, with_output
-from pipelines.options import LlmOptions, RefineryOptions, make_runner, split_globs
-from pipelines.staging import plan_outputs, staged
+from pipelines.jobs import apply_flags, expand_inputs, job_main, with_output
+from pipelines.options import LlmOptions, RefineryOptions, split_globs
+from pipelines.staging import plan_outputs, run_staged
 from transforms.beam.read_samples import ReadSamples
 from transforms.beam.rewrite import Rewrite, rewritten
 from transforms.beam.stages import REJECTED
@@ -82,25 +82,17 @@ def run(argv: list[str] | None = None) -> dict:
     options = PipelineOptions(argv)
     common, llm = options.view_as(RefineryOptions), options.view_as(LlmOptions)
     recipe = apply_flags(with_output, load_math_recipe(common.config or "default"), {"num_shards": common.num_shards})
-    generation = generation_config(recipe.generation, {"model_path": llm.model, "backend": llm.backend,
-                                                       "base_url": llm.base_url, "batch_size": llm.batch_size,
-                                                       "max_tokens": llm.max_tokens},
-                                   where="generation")
+    generation = generation_config(recipe.generation, llm.overrides(), where="generation")
     load_prompt(recipe.prompt)  # a missing or broken prompt file fails now
     globs, output = split_globs(common.input), (common.output or DEFAULT_OUTPUT).rstrip("/")
     inputs = expand_inputs(globs, expected="JSONL or Parquet files with a text column")
     out, rej = plan_outputs(output, common.rejected_output, artifacts=ARTIFACTS, rejected_artifacts=REJECTED_ARTIFACTS)
-    with staged(out, rej):
-        report = run_job(build=lambda p: build(p, recipe=recipe, generation=generation, inputs=inputs.patterns,
-                                               output=out.staging, rejected_output=rej.staging if rej else None,
-                                               cache_prefix=f"{out.final}/_generations"),
-                         runner=make_runner(options), options=options, output=out.staging,
-                         stage_order=["read", f"{STAGE}_llm", STAGE, "write"],
-                         extra={"recipe": recipe.name, "model": generation.model_name, "backend": generation.backend,
-                                "inputs": globs})
-    print(f"shards: {out.final}/documents/  report: {out.final}/stats.json")
-    return report
-
+    return run_staged(out=out, rejected=rej, options=options, stage_order=["read", f"{STAGE}_llm", STAGE, "write"],
+                      build=lambda p, output, rejected: build(
+                          p, recipe=recipe, generation=generation, inputs=inputs.patterns, output=output,
+                          rejected_output=rejected, cache_prefix=f"{out.final}/_generations"),
+                      extra={"recipe": recipe.name, "model": generation.model_name, "backend": generation.backend,
+                             "inputs": globs})
 
 if __name__ == "__main__":
     sys.exit(job_main(sys.argv[1:], name="swallowmath", doc=__doc__, option_classes=(RefineryOptions, LlmOptions),

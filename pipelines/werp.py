@@ -12,10 +12,10 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipelines.jobs import JobError, apply_flags, expand_inputs, job_main, run_job
-from pipelines.options import LOCAL_RUNNERS, RefineryOptions, make_runner, split_globs
+from pipelines.jobs import JobError, apply_flags, expand_inputs, job_main
+from pipelines.options import LOCAL_RUNNERS, RefineryOptions, split_globs
 from pipelines.sample_warc import SAMPLE_PATH
-from pipelines.staging import plan_outputs, staged
+from pipelines.staging import plan_outputs, run_staged
 from transforms.beam.classify import Classify
 from transforms.beam.dedup import Dedup
 from transforms.beam.read import ReadWarcPages
@@ -133,15 +133,10 @@ def run(argv: list[str] | None = None) -> dict:
     inputs = expand_inputs(globs)
     out, rej = plan_outputs(output, options.view_as(RefineryOptions).rejected_output, artifacts=ARTIFACTS,
                             rejected_artifacts=REJECTED_ARTIFACTS)
-    with staged(out, rej):
-        report = run_job(build=lambda p: build(p, recipe=recipe, inputs=inputs.patterns, output=out.staging,
-                                               rejected_output=rej.staging if rej else None),
-                         runner=make_runner(options), options=options, output=out.staging,
-                         stage_order=stage_order(recipe),
-                         extra={"recipe": recipe.name, "extractor": recipe.extract.extractor, "inputs": globs})
-    print(f"shards: {out.final}/documents/  report: {out.final}/stats.json")
-    return report
-
+    return run_staged(out=out, rejected=rej, options=options, stage_order=stage_order(recipe),
+                      build=lambda p, output, rejected: build(p, recipe=recipe, inputs=inputs.patterns, output=output,
+                                                              rejected_output=rejected),
+                      extra={"recipe": recipe.name, "extractor": recipe.extract.extractor, "inputs": globs})
 
 if __name__ == "__main__":
     sys.exit(job_main(sys.argv[1:], name="werp", doc=__doc__, option_classes=(RefineryOptions, WerpOptions), run=run))
