@@ -73,6 +73,14 @@ def test_types_are_checked_exactly(key, value, expected):
     assert f"got {type(value).__name__ if key != 'sizes' else 'bool'}" in message
 
 
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_non_finite_floats_are_refused(value):
+    """`.nan` and `.inf` are valid YAML floats but no setting means them (grad_clip: .nan turned clipping off)."""
+    with pytest.raises(ConfigError, match=r"^r: lr: -?(nan|inf) is not a finite number"):
+        from_mapping(Typed, {"lr": value}, where="r")
+    assert from_mapping(Typed, {"lr": 1e308}, where="r").lr == 1e308  # the largest finite ones still pass
+
+
 def test_lossless_numbers_are_accepted():
     cfg = from_mapping(Typed, {"steps": 1e6, "lr": 3, "sizes": [1, 2]}, where="r")
     assert (cfg.steps, type(cfg.steps), cfg.lr, type(cfg.lr), cfg.sizes) == (1_000_000, int, 3.0, float, (1, 2))

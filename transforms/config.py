@@ -154,14 +154,17 @@ def _coerce(hint: Any, value: Any, *, where: str, key: str) -> Any:
         if not any(type(value) is type(a) and value == a for a in args):  # exact: True is not 1
             raise ConfigError(f"{where}: {key}: {value!r} is not one of {', '.join(map(repr, args))}")
         return value
-    return _coerce_scalar(hint, value, fail)
+    return _coerce_scalar(hint, value, fail, at=f"{where}: {key}")
 
 
-def _coerce_scalar(hint: Any, value: Any, fail: ConfigError) -> Any:
+def _coerce_scalar(hint: Any, value: Any, fail: ConfigError, *, at: str) -> Any:
     """bool, int, float and str exactly; an int is a float, a float is an int only when it is whole (1e6)."""
     if hint is float:
-        if type(value) in (int, float):
+        if type(value) in (int, float) and math.isfinite(value):
             return float(value)
+        if type(value) is float:  # .nan or .inf: no setting means either (0 or null switch things off)
+            raise ConfigError(f"{at}: {value} is not a finite number; give a finite value (null switches a setting "
+                              "off where it may be off)")
         raise fail
     if hint is int:
         if type(value) is int:
