@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("pipelines", "transforms", "training")
 FLAG = re.compile(r"(?<![\w-])--([a-z][a-z0-9_-]*)")
 # A training override: `optim.lr=...` anywhere, or a bare `name=...` right after "set", "e.g.", "use" or "pass".
-EXTERNAL_FLAGS = {"local-dir"}  # other tools' flags a message may quote: `huggingface-cli download ... --local-dir`
+COMMAND = re.compile(r"`((?:hf|huggingface-cli|torchrun) [^`]*)`")  # another tool's command quoted in a message
 KEY = re.compile(r"(?<![\w./:-])([a-z_]+(?:\.[a-z_]+)+)=|(?:\bset|e\.g\.|\buse|\bpass) \(?([a-z_]+)=")
 
 
@@ -33,9 +33,17 @@ def _strings_in_messages() -> list[tuple[str, str]]:
                     isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", ""))
                     in ("error", "warning", "info", "print"))
                 if is_message:
-                    found += [(str(path.relative_to(REPO)), c.value) for c in ast.walk(node)
-                              if isinstance(c, ast.Constant) and isinstance(c.value, str)]
+                    found += [(str(path.relative_to(REPO)), text) for text in _texts(node)]
     return found
+
+
+def _texts(node: ast.AST) -> list[str]:
+    """The strings under a node; an f-string as one text with `{}` where its values go."""
+    if isinstance(node, ast.JoinedStr):
+        return ["".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values)]
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    return [t for child in ast.iter_child_nodes(node) for t in _texts(child)]
 
 
 def _defined_flags() -> set[str]:
@@ -82,10 +90,31 @@ def test_messages_were_found():
 
 
 def test_every_suggested_flag_exists():
-    defined = _defined_flags() | EXTERNAL_FLAGS
-    missing = sorted({(where, flag) for where, text in MESSAGES for flag in FLAG.findall(text)
+    defined = _defined_flags()
+    missing = sorted({(where, flag) for where, text in MESSAGES for flag in FLAG.findall(COMMAND.sub("", text))
                       if flag.replace("-", "_") not in defined and flag not in defined})
     assert not missing, f"messages suggest flags no parser defines: {missing}"
+
+
+def test_every_quoted_command_of_another_tool_exists_with_its_flags():
+    """`hf download gpt2 --local-dir ...`: the executable is installed beside this Python and takes those flags
+    (the first message said `huggingface-cli`, which huggingface_hub 1.x no longer installs)."""
+    import shlex
+    import shutil
+    import subprocess
+    import sys
+
+    quoted = {cmd for _, text in MESSAGES for cmd in COMMAND.findall(text)}
+    assert quoted, "the scan found no quoted command"
+    bin_dir = Path(sys.executable).parent
+    for cmd in quoted:
+        words = shlex.split(cmd.replace("{}", "x"))
+        exe = shutil.which(words[0], path=str(bin_dir)) or shutil.which(words[0])
+        assert exe, f"{cmd!r}: {words[0]} is not installed"
+        sub = [w for w in words[1:2] if not w.startswith("-")]
+        usage = subprocess.run([exe, *sub, "--help"], capture_output=True, text=True, timeout=60).stdout
+        for flag in (w.split("=")[0] for w in words if w.startswith("--")):
+            assert flag in usage, f"{cmd!r}: {flag} is not a flag of `{' '.join([words[0], *sub])}`"
 
 
 def test_every_suggested_training_key_exists():

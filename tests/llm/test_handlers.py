@@ -52,7 +52,7 @@ def test_only_local_model_folders_pass_and_served_names_are_not_checked(tiny_mod
     check_model_paths(GenerationConfig(model_path=str(tiny_model)))
     check_model_paths(GenerationConfig(backend="openai", base_url="http://127.0.0.1:9/v1", model_path="llama-70b"))
     with pytest.raises(ModelNotLocal, match=r"--model gpt2: not a local model folder; nothing is downloaded .* "
-                                            r"`huggingface-cli download gpt2 --local-dir models/gpt2`"):
+                                            r"`hf download gpt2 --local-dir models/gpt2`"):
         check_model_paths(GenerationConfig(model_path="gpt2"))
     with pytest.raises(ModelNotLocal, match="has no config.json"):
         check_model_paths(GenerationConfig(backend="vllm", model_path=str(tmp_path)))

@@ -92,7 +92,7 @@ CASES = [  # (job, argv, phrases the error line must hold); {prev}, {rej}, {tmp}
     ("swallowcode", ["--input={tmp}/cut.parquet", "--output={prev}", "--config=filter"],
      ["cut.parquet: not a readable Parquet file", "copy it again"]),
     ("swallowcode", ["--input={tmp}/in.jsonl", "--output={prev}", "--model=gpt2"],
-     ["--model gpt2: not a local model folder", "huggingface-cli download gpt2 --local-dir models/gpt2"]),
+     ["--model gpt2: not a local model folder", "hf download gpt2 --local-dir models/gpt2"]),
     ("swallowcode", ["--input={tmp}/in.jsonl", "--output={prev}", "--config=filter", "--num_shards=-3"],
      ["--num_shards=-3", "must be >= 0"]),
     ("swallowcode", ["--input={tmp}/in.jsonl", "--output={tmp}/a-file", "--config=filter"], ["is an existing file"]),

@@ -182,8 +182,8 @@ def require_local_model(path: str, *, flag: str, weights: bool = True) -> None:
     if not os.path.isdir(path):
         name = path.rstrip("/").rsplit("/", 1)[-1] or "model"
         raise ModelNotLocal(f"{flag} {path}: not a local model folder; nothing is downloaded at run time - download "
-                            f"it first (e.g. `huggingface-cli download {path} --local-dir models/{name}`) and pass "
-                            "the folder")
+                            f"it first on a machine online (e.g. `hf download {path} --local-dir models/{name}`) and "
+                            "pass the folder")
     markers = ("config.json",) if weights else ("tokenizer_config.json", "tokenizer.json")
     if not any(os.path.isfile(os.path.join(path, m)) for m in markers):
         raise ModelNotLocal(f"{flag} {path}: the folder has no {' or '.join(markers)}, so it is not a Hugging Face "
