@@ -61,10 +61,15 @@ def expand_inputs(patterns: Sequence[str], *, flag: str = "--input", fix: str = 
         folder = _folder(pattern, flag)
         if folder is None:
             matched = _match(pattern, flag)
-            if not matched:
-                raise JobError(f"{flag} {pattern!r} matched no files; {fix}")
-            readers.append(pattern)
-            files += sorted(matched)
+            static = _static_prefix(pattern)  # a file named in full is read whatever its name
+            shown = [p for p in matched if static is None or is_visible(p[len(static):])]
+            if not shown:
+                hidden = f" ({len(matched)} hidden or _-prefixed skipped)" if matched else ""
+                raise JobError(f"{flag} {pattern!r} matched no files{hidden}; {fix}")
+            # A glob that reaches hidden names (a `**` over a stale .incomplete-* staging folder) reads the
+            # visible files by name; otherwise the runner expands the glob itself, as given.
+            readers += [pattern] if len(shown) == len(matched) else sorted(shown)
+            files += sorted(shown)
             continue
         under = _match(f"{folder}/**", flag)
         found = sorted(p for p in under if is_visible(p[len(folder) + 1:]))
@@ -77,6 +82,13 @@ def expand_inputs(patterns: Sequence[str], *, flag: str = "--input", fix: str = 
         files += found
     check_parquet(files, flag=flag)
     return Inputs(patterns=readers, files=files)
+
+
+def _static_prefix(pattern: str) -> str | None:
+    """The part of a glob up to the folder holding its first wildcard (names below it follow the hidden-name
+    rule); None for a plain path."""
+    first = min((i for i in (pattern.find(c) for c in GLOB_CHARS) if i >= 0), default=-1)
+    return None if first < 0 else pattern[:pattern.rfind("/", 0, first) + 1]
 
 
 def _folder(pattern: str, flag: str) -> str | None:
@@ -170,4 +182,7 @@ def job_main(argv: list[str], *, name: str, doc: str, option_classes: Sequence[t
     except (ConfigError, JobError) as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the staging folder is gone already; the previous output is untouched
+        print(f"{name}: interrupted; the previous output, if any, is unchanged", file=sys.stderr)
+        return 130
     return 0

@@ -111,7 +111,19 @@ def plan_outputs(output: str, rejected_output: str | None, *, artifacts: Sequenc
     """`--output` and, when given, `--rejected_output`: both checked before the run, staged and swapped together."""
     rejected = (plan_output(rejected_output, flag="--rejected_output", artifacts=rejected_artifacts)
                 if rejected_output else None)
-    return plan_output(output, flag="--output", artifacts=artifacts), rejected
+    out = plan_output(output, flag="--output", artifacts=artifacts)
+    if rejected is not None:
+        a, b = (_comparable(p) for p in (out.final, rejected.final))
+        if a == b or a.startswith(b + "/") or b.startswith(a + "/"):
+            raise JobError(f"--rejected_output {rejected_output} and --output {output} overlap: one run would replace "
+                           "the other's files; pass a separate folder, e.g. --rejected_output="
+                           f"{out.final}-rejected")
+    return out, rejected
+
+
+def _comparable(path: str) -> str:
+    """A prefix in one spelling (absolute, no trailing slash) so that two outputs can be compared."""
+    return os.path.abspath(path) if is_local(path) else path.rstrip("/")
 
 
 def _is_file(path: str) -> bool:

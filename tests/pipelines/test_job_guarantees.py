@@ -89,6 +89,9 @@ CASES = [  # (job, argv, phrases the error line must hold); {prev}, {rej}, {tmp}
     ("werp", ["--output={prev}", "--max_record_bytes=0"], ["--max_record_bytes=0", "must be > 0"]),
     ("werp", ["--output={prev}", "--rejected_output={rej}", "--num_shards=-3"], ["--num_shards=-3", "must be >= 0"]),
     ("werp", ["--output={prev}", "--input={tmp}/empty/"], ["empty/' matched no files"]),
+    ("werp", ["--output={prev}", "--rejected_output={prev}/documents"], ["overlap", "--rejected_output={prev}-rejected"]),
+    ("swallowcode", ["--input={tmp}/in.jsonl", "--output={rej}/sub", "--config=filter", "--rejected_output={rej}"],
+     ["overlap"]),
     ("swallowcode", ["--input={tmp}/cut.parquet", "--output={prev}", "--config=filter"],
      ["cut.parquet: not a readable Parquet file", "copy it again"]),
     ("swallowcode", ["--input={tmp}/in.jsonl", "--output={prev}", "--model=gpt2"],
@@ -177,6 +180,31 @@ def test_a_folder_input_reads_every_file_under_it_and_replaces_the_old_shards(en
     assert sorted(p.name for p in env["prev"].iterdir()) == ["documents", "model.bin", "stats.json", "tokenizer.json"]
 
 
+def test_globs_skip_hidden_names_below_their_wildcard_but_read_named_files(tmp_path):
+    """A `**` over an output folder must not read a stale .incomplete-* staging folder of a killed run."""
+    good, stale = tmp_path / "out" / "documents" / "part-0.jsonl", tmp_path / "out" / ".incomplete-1" / "part-0.jsonl"
+    named, above = tmp_path / "_special" / "_one.jsonl", tmp_path / "_special" / "two.jsonl"
+    for path in (good, stale, named, above):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
+    inputs = expand_inputs([f"{tmp_path}/out/**"])
+    assert inputs.files == [str(good)] and inputs.patterns == [str(good)]
+    assert expand_inputs([str(named)]).files == [str(named)], "a file named in full is read whatever its name"
+    assert expand_inputs([f"{tmp_path}/_special/*.jsonl"]).files == [str(above)], "a hidden folder named above the "\
+        "wildcard is read, a hidden name the wildcard matches is not"
+    assert expand_inputs([f"{tmp_path}/out/*/part-0.jsonl"]).files == [str(good)]
+    with pytest.raises(JobError, match=r"matched no files \(1 hidden or _-prefixed skipped\)"):
+        expand_inputs([f"{tmp_path}/out/.incomplete-*/*.jsonl"])
+
+
+def test_ctrl_c_is_one_line_and_exit_130(capsys):
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    assert job_main([], name="werp", doc="", option_classes=(), run=interrupted) == 130
+    assert capsys.readouterr().err.strip() == "werp: interrupted; the previous output, if any, is unchanged"
+
+
 def test_expand_inputs_recurses_into_folders_and_skips_hidden_names(tmp_path):
     wanted = [tmp_path / "a.jsonl", tmp_path / "sub" / "b.jsonl", tmp_path / "sub" / "deeper" / "c.parquet"]
     skipped = [tmp_path / ".hidden.jsonl", tmp_path / "_SUCCESS", tmp_path / "_spill" / "x.parquet",
@@ -187,7 +215,9 @@ def test_expand_inputs_recurses_into_folders_and_skips_hidden_names(tmp_path):
     pq.write_table(pa.table({"text": ["x"]}), wanted[-1])  # the Parquet footer is checked too
     for spelled in (str(tmp_path), f"{tmp_path}/"):
         assert expand_inputs([spelled]).files == sorted(map(str, wanted))
-    assert expand_inputs([f"{tmp_path}/*.jsonl"]).patterns == [f"{tmp_path}/*.jsonl"], "a glob is passed on as is"
+    assert expand_inputs([f"{tmp_path}/sub/*.jsonl"]).patterns == [f"{tmp_path}/sub/*.jsonl"], "a glob that reaches "\
+        "no hidden name is passed on as is"
+    assert expand_inputs([f"{tmp_path}/*.jsonl"]).patterns == [str(tmp_path / "a.jsonl")], "else its visible files"
 
 
 def clean_env() -> dict[str, str]:
