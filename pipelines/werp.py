@@ -29,6 +29,7 @@ from transforms.recipe import WebRecipe, load_recipe, with_overrides
 
 DEFAULT_OUTPUT = "./output/werp"
 DEFAULT_RECIPE = "bluwerp"
+FASTTEXT_MAGIC = (793712314).to_bytes(4, "little")  # FASTTEXT_FILEFORMAT_MAGIC_INT32, fastText's src/fasttext.cc
 SPILL_DIR = "_spill"  # documents parked by the dedup and classifier stages, in the run's staging folder
 ARTIFACTS = ("documents/part-*.parquet", "stats.json")  # what a run writes under --output (and replaces)
 REJECTED_ARTIFACTS = ("part-*.parquet",)  # under --rejected_output
@@ -124,6 +125,12 @@ def check_model(cfg: ClassifierConfig) -> None:
         raise JobError(str(exc)) from None
     if not FileSystems.exists(cfg.model_path):
         raise JobError(f"--classifier_model {cfg.model_path}: no such file; train one with `python -m pipelines.betr`")
+    with FileSystems.open(cfg.model_path) as fh:
+        head = fh.read(4)
+    if head != FASTTEXT_MAGIC:  # else every worker would fail on its first document
+        raise JobError(f"--classifier_model {cfg.model_path}: not a fastText model (a .bin/.ftz starts with "
+                       f"{FASTTEXT_MAGIC.hex()}, this file with {head.hex() or 'nothing'}); train one with "
+                       "`python -m pipelines.betr`")
 
 
 def run(argv: list[str] | None = None) -> dict:

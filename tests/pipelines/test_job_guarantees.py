@@ -89,6 +89,7 @@ CASES = [  # (job, argv, phrases the error line must hold); {prev}, {rej}, {tmp}
     ("werp", ["--output={prev}", "--max_record_bytes=0"], ["--max_record_bytes=0", "must be > 0"]),
     ("werp", ["--output={prev}", "--rejected_output={rej}", "--num_shards=-3"], ["--num_shards=-3", "must be >= 0"]),
     ("werp", ["--output={prev}", "--input={tmp}/empty/"], ["empty/' matched no files"]),
+    ("werp", ["--output={prev}", "--classifier_model={tmp}/in.jsonl"], ["not a fastText model", "pipelines.betr"]),
     ("werp", ["--output={prev}", "--rejected_output={prev}/documents"], ["overlap", "--rejected_output={prev}-rejected"]),
     ("swallowcode", ["--input={tmp}/in.jsonl", "--output={rej}/sub", "--config=filter", "--rejected_output={rej}"],
      ["overlap"]),
