@@ -5,18 +5,15 @@ or a wrong type fails before anything starts, with the valid keys listed.
 """
 from __future__ import annotations
 
-import ast
-import copy
 import dataclasses
-import inspect
-import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-
+from training.bounds import at_least, check_range, positive
+from training.config_cli import apply_overrides
 from training.model.config import ModelConfig
-from transforms.config import ConfigError, from_mapping, load_yaml, parse_yaml_value
+from transforms.config import from_mapping, load_yaml
 from transforms.resources import find_config
 
 
@@ -48,6 +45,10 @@ class DataSection:
     holdout_shards: int | None = None
     """Without validation shards: evaluate on the last N train shards (then not trained on); None = need valid/."""
 
+    def __post_init__(self) -> None:
+        at_least(self, 0, "num_workers", "seed")
+        at_least(self, 1, "holdout_shards")
+
 
 @dataclass(frozen=True, kw_only=True)
 class OptimSection:
@@ -71,6 +72,14 @@ class OptimSection:
     """Applied to matrices only (not to norms or the embedding), as in Llama and nanoGPT."""
     grad_clip: float = 1.0
     """Max global gradient norm; 0 turns clipping off."""
+
+    def __post_init__(self) -> None:
+        positive(self, "lr", "eps")
+        at_least(self, 0, "warmup_steps", "weight_decay", "grad_clip")
+        at_least(self, 1, "decay_steps")
+        check_range("min_lr_ratio", self.min_lr_ratio, 0, 1)
+        for key in ("beta1", "beta2"):
+            check_range(key, getattr(self, key), 0, 1, open_high=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,6 +115,12 @@ class TrainSection:
     max_skipped: int = 10
     """With nonfinite=skip: stop once more than this many steps in a row were skipped (the run has diverged)."""
 
+    def __post_init__(self) -> None:
+        at_least(self, 1, "steps", "micro_batch_size", "tokens_per_step", "stop_after", "threads")
+        at_least(self, 0, "max_skipped")
+        positive(self, "peak_tflops")
+        check_range("seed", self.seed, 0, 2**32 - 1, note="numpy's global seed is 32-bit")
+
 
 @dataclass(frozen=True, kw_only=True)
 class StreamBPSection:
@@ -115,6 +130,9 @@ class StreamBPSection:
     """Tokens per chunk in each layer's forward and backward (the paper suggests seq_len / 3)."""
     logits_chunk: int | None = None
     """Tokens per chunk of the head and loss (None = chunk); the logits of a chunk are logits_chunk x vocab."""
+
+    def __post_init__(self) -> None:
+        at_least(self, 1, "chunk", "logits_chunk")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,6 +169,11 @@ class PipelineSection:
     trace_steps: tuple[int, ...] = ()
     """Steps whose F/B/W spans are gathered into <output>/pipeline/step-N.trace.json (Chrome) and .png."""
 
+    def __post_init__(self) -> None:
+        at_least(self, 1, "microbatches", "stages_per_rank", "dp", "skip_stages")
+        check_range("skip", self.skip, 0, 1, open_high=True)
+        check_range("trace_steps (the smallest)", min(self.trace_steps, default=1), 1)
+
 
 @dataclass(frozen=True, kw_only=True)
 class LocalSection:
@@ -169,6 +192,9 @@ class LocalSection:
     one's backward; module = each module clipped by its own norm, as the independent learner it is; auto =
     global in one process, module in the decoupled pipeline (where a global norm would stall every stage)."""
 
+    def __post_init__(self) -> None:
+        at_least(self, 1, "blocks", "aux_depth")
+
 
 @dataclass(frozen=True, kw_only=True)
 class EvalSection:
@@ -177,7 +203,10 @@ class EvalSection:
     every: int = 200
     """Evaluate every N steps and at the end (0 = only at the end)."""
     batches: int = 20
-    """Held-out micro-batches per evaluation (split across ranks)."""
+    """Held-out micro-batches per evaluation (split across ranks); 0 = no evaluation."""
+
+    def __post_init__(self) -> None:
+        at_least(self, 0, "every", "batches")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -191,6 +220,9 @@ class CheckpointSection:
     resume: bool = True
     """Resume from the newest checkpoint in <output>/checkpoints if there is one."""
 
+    def __post_init__(self) -> None:
+        at_least(self, 0, "every", "keep")
+
 
 @dataclass(frozen=True, kw_only=True)
 class LogSection:
@@ -202,6 +234,9 @@ class LogSection:
     """Also write the scalars to <output>/tensorboard/ (tensorboard --logdir <output>)."""
     progress: bool = True
     """A progress bar on rank 0 (off when stderr is not a terminal)."""
+
+    def __post_init__(self) -> None:
+        at_least(self, 1, "every")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -227,59 +262,6 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def field_docs(cls: type) -> dict[str, str]:
-    """The docstring under each field (torchtitan's habit), read from the source of cls and its bases."""
-    docs: dict[str, str] = {}
-    for klass in reversed(cls.__mro__[:-1]):
-        try:
-            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
-        except (OSError, TypeError):
-            continue
-        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-        for node, after in zip(body, body[1:]):
-            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(after, ast.Expr)
-                    and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)):
-                docs[node.target.id] = " ".join(after.value.value.split())
-    return docs
-
-
-def describe_keys() -> str:
-    """Every config key with its default and its docstring, for --help."""
-    lines = []
-    for f in dataclasses.fields(RunConfig):
-        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        if not dataclasses.is_dataclass(default):
-            lines.append(f"  {f.name}={default!r}  {field_docs(RunConfig).get(f.name, '')}".rstrip())
-            continue
-        lines.append(f"  {f.name}:  {(type(default).__doc__ or '').strip()}")
-        docs = field_docs(type(default))
-        for g in dataclasses.fields(default):
-            lines.append(f"    {f.name}.{g.name}={getattr(default, g.name)!r}  {docs.get(g.name, '')}".rstrip())
-    return "\n".join(lines)
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """'optim.lr=1e-3' -> (['optim', 'lr'], 0.001); the value is read as the config files are (YAML 1.2 scalars)."""
-    if "=" not in text:
-        raise ConfigError(f"override {text!r} is not key=value (e.g. train.steps=100)")
-    key, raw = text.split("=", 1)
-    return key.strip().split("."), parse_yaml_value(raw)
-
-
-def apply_overrides(data: Mapping[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Set dotted keys in a nested mapping (a copy); unknown keys are caught later by the strict loader."""
-    data = copy.deepcopy(dict(data))
-    for text in overrides:
-        path, value = parse_override(text)
-        node = data
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {text!r}: {part!r} is not a section")
-        node[path[-1]] = value
-    return data
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:

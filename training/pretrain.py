@@ -21,7 +21,8 @@ import torch
 import yaml
 
 from training.checkpoint import CheckpointError
-from training.config import RunConfig, describe_keys, load_config
+from training.config import RunConfig, load_config
+from training.config_cli import describe_keys
 from training.data.format import ShardError
 from training.distributed import Dist, setup, teardown
 from training.model import ModelConfig
@@ -37,7 +38,7 @@ FLAG_KEYS = {"trainer": "trainer", "output": "output", "schedule": "pipeline.sch
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m training.pretrain", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=__doc__, epilog="config keys (key=default  what it does):\n" + describe_keys())
+        description=__doc__, epilog="config keys (key=default  what it does):\n" + describe_keys(RunConfig))
     parser.add_argument("--config", default=None,
                         help="a YAML run config, or the name of one in configs/train/ (tiny, 150m, 400m, 1b)")
     parser.add_argument("--trainer", default=None, help=f"override the config's trainer ({', '.join(TRAINERS)})")

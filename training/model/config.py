@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from training.bounds import at_least, check_range, positive
+
 
 @dataclass(frozen=True, kw_only=True)
 class ModelConfig:
@@ -37,22 +39,20 @@ class ModelConfig:
     as in Llama pretraining. Not supported by trainer=streambp (it recomputes forwards)."""
 
     def __post_init__(self) -> None:
-        if self.vocab_size < 2:
-            raise ValueError(f"vocab_size must be at least 2, got {self.vocab_size}")
         self.check_shape()
 
     def check_shape(self) -> None:
-        """Checks that need no vocabulary, so a run config fails on a bad shape before any data is read."""
+        """Checks a run config can make before any data is read (its vocabulary and context may still be None)."""
+        at_least(self, 2, "vocab_size")
+        at_least(self, 1, "max_seq_len", "dim", "n_layers", "n_heads", "n_kv_heads", "ffn_dim", "multiple_of")
+        positive(self, "norm_eps", "rope_theta", "init_std")
+        check_range("dropout", self.dropout, 0, 1, open_high=True)
         if self.dim % self.n_heads:
             raise ValueError(f"n_heads ({self.n_heads}) must divide dim ({self.dim})")
         if (self.dim // self.n_heads) % 2:
             raise ValueError(f"the head size dim / n_heads = {self.dim // self.n_heads} must be even for RoPE")
         if self.n_heads % self.kv_heads:
             raise ValueError(f"n_kv_heads ({self.kv_heads}) must divide n_heads ({self.n_heads})")
-        if self.n_layers < 1:
-            raise ValueError(f"n_layers must be at least 1, got {self.n_layers}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
     @property
     def kv_heads(self) -> int:
