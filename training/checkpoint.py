@@ -4,9 +4,13 @@ Layout: <run>/checkpoints/step-00000100/ holds DCP's files plus `meta.json` (ste
 world size, and the size and SHA-256 of every file). A checkpoint is written to `step-N.tmp`; meta.json is the
 last file written (fsynced), then the folder is renamed, so a crash mid-save never leaves a folder that looks
 complete, and older checkpoints are pruned only after that. Non-finite weights or optimizer state are refused,
-so a diverged run never replaces a good checkpoint. A resume verifies each file against meta.json and falls back
-to the newest checkpoint that verifies and loads, setting the others aside as `step-N.corrupt`. Each rank stores
-its own data position and RNG state under `rank<r>`, which makes a resumed run replay the uninterrupted one.
+so a diverged run never replaces a good checkpoint. Each rank stores its own data position and RNG state under
+`rank<r>`, which makes a resumed run replay the uninterrupted one (training/resume.py loads them).
+
+Pruning keeps the newest `keep` checkpoints up to the step just saved; a later step-N belongs to another history
+and is never deleted. Leftovers older than the oldest checkpoint kept go with it: `step-N.tmp` (a crashed save),
+`step-N.old` (a crashed replace) and `step-N.corrupt` (set aside by a resume), except the newest `.corrupt`, kept
+for inspection. With keep=0 nothing is deleted.
 """
 from __future__ import annotations
 
@@ -15,7 +19,6 @@ import json
 import re
 import shutil
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -26,31 +29,20 @@ from torch.distributed.checkpoint.api import CheckpointException
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
 
 from training.distributed import Dist, all_gather_object, barrier, broadcast_object
-from training.integrity import describe_files, file_problem, fsync_dir, nonfinite_entries, write_durably
-from training.rng import rng_state, set_rng_state
+from training.integrity import (describe_files, file_problem, fsync_dir, meta_problem, nonfinite_entries,
+                                write_durably)
+from training.rng import rng_state
 
 PREFIX = "step-"
 COMPLETE = re.compile(rf"{PREFIX}(\d+)")  # step-N exactly: not .tmp (being written), .old, .corrupt (set aside)
+LEFTOVER = re.compile(rf"{PREFIX}(\d+)\.(tmp|old|corrupt)")
 FLAT = StateDictOptions(flatten_optimizer_state_dict=True)  # optimizer state keyed by parameter name
 META = "meta.json"
-REQUIRED = ("data", "rng")  # per-rank entries every checkpoint has; others (guard) may be absent from older ones
 LOAD_ERRORS = (Exception, CheckpointException)  # DCP's CheckpointException derives from BaseException
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be resumed into this run; the message says what differs and what to do."""
-
-
-@dataclass(frozen=True)
-class Resumed:
-    """What a loaded checkpoint gives back besides the weights and optimizer state."""
-
-    step: int
-    tokens: int
-    rank_state: dict[str, Any]  # this rank's entries (data position, guard counters) without the RNG
-    path: str
-    passed_over: tuple[str, ...] = ()  # newer checkpoints that did not verify or load, each with the reason
-    verified: bool = True  # False: written before checksums were recorded
 
 
 @contextlib.contextmanager
@@ -66,13 +58,22 @@ def step_dir(root: Path, step: int) -> Path:
     return root / f"{PREFIX}{step:08d}"
 
 
-def list_checkpoints(root: str | Path) -> list[Path]:
-    """Complete checkpoints (named step-N, meta.json present), oldest first."""
+def step_of(path: Path) -> int:
+    """N of a step-N folder (or of step-N.tmp, .old, .corrupt)."""
+    return int(path.name[len(PREFIX):].split(".")[0])
+
+
+def candidates(root: str | Path) -> list[Path]:
+    """Every step-N folder, oldest first, whether complete or not (a resume names those without meta.json)."""
     root = Path(root)
     if not root.is_dir():
         return []
-    done = [p for p in root.iterdir() if p.is_dir() and COMPLETE.fullmatch(p.name) and (p / META).is_file()]
-    return sorted(done, key=lambda p: int(p.name[len(PREFIX):]))
+    return sorted((p for p in root.iterdir() if p.is_dir() and COMPLETE.fullmatch(p.name)), key=step_of)
+
+
+def list_checkpoints(root: str | Path) -> list[Path]:
+    """Complete checkpoints (named step-N, meta.json present), oldest first."""
+    return [p for p in candidates(root) if (p / META).is_file()]
 
 
 def parts_state(parts: list[nn.Module], optimizers: list[torch.optim.Optimizer]) -> tuple[dict, dict]:
@@ -140,7 +141,7 @@ def save(root: str | Path, *, d: Dist, step: int, tokens: int, parts: list[nn.Mo
         tmp.mkdir(parents=True)
     barrier(d)
     state = {"model": model_sd, "optim": optim_sd, "trainer": {"step": step, "tokens": tokens},
-             f"rank{d.rank}": {**rank_state, "rng": rng_state()}}
+             f"rank{d.rank}": {**rank_state, "rng": rng_state(d.device)}}
     with quiet_if_single(d.initialized):
         dcp.save(state, checkpoint_id=str(tmp))  # DCP fsyncs each file it writes
     barrier(d)
@@ -151,34 +152,35 @@ def save(root: str | Path, *, d: Dist, step: int, tokens: int, parts: list[nn.Mo
         write_durably(tmp / META, json.dumps({**meta, "step": step, "tokens": tokens, "world": d.world,
                                               "files": files}, indent=2))
         publish(tmp, final)
-        if keep > 0:
-            for old in list_checkpoints(root)[:-keep]:
-                shutil.rmtree(old, ignore_errors=True)
+        prune(root, step=step, keep=keep)
     barrier(d)
     return final
 
 
-def check_compatible(saved: dict[str, Any], current: dict[str, Any], *, world: int, path: Path) -> None:
-    """Refuse a checkpoint whose model, data or layout differs from this run, naming the difference."""
-    if saved.get("world") != world:
-        raise CheckpointError(f"{path} was written by {saved.get('world')} rank(s), this run has {world}: the data "
-                              f"position cannot be replayed exactly; run with {saved.get('world')} rank(s), or start "
-                              "fresh with checkpoint.resume=false or a new output folder")
-    for key in ("model", "data", "tokens_per_step", "trainer"):
-        if key in current and saved.get(key) != current[key]:
-            raise CheckpointError(f"{path}: {key} differs from this run's\n  checkpoint: {saved.get(key)}\n  this run:   "
-                                  f"{current[key]}\nresume with the config that wrote it, or start fresh with "
-                                  "checkpoint.resume=false or a new output folder")
+def prune(root: Path, *, step: int, keep: int) -> None:
+    """Delete checkpoints up to `step` but the newest `keep`, and older leftovers (see the module docstring)."""
+    if keep <= 0:
+        return
+    mine = [p for p in list_checkpoints(root) if step_of(p) <= step]  # a later step is another run's history
+    oldest = step_of(mine[-keep:][0]) if mine else step
+    leftovers = sorted((p for p in root.iterdir() if p.is_dir() and LEFTOVER.fullmatch(p.name)), key=step_of)
+    newest_corrupt = next((p for p in reversed(leftovers) if p.name.endswith(".corrupt")), None)
+    stale = [p for p in leftovers if step_of(p) < oldest and p != newest_corrupt]
+    for old in mine[:-keep] + stale:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def read_meta(path: Path) -> dict[str, Any]:
-    """A checkpoint's meta.json, or a CheckpointError naming the file and what is wrong with it."""
+    """A checkpoint's meta.json, checked field by field, or a CheckpointError naming what is wrong with it."""
+    if not (path / META).exists():
+        raise CheckpointError(f"no {META}: an interrupted save or copy")
     try:
         saved = json.loads((path / META).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise CheckpointError(f"file {META}: unreadable ({one_line(err)})") from None
-    if not isinstance(saved, dict):
-        raise CheckpointError(f"file {META}: a JSON {type(saved).__name__}, not an object")
+    problem = meta_problem(saved, step=step_of(path) if COMPLETE.fullmatch(path.name) else None)
+    if problem:
+        raise CheckpointError(f"file {META}: {problem}")
     return saved
 
 
@@ -205,73 +207,6 @@ def collective_problem(d: Dist, problem: str | None) -> str | None:
     return next((p for p in all_gather_object(d, problem) if p), None)
 
 
-def read_state(path: Path, *, d: Dist, parts: list[nn.Module], optimizers: list[torch.optim.Optimizer],
-               rank_template: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
-    """Load the checkpoint's entries this rank holds (collective); (state, None) or (None, why it failed)."""
-    model_sd, optim_sd = parts_state(parts, optimizers)
-    mine: dict[str, Any] = {**rank_template, "rng": rng_state()}
-    problem = None
-    try:
-        keys = dcp.FileSystemReader(str(path)).read_metadata().state_dict_metadata
-        mine = {k: v for k, v in mine.items() if k in REQUIRED or any(x.startswith(f"rank{d.rank}.{k}.") for x in keys)}
-    except LOAD_ERRORS as err:
-        problem = f"file .metadata: {one_line(err)}"
-    if problem := collective_problem(d, problem):
-        return None, problem
-    state = {"model": model_sd, "optim": optim_sd, "trainer": {"step": 0, "tokens": 0}, f"rank{d.rank}": mine}
-    try:
-        with quiet_if_single(d.initialized):
-            dcp.load(state, checkpoint_id=str(path))
-    except LOAD_ERRORS as err:  # failures of any rank (missing keys, shapes, unreadable files) reach every rank
-        problem = one_line(err)
-    problem = collective_problem(d, problem)
-    return (None, problem) if problem else (state, None)
-
-
-def set_aside(paths: list[Path], d: Dist) -> None:
-    """Rename checkpoints that failed to step-N.corrupt: kept for inspection, never tried or pruned again."""
-    if d.is_main:
-        for path in paths:
-            target = path.with_name(path.name + ".corrupt")
-            shutil.rmtree(target, ignore_errors=True)
-            path.rename(target)
-    barrier(d)
-
-
-def load_latest(root: str | Path, *, d: Dist, parts: list[nn.Module], optimizers: list[torch.optim.Optimizer],
-                meta: dict[str, Any], rank_template: dict[str, Any]) -> Resumed | None:
-    """Load the newest checkpoint under root that verifies and loads (collective); None if there is none at all.
-
-    DCP fills only the keys the target holds, so `rank_template` (this rank's current entries) names them."""
-    root = Path(root)
-    names = broadcast_object(d, [p.name for p in list_checkpoints(root)] if d.is_main else None)
-    passed: list[tuple[Path, str]] = []
-    for path in (root / name for name in reversed(names)):
-        saved, problem = verify(path, d)
-        state = None
-        if problem is None:
-            check_compatible(saved, meta, world=d.world, path=path)
-            state, problem = read_state(path, d=d, parts=parts, optimizers=optimizers, rank_template=rank_template)
-        if problem is not None:
-            passed.append((path, problem))
-            continue
-        try:
-            set_parts_state(parts, optimizers, state["model"], state["optim"])
-        except (KeyError, RuntimeError, ValueError) as err:
-            raise CheckpointError(f"{path}: cannot load into this model/optimizer ({one_line(err)}); resume with the "
-                                  "config that wrote it, or start fresh with checkpoint.resume=false") from err
-        set_aside([p for p, _ in passed], d)
-        mine = state[f"rank{d.rank}"]
-        set_rng_state(mine.pop("rng"))
-        return Resumed(step=int(state["trainer"]["step"]), tokens=int(state["trainer"]["tokens"]), rank_state=mine,
-                       path=str(path), passed_over=tuple(f"{p.name} ({why})" for p, why in passed),
-                       verified="files" in saved)
-    if passed:
-        raise CheckpointError(f"no checkpoint in {root} loads: " + "; ".join(f"{p.name}: {why}" for p, why in passed)
-                              + "; start fresh with checkpoint.resume=false or another output folder")
-    return None
-
-
 def resolve(path: str | Path) -> Path:
     """A checkpoint folder itself, or the newest complete one of a run folder (or of its checkpoints/)."""
     path = Path(path)
@@ -283,18 +218,30 @@ def resolve(path: str | Path) -> Path:
     return found[-1]
 
 
-def load_model_weights(path: str | Path, model: nn.Module) -> dict[str, Any]:
-    """Only the weights of a checkpoint (export, evaluation), in one process, verified and finite; returns meta."""
-    path = resolve(path)
-    older = [p.name for p in list_checkpoints(path.parent) if p.name < path.name]
-    hint = f"pass an older one, e.g. {path.parent / older[-1]}" if older else "no older checkpoint is left"
+def older_hint(path: Path) -> str:
+    older = [p for p in list_checkpoints(path.parent) if p.name < path.name]
+    return f"pass an older one, e.g. {older[-1]}" if older else "no older checkpoint is left"
+
+
+def verified_meta(path: Path) -> dict[str, Any]:
+    """meta.json of one checkpoint folder whose files all match it (one process), or a CheckpointError."""
     try:
         saved = read_meta(path)
     except CheckpointError as err:
-        raise CheckpointError(f"{path} is corrupt ({err}); {hint}") from None
+        raise CheckpointError(f"{path} is corrupt ({err}); {older_hint(path)}") from None
     problem = next((p for n, r in sorted(saved.get("files", {}).items()) if (p := file_problem(path, n, r))), None)
     if problem:
-        raise CheckpointError(f"{path} is corrupt ({problem}); {hint}")
+        raise CheckpointError(f"{path} is corrupt ({problem}); {older_hint(path)}")
+    return saved
+
+
+def load_model_weights(path: str | Path, model: nn.Module, *, verified: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Only the weights of a checkpoint (export, evaluation), in one process, verified and finite; returns meta.
+
+    `verified`: the checkpoint's meta.json from verified_meta, so that its files are not hashed twice."""
+    path = resolve(path)
+    saved = verified if verified is not None else verified_meta(path)
+    hint = older_hint(path)
     state = {"model": model.state_dict()}
     try:
         with quiet_if_single(False):

@@ -218,7 +218,8 @@ class CheckpointSection:
     keep: int = 2
     """Checkpoints kept (older ones deleted); 0 keeps all."""
     resume: bool = True
-    """Resume from the newest checkpoint in <output>/checkpoints if there is one."""
+    """Resume from the newest checkpoint in <output>/checkpoints; false = start fresh, moving an earlier run's
+    checkpoints, metrics.jsonl and tensorboard/ into <output>/previous-<time>/."""
 
     def __post_init__(self) -> None:
         at_least(self, 0, "every", "keep")

@@ -16,9 +16,10 @@ from typing import Any
 
 import torch
 
-from training.checkpoint import CheckpointError, load_model_weights, read_meta, resolve
+from training.checkpoint import CheckpointError, load_model_weights, resolve, verified_meta
 from training.model import Llama, ModelConfig
-from transforms.config import load_yaml
+from training.rundir import check_output
+from transforms.config import ConfigError, load_yaml
 
 EOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|pad|>"
@@ -72,12 +73,19 @@ def to_hf(model: Llama, *, eos_id: int | None = None, pad_id: int | None = None,
     return hf.to(dtype)
 
 
-def hf_tokenizer(path: str | Path) -> Any:
-    """Our tokenizer.json wrapped as a transformers fast tokenizer with its special tokens named."""
+def hf_tokenizer(path: str | Path, *, source: str = "--tokenizer") -> Any:
+    """Our tokenizer.json wrapped as a transformers fast tokenizer with its special tokens named; a ConfigError
+    naming `source` (where the path came from) if it is not one."""
     from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer.from_file(str(path))
+    if not Path(path).is_file():
+        raise ConfigError(f"{source} {path}: no such file; pass the tokenizer.json the shards were made with")
+    try:
+        tok = Tokenizer.from_file(str(path))
+    except Exception as err:  # noqa: BLE001 - tokenizers raises a plain Exception for every parse error
+        raise ConfigError(f"{source} {path}: not a tokenizer.json ({err}); pass the one the shards were made "
+                          "with") from None
     vocab = tok.get_vocab()
     specials = {k: v for k, v in (("eos_token", EOS_TOKEN), ("pad_token", PAD_TOKEN)) if v in vocab}
     return PreTrainedTokenizerFast(tokenizer_object=tok, **specials)
@@ -91,7 +99,10 @@ def find_tokenizer(run: Path) -> str | None:
             data_path = Path(load_yaml(config).get("data", {}).get("path", ""))
             for manifest in (data_path / "manifest.json", data_path.parent / "manifest.json"):
                 if manifest.is_file():
-                    return json.loads(manifest.read_text()).get("tokenizer")
+                    try:
+                        return json.loads(manifest.read_text(encoding="utf-8")).get("tokenizer")
+                    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as err:
+                        raise ConfigError(f"{manifest}: unreadable ({err}); pass --tokenizer") from None
             return None
     return None
 
@@ -100,26 +111,32 @@ def export(run: str | Path, out: str | Path, *, tokenizer: str | None = None, dt
     """Write the Hugging Face folder for the run's newest checkpoint (or the given checkpoint folder); refuses a
     checkpoint whose files do not match their recorded checksums or whose weights are not finite."""
     ckpt = resolve(run)
+    meta = verified_meta(ckpt)
     try:
-        cfg = ModelConfig(**read_meta(ckpt)["model"])
-    except (CheckpointError, KeyError, TypeError, ValueError) as err:
+        cfg = ModelConfig(**meta["model"])
+    except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{ckpt}: meta.json does not describe a model ({err}); pass another checkpoint") from None
-    model = Llama(cfg)
-    meta = load_model_weights(ckpt, model)
+    source = "--tokenizer" if tokenizer else "the tokenizer named by the run's tokenize manifest,"
     tokenizer = tokenizer or find_tokenizer(ckpt)
-    tok = hf_tokenizer(tokenizer) if tokenizer else None
+    tok = hf_tokenizer(tokenizer, source=source) if tokenizer else None
+    out = check_output(str(out), flag="--out ", create=False)
+    model = Llama(cfg)
+    load_model_weights(ckpt, model, verified=meta)
     if tok is not None and len(tok) > cfg.vocab_size:
         raise CheckpointError(f"tokenizer {tokenizer} has {len(tok)} tokens but the model only {cfg.vocab_size}; "
                               "pass the tokenizer the shards were made with")
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
     hf = to_hf(model, eos_id=tok.eos_token_id if tok is not None else None,
                pad_id=tok.pad_token_id if tok is not None else None, dtype=torch_dtype)
-    out = Path(out)
-    hf.save_pretrained(out, safe_serialization=True)
-    if tok is not None:
-        tok.save_pretrained(out)
-    (out / "refinery.json").write_text(json.dumps({"checkpoint": str(ckpt), "step": meta.get("step"),
-                                                   "tokens": meta.get("tokens"), "tokenizer": tokenizer}, indent=2))
+    try:
+        hf.save_pretrained(out, safe_serialization=True)
+        if tok is not None:
+            tok.save_pretrained(out)
+        (out / "refinery.json").write_text(json.dumps({"checkpoint": str(ckpt), "step": meta.get("step"),
+                                                       "tokens": meta.get("tokens"), "tokenizer": tokenizer}, indent=2))
+    except OSError as err:
+        raise ConfigError(f"--out {out}: cannot write the model there ({err.strerror or err}); choose a folder you "
+                          "can write to") from None
     return out
 
 
@@ -137,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
         out = export(args.run, args.out, tokenizer=args.tokenizer, dtype=args.dtype)
-    except (CheckpointError, FileNotFoundError) as err:
+    except (CheckpointError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"wrote a LlamaForCausalLM folder to {out}; load it with "

@@ -1,4 +1,5 @@
-"""Is a checkpoint what was written, and is it worth writing: file digests, durable writes, non-finite state.
+"""Is a checkpoint what was written, and is it worth writing: file digests, meta.json's fields, durable writes,
+non-finite state.
 
 Every file of a checkpoint gets a SHA-256 at save time (recorded in meta.json), checked before a resume or an
 export loads it, so a truncated, half-copied or bit-flipped file is named instead of loaded. SHA-256 because it
@@ -11,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
 DIGEST = "sha256"
+HEX = re.compile(r"[0-9a-f]{64}")  # a SHA-256 hex digest
 
 
 def file_digest(path: Path) -> str:
@@ -41,6 +44,43 @@ def file_problem(folder: Path, name: str, record: Mapping[str, Any]) -> str | No
     if file_digest(path) != record.get(DIGEST):
         return f"file {name}: {DIGEST} mismatch (the bytes changed since the save)"
     return None
+
+
+def meta_problem(meta: Any, *, step: int | None = None) -> str | None:
+    """What makes a parsed meta.json unusable (a field missing, of another type, out of range), or None.
+
+    `step` is the N of the step-N folder it came from, if any. A meta.json this code wrote always passes; one
+    that fails was damaged or edited, and is treated like any other damaged file."""
+    if not isinstance(meta, dict):
+        return f"a JSON {type(meta).__name__}, not an object"
+    for key, low in (("step", 0), ("world", 1), ("tokens", 0), ("tokens_per_step", 1)):
+        if key not in meta and key in ("step", "world"):
+            return f"{key} is missing"
+        if key in meta and (type(meta[key]) is not int or meta[key] < low):
+            return f"{key} is {short(meta[key])}, not an integer >= {low}"
+    if step is not None and meta["step"] != step:
+        return f"step is {meta['step']} in the folder of step {step}"
+    for key, kind in (("model", dict), ("data", dict), ("trainer", str)):
+        if key in meta and not isinstance(meta[key], kind):
+            return f"{key} is {short(meta[key])}, not a JSON {'object' if kind is dict else 'string'}"
+    if "files" not in meta:  # written before checksums were recorded
+        return None
+    files = meta["files"]
+    if not isinstance(files, dict) or not files:
+        return f"files is {short(files)}, not an object of file names to {{bytes, {DIGEST}}}"
+    for name, record in files.items():
+        if "/" in name or "\\" in name or name in ("", ".", ".."):
+            return f"files: {short(name)} is not a file name"
+        if not (isinstance(record, dict) and type(record.get("bytes")) is int and record["bytes"] >= 0
+                and isinstance(record.get(DIGEST), str) and HEX.fullmatch(record[DIGEST])):
+            return f"files: {name}: {short(record)} is not {{bytes: an integer >= 0, {DIGEST}: 64 hex digits}}"
+    return None
+
+
+def short(value: Any) -> str:
+    """A JSON value for an error message, cut to 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def nonfinite_entries(state: Any, prefix: str = "") -> list[str]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import resource
 import signal
 import sys
@@ -60,8 +61,9 @@ class MetricsLog:
     """Rank 0 appends one JSON object per line to metrics.jsonl and mirrors scalars to TensorBoard.
 
     `start(step)` opens both for a run that begins (or resumes) at `step`: records of later steps, written by an
-    earlier invocation past its last checkpoint, are dropped (TensorBoard's purge_step), so a resumed run's log
-    reads as one uninterrupted run with no step twice."""
+    earlier invocation past its last checkpoint, are dropped (TensorBoard's purge_step), and so is an earlier
+    invocation's summary at `step`, so a resumed run's log reads as one uninterrupted run with no step twice.
+    Non-finite values (a skipped step's NaN gradient norm) are written as null: metrics.jsonl is strict JSON."""
 
     def __init__(self, run_dir: str | Path, *, enabled: bool, tensorboard: bool) -> None:
         self.enabled, self.tensorboard = enabled, tensorboard
@@ -83,12 +85,13 @@ class MetricsLog:
                 print("tensorboard is not installed (pip install 'refinery[train]'); logging to metrics.jsonl only",
                       file=sys.stderr)
             else:
-                self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=step + 1 if step else None)
+                self.writer = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=step + 1)
 
     def log(self, step: int, values: dict[str, Any]) -> None:
         if self.file is None:
             return
-        self.file.write(json.dumps({"step": step, "time": round(time.time(), 3), **values}) + "\n")
+        record = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in values.items()}
+        self.file.write(json.dumps({"step": step, "time": round(time.time(), 3), **record}, allow_nan=False) + "\n")
         self.file.flush()
         if self.writer is not None:
             for key, value in values.items():
@@ -105,7 +108,8 @@ class MetricsLog:
 
 
 def truncate_after(path: Path, step: int) -> None:
-    """Drop the records of steps after `step` (and a torn last line) from a metrics file, atomically."""
+    """Drop the records of steps after `step`, summaries from `step` on (an earlier invocation's end) and a torn
+    last line from a metrics file, atomically."""
     if not path.is_file():
         return
     keep, dropped = [], False
@@ -115,7 +119,8 @@ def truncate_after(path: Path, step: int) -> None:
         except json.JSONDecodeError:
             dropped = True
             continue
-        if isinstance(record, dict) and record.get("step", 0) > step:
+        at = record.get("step", 0) if isinstance(record, dict) else 0
+        if at > step or (at == step and isinstance(record, dict) and record.get("summary")):
             dropped = True
         else:
             keep.append(line)

@@ -5,7 +5,8 @@ python -m training.pretrain --config 150m data.path=out/tokens train.steps=20000
 torchrun --nproc-per-node=8 -m training.pretrain --config 1b output=runs/1b
 
 Anything in the config can be overridden with key=value (YAML values: numbers, true/false, null). A run
-resumes from the newest checkpoint in <output>/checkpoints that verifies and loads, unless checkpoint.resume=false.
+resumes from the newest checkpoint in <output>/checkpoints that verifies and fits, unless checkpoint.resume=false,
+which starts fresh and moves an earlier run's outputs into <output>/previous-<time>/.
 Exit status: 0 done, 2 a config, data or checkpoint error, 3 training diverged (train.nonfinite), 130 / 143
 stopped by SIGINT / SIGTERM after saving a checkpoint (the same command resumes).
 """
@@ -15,10 +16,8 @@ import argparse
 import dataclasses
 import os
 import sys
-from pathlib import Path
 
 import torch
-import yaml
 
 from training.checkpoint import CheckpointError
 from training.config import RunConfig, load_config
@@ -26,6 +25,7 @@ from training.config_cli import describe_keys
 from training.data.format import ShardError
 from training.distributed import Dist, setup, teardown
 from training.model import ModelConfig
+from training.rundir import check_output
 from training.trainers import TRAINERS
 from training.trainers.guard import NonFiniteError
 from transforms.config import ConfigError
@@ -77,13 +77,6 @@ def build_model_config(cfg: RunConfig, *, vocab_size: int, seq_len: int) -> Mode
     return ModelConfig(**{**fields, "vocab_size": vocab, "max_seq_len": max_seq})
 
 
-def save_config(cfg: RunConfig, d: Dist) -> None:
-    if d.is_main:
-        out = Path(cfg.output)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
-
-
 def train(cfg: RunConfig, d: Dist) -> dict:
     """Build data, model and trainer for `cfg` on this rank and run it; returns the final summary."""
     from training.data.loader import open_training_data
@@ -95,7 +88,6 @@ def train(cfg: RunConfig, d: Dist) -> dict:
     data = open_training_data(cfg.data, micro_batch_size=cfg.train.micro_batch_size, eval_batches=cfg.eval.batches,
                               rank=data_rank, world=data_world)
     model_cfg = build_model_config(cfg, vocab_size=data.meta.vocab_size, seq_len=data.meta.seq_len)
-    save_config(cfg, d)
     trainer = trainer_cls(cfg, d=d, model_cfg=model_cfg, train_loader=data.train, eval_loader=data.valid,
                                     seq_len=data.meta.seq_len,
                                     data_meta={"seq_len": data.meta.seq_len,
@@ -113,8 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     rank = int(os.environ.get("RANK", "0"))
     try:
         cfg = load_config(args.config, overrides)
+        check_output(cfg.output)
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
+        if rank == 0:
+            print(f"error: {err}", file=sys.stderr)
         return 2
     d = setup(cfg.train.device)
     try:

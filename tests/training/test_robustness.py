@@ -16,10 +16,11 @@ import torch.distributed.checkpoint as dcp
 
 from tests.training.markov import write_markov_shards
 from tests.training.test_trainer import SMALL, pretrain
-from training import checkpoint
+from training import checkpoint, resume
 from training.config import load_config
 from training.data.loader import open_training_data
 from training.distributed import Dist
+from training.integrity import meta_problem
 from training.metrics import MetricsLog, read_metrics
 from training.model import Llama, ModelConfig
 from training.pretrain import build_model_config
@@ -181,9 +182,9 @@ def save_steps(root: Path, steps: list[int], *, keep: int = 0) -> dict[int, dict
     return weights
 
 
-def load(root: Path) -> tuple[checkpoint.Resumed | None, Llama]:
+def load(root: Path) -> tuple[resume.Resumed | None, Llama]:
     model, optimizer = tiny_model(1)
-    resumed = checkpoint.load_latest(root, d=ONE, parts=[model], optimizers=[optimizer], meta={"trainer": "t"},
+    resumed = resume.load_latest(root, d=ONE, parts=[model], optimizers=[optimizer], meta={"trainer": "t"},
                                      rank_template={"data": {"batches": 0}})
     return resumed, model
 
@@ -238,12 +239,132 @@ def test_a_half_written_checkpoint_is_never_the_latest(tmp_path):
     weights = save_steps(tmp_path, [1])
     (tmp_path / "step-00000002.tmp").mkdir()  # a crash mid-save: DCP's files but no meta.json, no rename
     (tmp_path / "step-00000002.tmp" / "__0_0.distcp").write_bytes(b"partial")
-    (tmp_path / "step-00000003").mkdir()  # a folder without meta.json is not complete either
+    (tmp_path / "step-00000003").mkdir()  # a folder without meta.json: an interrupted copy, named and set aside
     resumed, model = load(tmp_path)
-    assert resumed.step == 1 and resumed.passed_over == ()
+    assert resumed.step == 1 and resumed.passed_over == ("step-00000003 (no meta.json: an interrupted save or copy)",)
+    assert (tmp_path / "step-00000003.corrupt").is_dir() and (tmp_path / "step-00000002.tmp").is_dir()
     assert all(torch.equal(v, weights[1][k]) for k, v in model.state_dict().items())
     meta = json.loads((tmp_path / "step-00000001" / "meta.json").read_text())
     assert sorted(meta["files"]) == sorted(p.name for p in (tmp_path / "step-00000001").iterdir() if p.name != "meta.json")
+
+
+META_SHAPES = {  # a meta.json that is valid JSON of the wrong shape -> the reason it is passed over
+    "files: null": (lambda m: m.update(files=None), "files is None, not an object"),
+    "files: a list": (lambda m: m.update(files=["x"]), "files is ['x'], not an object"),
+    "files: numbers": (lambda m: m.update(files={k: 5 for k in m["files"]}), "files: .metadata: 5 is not {bytes"),
+    "files: a path": (lambda m: m["files"].update({"../x": m["files"][".metadata"]}), "files: '../x' is not a file"),
+    "digest: short": (lambda m: m["files"][".metadata"].update(sha256="ab"), "files: .metadata: {'bytes'"),
+    "empty": (lambda m: m.clear(), "step is missing"),
+    "no world": (lambda m: m.pop("world"), "world is missing"),
+    "world: str": (lambda m: m.update(world="1"), "world is '1', not an integer >= 1"),
+    "step: other": (lambda m: m.update(step=7), "step is 7 in the folder of step 2"),
+    "step: bool": (lambda m: m.update(step=True), "step is True, not an integer >= 0"),
+    "model: list": (lambda m: m.update(model=[1]), "model is [1], not a JSON object"),
+}
+
+
+@pytest.mark.parametrize("edit,why", META_SHAPES.values(), ids=META_SHAPES)
+def test_meta_json_of_the_wrong_shape_is_damage(tmp_path, edit, why):
+    """Every shape check, on a meta.json as save() writes it; the last two through a resume and an export."""
+    save_steps(tmp_path, [1, 2])
+    path = tmp_path / "step-00000002" / "meta.json"
+    meta = json.loads(path.read_text())
+    assert meta_problem(meta, step=2) is None
+    edit(meta)
+    assert why in meta_problem(meta, step=2)
+
+
+@pytest.mark.parametrize("edit", ["files: null", "no world"])
+def test_resume_and_export_pass_over_a_meta_json_of_the_wrong_shape(tmp_path, capsys, edit):
+    from training.export import main as export_main
+
+    root = tmp_path / "checkpoints"
+    save_steps(root, [1, 2])
+    path = root / "step-00000002" / "meta.json"
+    meta = json.loads(path.read_text())
+    META_SHAPES[edit][0](meta)
+    path.write_text(json.dumps(meta))
+    assert export_main(["--run", str(tmp_path), "--out", str(tmp_path / "hf")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and f"step-00000002 is corrupt (file meta.json: {META_SHAPES[edit][1]}" in err
+    resumed, _ = load(root)
+    why = META_SHAPES[edit][1]
+    assert resumed.step == 1 and resumed.passed_over[0].startswith(f"step-00000002 (file meta.json: {why}")
+    assert (root / "step-00000002.corrupt").is_dir()
+
+
+def test_a_checkpoint_that_does_not_fit_is_refused_in_one_line_and_never_set_aside(tmp_path):
+    """Another model shape is not damage: the resume stops and the checkpoint keeps its name."""
+    save_steps(tmp_path, [1, 2])
+    torch.manual_seed(0)
+    wider = Llama(ModelConfig(vocab_size=16, dim=16, n_layers=1, n_heads=2, ffn_dim=16, max_seq_len=8))
+    optimizer = torch.optim.AdamW(wider.parameters(), lr=1e-2)
+    with pytest.raises(checkpoint.CheckpointError) as err:
+        resume.load_latest(tmp_path, d=ONE, parts=[wider], optimizers=[optimizer], meta={"trainer": "t"},
+                           rank_template={"data": {"batches": 0}})
+    message = str(err.value)
+    assert "\n" not in message and "step-00000002 does not fit this run" in message
+    assert "model.embed.weight is [16, 8] there, [16, 16] here" in message and "checkpoint.resume=false" in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000001", "step-00000002"]
+
+
+def test_differences_name_each_field_that_differs():
+    saved = {"model": {"dim": 32, "n_layers": 2}, "data": {"seq_len": 32}, "tokens_per_step": 256, "trainer": "b"}
+    current = {"model": {"dim": 48, "n_layers": 2}, "data": {"seq_len": 32}, "tokens_per_step": 512, "trainer": "b"}
+    assert resume.differences(saved, current) == ["model.dim: checkpoint 32, this run 48",
+                                                  "tokens_per_step: checkpoint 256, this run 512"]
+
+
+def with_cuda_state(monkeypatch, cuda: object) -> None:
+    """rng_state() as a rank on a GPU returns it (no GPU is needed: the state is only stored and compared)."""
+    real = resume.rng_state
+
+    def fake(device):
+        return {**real(device), "cuda": cuda}
+
+    monkeypatch.setattr(checkpoint, "rng_state", fake)
+    monkeypatch.setattr(resume, "rng_state", fake)
+
+
+CUDA_STATE = torch.arange(16, dtype=torch.uint8)  # a Philox seed and offset, as torch.cuda.get_rng_state() gives
+
+
+@pytest.mark.parametrize("written,read,note", [
+    (None, CUDA_STATE, "the checkpoint holds no cuda RNG state for this rank's device (rank 0)"),  # CPU -> GPU
+    (CUDA_STATE, None, "the checkpoint's cuda RNG state has no generator here (rank 0)"),  # GPU -> CPU
+    (CUDA_STATE[:8], CUDA_STATE, "the checkpoint's cuda RNG state has another shape (rank 0)"),
+    ([CUDA_STATE, CUDA_STATE], CUDA_STATE, "the checkpoint holds no cuda RNG state"),  # old format: every GPU
+])
+def test_a_checkpoint_from_another_device_loads_and_says_the_resume_is_not_bitwise(tmp_path, monkeypatch, written,
+                                                                                 read, note):
+    if written is not None:
+        with_cuda_state(monkeypatch, written)
+    weights = save_steps(tmp_path, [1])
+    monkeypatch.undo()
+    restored = []
+    monkeypatch.setattr(resume, "set_rng_state", lambda state, device: restored.append(sorted(state)))
+    if read is not None:
+        with_cuda_state(monkeypatch, read)
+    resumed, model = load(tmp_path)
+    assert resumed.step == 1 and resumed.passed_over == () and resumed.not_bitwise[0].startswith(note)
+    assert restored == [["numpy", "python", "torch"]]  # the CPU generators still come back exactly
+    assert all(torch.equal(v, weights[1][k]) for k, v in model.state_dict().items())
+    assert (tmp_path / "step-00000001").is_dir()
+
+
+def test_rng_state_keeps_only_this_ranks_device():
+    from training.rng import rng_state
+
+    assert sorted(rng_state(torch.device("cpu"))) == ["numpy", "python", "torch"]
+
+
+def test_pruning_keeps_later_steps_and_clears_old_leftovers(tmp_path):
+    """A later step-N is another history: never pruned. Older .tmp/.old/.corrupt go, but the newest .corrupt."""
+    for name in ("step-00000001.tmp", "step-00000001.old", "step-00000001.corrupt", "step-00000002.corrupt"):
+        (tmp_path / name).mkdir()
+    save_steps(tmp_path, [9])
+    save_steps(tmp_path, [3, 4], keep=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-00000002.corrupt", "step-00000004", "step-00000009"]
 
 
 def test_save_refuses_non_finite_state_and_keeps_the_good_checkpoint(tmp_path):
@@ -308,13 +429,16 @@ def test_cli_falls_back_past_a_truncated_checkpoint_and_fails_in_one_line_when_n
 # -- the metrics log reads as one run ---------------------------------------------------------------------------
 def test_resuming_drops_the_logged_steps_after_the_checkpoint(tmp_path):
     lines = [json.dumps({"step": s, "loss": float(s)}) for s in range(1, 7)] + ['{"step": 7, "lo']  # torn by a crash
+    lines.insert(4, json.dumps({"step": 4, "summary": True, "loss": 4.0}))  # an earlier invocation stopped at 4
     (tmp_path / "metrics.jsonl").write_text("\n".join(lines))
     log = MetricsLog(tmp_path, enabled=True, tensorboard=False)
     log.start(4)
-    log.log(5, {"loss": 50.0})
+    log.log(5, {"loss": 50.0, "grad_norm": float("nan"), "lr": float("inf")})
     log.close()
     assert [(r["step"], r["loss"]) for r in read_metrics(tmp_path)] == [(1, 1.0), (2, 2.0), (3, 3.0), (4, 4.0),
                                                                        (5, 50.0)]
+    last = (tmp_path / "metrics.jsonl").read_text().splitlines()[-1]
+    assert json.loads(last, parse_constant=pytest.fail) == {**json.loads(last), "grad_norm": None, "lr": None}
 
 
 # -- SIGINT and SIGTERM -----------------------------------------------------------------------------------------

@@ -64,7 +64,8 @@ def test_incompatible_checkpoint_is_refused_with_the_fix(shards, tmp_path):
     pretrain(*common)
     proc = pretrain(*common, "train.steps=4", "model.dim=64", check=False)
     assert proc.returncode == 2
-    assert "model differs" in proc.stderr and "checkpoint.resume=false" in proc.stderr
+    assert "model.dim: checkpoint 32, this run 64" in proc.stderr and "checkpoint.resume=false" in proc.stderr
+    assert proc.stderr.count("\n") == 1
     proc = pretrain(*common, "train.steps=4", "data.num_workers=2", check=False)
     assert proc.returncode == 2 and "data position" in proc.stderr and "workers" in proc.stderr
     proc = pretrain(*common, "train.steps=4", "model.dim=64", "checkpoint.resume=false", "output=" + str(tmp_path / "b"))

@@ -17,12 +17,13 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from training import checkpoint
+from training import checkpoint, rundir
 from training.config import RunConfig
 from training.distributed import Dist, all_reduce_sum
 from training.metrics import MetricsLog, Progress, device_peak_tflops, final_line, throughput
 from training.model import Llama, ModelConfig, flops_per_token, next_token_loss, param_count
 from training.optim import build_optimizer, lr_at, set_lr
+from training.resume import load_latest, report, start_fresh
 from training.rng import derived_seed, seed_rngs
 from training.trainers.guard import StepGuard
 from training.trainers.sizing import accumulation_steps, autocast_dtype
@@ -133,9 +134,9 @@ class Trainer:
 
     def resume(self) -> None:
         if not self.cfg.checkpoint.resume:
-            return
-        resumed = checkpoint.load_latest(self.checkpoint_root(), d=self.d, parts=self.parts,
-                                         optimizers=self.optimizers, meta=self.meta, rank_template=self.rank_state())
+            return start_fresh(self.run_dir, d=self.d, announce=self.reporter)
+        resumed = load_latest(self.checkpoint_root(), d=self.d, parts=self.parts, optimizers=self.optimizers,
+                              meta=self.meta, rank_template=self.rank_state())
         if resumed is None:
             return
         self.step, self.tokens = resumed.step, resumed.tokens
@@ -146,11 +147,7 @@ class Trainer:
         if "guard" in resumed.rank_state:
             self.guard.load_state_dict(resumed.rank_state["guard"])
         if self.reporter:
-            for passed in resumed.passed_over:
-                print(f"passing over {passed}; set aside as .corrupt", flush=True)
-            instead = f"resuming from {Path(resumed.path).name} instead" if resumed.passed_over else "resumed from"
-            unverified = "; unverified: written before checksums were recorded" if not resumed.verified else ""
-            print(f"{instead} {resumed.path} at step {self.step} ({self.tokens:,} tokens){unverified}", flush=True)
+            report(resumed)
 
     def save(self) -> Path:
         self.guard.settle()  # a stop decided on a rank must be known before anything is written
@@ -234,6 +231,8 @@ class Trainer:
         """Train to cfg.train.steps; returns the final summary (also written to metrics.jsonl)."""
         with self.guard.signals:
             self.resume()
+            if self.d.is_main:  # only now: a refused resume leaves the config that wrote the checkpoints
+                rundir.write_config(self.run_dir, self.cfg.to_dict())
             self.log.start(self.step)
             if self.reporter:
                 print(self.describe(), flush=True)
