@@ -8,7 +8,8 @@ Anything in the config can be overridden with key=value (YAML values: numbers, t
 resumes from the newest checkpoint in <output>/checkpoints that verifies and fits, unless checkpoint.resume=false,
 which starts fresh and moves an earlier run's outputs into <output>/previous-<time>/.
 Exit status: 0 done, 2 a config, data or checkpoint error, 3 training diverged (train.nonfinite), 130 / 143
-stopped by SIGINT / SIGTERM after saving a checkpoint (the same command resumes).
+stopped by SIGINT / SIGTERM after saving a checkpoint (the same command resumes). Under torchrun these are the
+workers' statuses; torchrun itself exits 1 after a signal, checkpoint saved or not.
 """
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ replay. All ranks step together, so every rank's state is the same and a checkpo
 """
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Protocol, Sequence
@@ -96,6 +97,15 @@ def stream_of(rank: int, slot: int, *, workers: int) -> int:
     return rank * max(workers, 1) + slot
 
 
+def leave_signals_to_the_rank(worker_id: int) -> None:
+    """A DataLoader worker ignores SIGINT and SIGTERM: its rank saves a checkpoint at the next step, then stops it.
+
+    torchrun and Slurm signal whole process groups, and torch's worker dies of SIGTERM, which fails its rank in the
+    middle of that save ("DataLoader worker is killed by signal: Terminated") and loses the checkpoint."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def stop_workers(batches: Iterator[Any]) -> None:
     """Stop DataLoader workers now: after a worker error the iterator sits in a reference cycle (torch's reraise
     frame), and when the garbage collector finally reaps it the shutdown waits 5 s on queues already torn down."""
@@ -130,7 +140,8 @@ class TokenLoader:
         generator = torch.Generator().manual_seed(int(np.random.SeedSequence([cfg.seed, self.rank, self.batches])
                                                       .generate_state(1)[0]))
         loader = DataLoader(dataset, batch_size=None, num_workers=cfg.num_workers, pin_memory=cfg.pin_memory,
-                            prefetch_factor=cfg.prefetch_factor, persistent_workers=False, generator=generator)
+                            prefetch_factor=cfg.prefetch_factor, persistent_workers=False, generator=generator,
+                            worker_init_fn=leave_signals_to_the_rank)
         batches = iter(loader)
         try:
             for batch in batches:

@@ -71,8 +71,10 @@ class StopSignals:
         if self.signum is None:
             self.signum = signum
             if self.announce:
+                grace = ("; torchrun kills the workers if that takes longer than its shutdown timeout (30 s unless "
+                         "torchrun --shutdown-timeout says otherwise)" if "TORCHELASTIC_RUN_ID" in os.environ else "")
                 os.write(2, f"{signal.Signals(signum).name}: saving a checkpoint at the next step boundary, then "
-                            "exiting (Ctrl-C again to exit at once, without it)\n".encode())
+                            f"exiting (Ctrl-C again to exit at once, without it){grace}\n".encode())
 
 
 class StepGuard:
