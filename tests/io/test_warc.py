@@ -189,7 +189,7 @@ def test_per_record_corruption_resyncs_at_the_next_record(tmp_path):
     file_issues = [i for _, i in items if isinstance(i, ReadIssue) and not i.is_record]
     assert [i.reason for i in file_issues] == [warc.CORRUPT_GZIP]
     [lost] = [i for _, i in items if isinstance(i, ReadIssue) and i.is_record]  # record 10, counted
-    assert lost.reason == warc.CORRUPT_RECORD and lost.record_id in ("", ids[10])
+    assert lost.reason == warc.CORRUPT_RECORD and lost.record_id in (f"{path}@{starts[10]}", ids[10])
 
 
 def test_junk_between_members_is_misaligned_and_skipped(tmp_path):

@@ -1,7 +1,8 @@
 """ReadWarcPages: file globs in, `Page`s (and the read stage's `Rejected` rows) out.
 
 A file with one gzip member per WARC record is split into `split_bytes` ranges (and further by the runner);
-a record belongs to the range its gzip member starts in (docs/feasibility.md section 8). Plain, whole-file
+a record belongs to the range its gzip member group starts in (docs/feasibility.md section 8; a group is a
+member that starts a record and any after it that do not, warc_ranges.MemberGroups). Plain, whole-file
 gzip and ARC files have no such boundaries and are read whole, one reader per file. Every record dropped and
 every file-level error becomes a `Rejected` row (stage "read") when asked, so the audit trail misses nothing.
 """
@@ -60,7 +61,7 @@ class _ReadCounts:
             self.counters.count_dropped(item.reason)
             self.records += 1
             rejected = Rejected(id=item.record_id or f"{self.path}@{offset}", url=item.url, stage=STAGE,
-                                reason=item.reason)
+                                reason=item.reason, text=item.detail)
         else:  # damage in the file, not a record: an error event, reported apart from the drops
             logging.warning("%s in %s at offset %d: %s", item.reason, self.path, offset, item.detail)
             self.counters.count_error(item.reason)
@@ -143,26 +144,31 @@ class _ReadFileFn(beam.DoFn, RestrictionProvider):
         tracker.try_claim(tracker.current_restriction().stop)
 
     def _read_range(self, fh: BinaryIO, path: str, tracker, counts: _ReadCounts) -> Iterator:
-        """A record belongs to the range its gzip member starts in; claim each member start."""
-        stop, claimed = tracker.current_restriction().stop, -1
-        first = warc_ranges.find_record_start(fh, tracker.current_restriction().start, end=stop)
+        """A member group (a member that starts a record, and any after it that do not) belongs to the range
+        it starts in, and that range reads all of it, damage included: ranges begin only at group starts, so
+        each byte is read, and each damaged member reported, by exactly one range."""
+        start, stop = tracker.current_restriction().start, tracker.current_restriction().stop
+        first = start if start == 0 else warc_ranges.find_record_start(fh, start, end=stop)
+        refused = False
+
+        def claim(offset: int) -> bool:
+            nonlocal refused
+            refused = not tracker.try_claim(offset)
+            return not refused
+
         if first is not None:
             layout = warc_ranges.Layout(kind=warc_ranges.GZIP_MEMBERS, is_warc=True)
-            records = warc.read_records(fh, source=path, max_record_bytes=self.max_record_bytes,
-                                        layout=layout, start_offset=first)
-            for offset, item in records:
-                if offset != claimed:
-                    if not tracker.try_claim(offset):
-                        return
-                    claimed = offset
+            for offset, item in warc.read_records(fh, source=path, max_record_bytes=self.max_record_bytes,
+                                                  layout=layout, start_offset=first, claim=claim):
                 yield from counts.route(offset, item)
-        tracker.try_claim(stop)  # no record starts in the rest of the range
+        if not refused:
+            tracker.try_claim(tracker.current_restriction().stop)  # no group starts in the rest of the range
 
 
 class ReadWarcPages(beam.PTransform):
     """File globs -> (pages, rejected): `Page`s, and with `emit_rejected` a `Rejected` row (stage "read") for
     every record dropped (id = WARC-Record-ID, else `<path>@<offset>`) and every file-level error (id =
-    `<path>@<offset>`, text = what went wrong). Globs matching nothing are allowed (check upstream)."""
+    `<path>@<offset>`); `text` says what went wrong. Globs matching nothing are allowed (check upstream)."""
 
     def __init__(self, *, max_record_bytes: int = warc.DEFAULT_MAX_RECORD_BYTES,
                  split_bytes: int = DEFAULT_SPLIT_BYTES, emit_rejected: bool = False) -> None:

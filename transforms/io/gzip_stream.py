@@ -38,6 +38,8 @@ class GzipStream:
 
     def __init__(self, fh: BinaryIO, offset: int = 0, *, one_member: bool = False) -> None:
         self._fh, self._one_member = fh, one_member
+        self.out_bytes = 0  # inflated bytes returned so far
+        self.verified_bytes = 0  # of them, those in members that ended with a good CRC and length
         self.seek(offset)
 
     def seek(self, offset: int) -> None:
@@ -47,7 +49,7 @@ class GzipStream:
         self._inflater: zlib._Decompress | None = None
         self._slow_until = offset  # below this raw offset input is fed byte by byte (after corrupt data)
         self.start, self.damage = offset, None
-        self.starts_with_magic = False
+        self.looks_like_member = False
 
     @property
     def end(self) -> int:
@@ -55,13 +57,15 @@ class GzipStream:
         return self._raw_at
 
     def next_member(self) -> bool:
-        """Start the member at the current raw position; False at the end of the file."""
+        """Start the member at the current raw position; False at the end of the file (reads then stay b"")."""
         while len(self._raw) < len(GZIP_MAGIC) and self._fill_more():
             pass
+        if not self._raw:
+            return False
         self.start, self.damage = self._raw_at, None
-        self.starts_with_magic = self._raw.startswith(GZIP_MAGIC)
+        self.looks_like_member = looks_like_member(self._raw)
         self._inflater = zlib.decompressobj(GZIP_WBITS)
-        return bool(self._raw)
+        return True
 
     def read(self, size: int | None = BLOCK_BYTES) -> bytes:
         size = size if size and size > 0 else BLOCK_BYTES
@@ -93,7 +97,19 @@ class GzipStream:
                 self._raw_at, self._raw = self._raw_at + len(self._raw), b""
             pad = len(self._raw) - len(self._raw.lstrip(b"\x00"))
             self._raw_at, self._raw = self._raw_at + pad, self._raw[pad:]
+            if self._stops_here():
+                return False
         return self.next_member()
+
+    def _stops_here(self) -> bool:
+        """Whether the stream ends at this member boundary; a whole-file stream goes on to the end."""
+        return False
+
+    def _peek(self, size: int) -> bytes:
+        """The next `size` raw bytes (fewer at the end of the file), not consumed."""
+        while len(self._raw) < size and self._fill_more():
+            pass
+        return self._raw[:size]
 
     def _fill_more(self) -> bool:
         block = self._fh.read(BLOCK_BYTES)
@@ -117,10 +133,28 @@ class GzipStream:
         left = self._inflater.unused_data if self._inflater.eof else self._inflater.unconsumed_tail
         self._raw = left + self._raw[len(chunk):]
         self._raw_at += len(chunk) - len(left)
+        self.out_bytes += len(out)
+        if self._inflater.eof:  # zlib checked the member's CRC-32 and ISIZE (RFC 1952 section 2.3.1)
+            self.verified_bytes = self.out_bytes
         return out
 
     def _fail(self, kind: str, offset: int, detail: str) -> None:
         self.damage, self._raw = Damage(kind=kind, offset=offset, detail=detail), b""
+
+
+def looks_like_member(raw: bytes) -> bool:
+    """Whether `raw` starts with the gzip magic, cut short (at the end of a file) or with one bit flipped: a
+    damaged member rather than junk between members."""
+    head = raw[:len(GZIP_MAGIC)]
+    return sum((a ^ b).bit_count() for a, b in zip(head, GZIP_MAGIC)) <= 1
+
+
+def has_member_header(raw: bytes) -> bool:
+    """Whether `raw` starts with a gzip header whose fixed fields are valid (RFC 1952 section 2.3.1: no reserved
+    FLG bit, XFL 0, 2 or 4, OS 0-13 or 255): a member found even if its data is damaged. Random bytes pass
+    about once in 10^11 positions."""
+    return (len(raw) >= 10 and raw.startswith(GZIP_MAGIC) and not raw[3] & 0xE0 and raw[8] in (0, 2, 4)
+            and (raw[9] <= 13 or raw[9] == 255))
 
 
 def inflates(raw: bytes) -> bool:

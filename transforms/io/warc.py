@@ -5,13 +5,15 @@ faster (docs/feasibility.md section 6) but reads no ARC files and leaves HTTP en
 so we use warcio; gzip members are inflated by transforms.io.gzip_stream, which loses no byte at a cut.
 Whatever the layout, a file cut short gives every record before the cut, the record it cuts as a
 `warc.truncated_record` drop (with URL and id when its headers were read), and one file-level error for
-gzip damage. WARC-Type values are compared case-insensitively, as FastWARC does and the WARC grammar's
-literals allow (RFC 2616 section 2.1 notation); warcio and jwarc compare them exactly.
+gzip damage. In a file of one gzip member per record, a record is a page only once its member passed its
+CRC, as damaged data can inflate to altered text. WARC-Type values are compared case-insensitively, as FastWARC
+does and the WARC grammar's literals allow (RFC 2616 section 2.1 notation); warcio and jwarc compare them exactly.
 """
 from __future__ import annotations
 
 import re
-from typing import BinaryIO, Iterator
+from collections import deque
+from typing import BinaryIO, Callable, Iterator
 
 from warcio.bufferedreaders import BufferedReader
 from warcio.exceptions import ArchiveLoadFailed
@@ -23,7 +25,7 @@ from transforms.io import warc_ranges
 from transforms.io.gzip_stream import CORRUPT, TRUNCATED, GzipStream
 from transforms.io.warc_page import HTML_TYPES, record_id_of, record_url, to_page
 from transforms.io.warc_payload import decode_html, decode_text
-from transforms.io.warc_ranges import GzipMembers, Layout
+from transforms.io.warc_ranges import Layout, MemberGroups
 from transforms.io.warc_reasons import (
     CORRUPT_GZIP, CORRUPT_RECORD, DECODE_ERROR, EMPTY_FILE, EMPTY_PAYLOAD, FILE_ERROR, INVALID_HEADER,
     MISALIGNED_GZIP, NOT_ARCHIVE, NOT_HTML, NOT_RESPONSE, TOO_LARGE, TRUNCATED_GZIP, TRUNCATED_RECORD, ReadIssue,
@@ -40,6 +42,9 @@ __all__ = [  # the reader, and the reasons and decoders callers read as warc.X
 DEFAULT_MAX_RECORD_BYTES = 8 << 20
 _BLOCK_BYTES = 1 << 16
 _MAX_LINE_BYTES = 1 << 16
+# Records of one member held until its CRC is checked, at most: a larger member (a whole-file gzip appended to a
+# per-record file) is read as whole-file gzip is, its records out before its CRC. Above DEFAULT_MAX_RECORD_BYTES.
+_MAX_UNCHECKED_BYTES = 64 << 20
 # warcio raises AttributeError/ValueError/IndexError on records that lack required fields
 # (e.g. jhove invalid-warcfile-lonely-revisit.warc has no WARC-Target-URI).
 _HEADER_ERRORS = (ArchiveLoadFailed, StatusAndHeadersParserException, AttributeError, ValueError, IndexError)
@@ -75,17 +80,19 @@ class _Lines(BufferedReader):
 
 
 def read_records(fh: BinaryIO, *, source: str = "", max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-                 layout: Layout | None = None, start_offset: int = 0) -> Iterator[tuple[int, Page | ReadIssue]]:
+                 layout: Layout | None = None, start_offset: int = 0,
+                 claim: Callable[[int], bool] | None = None) -> Iterator[tuple[int, Page | ReadIssue]]:
     """Yield `(offset, Page | ReadIssue)` for each record, in file order.
 
-    `offset` is the raw offset of the record's gzip member for one-member-per-record files (the unit the
-    Beam reader claims), else the record's position in the (inflated) stream. `start_offset` must be a
-    member start and is used for per-record gzip only.
+    One-member-per-record files are read in member groups (warc_ranges.MemberGroups): `offset` is the raw
+    offset of the record's group (of the damaged member for gzip damage), `start_offset` must be a group start,
+    and `claim(offset)` is asked before each group (the Beam reader's try_claim): reading stops when it says no.
+    Other layouts are read whole; `offset` is then the record's position in the (inflated) stream.
     """
     reader = _RecordReader(source=source, max_record_bytes=max_record_bytes)
     layout = layout or warc_ranges.detect_layout(fh)
     if layout.kind == warc_ranges.GZIP_MEMBERS:
-        yield from reader.read_members(GzipMembers(fh, start_offset))
+        yield from reader.read_groups(MemberGroups(fh, start_offset), claim=claim)
         return
     fh.seek(0)
     stream = GzipStream(fh) if layout.kind == warc_ranges.GZIP_WHOLE else fh
@@ -142,24 +149,58 @@ class _RecordReader:
                 return count
             pending = self._resync(lines)
 
-    def read_members(self, members: GzipMembers) -> Iterator[tuple[int, Page | ReadIssue]]:
-        """One gzip member per record; after an error, resync at the next member that starts a record."""
-        while members.next_member():
-            start, issues = members.start, []
-            try:
-                yield from self._records(_Lines(members, block_size=_BLOCK_BYTES), fixed_offset=start)
-            except _RecordError as err:
-                members.drain()  # bad headers in a member that fails are garbage inflated from damage
-                reason = err.reason if members.damage is None else _cut_reason(members)
-                issues.append(ReadIssue(reason, str(err)))
-            if (issue := _gzip_issue(members)) is not None:
-                if not members.starts_with_magic:  # junk where a member should start
-                    issue = ReadIssue(MISALIGNED_GZIP, f"no gzip member at {start}: {members.damage.detail}")
-                issues.append(issue)
-            for issue in issues:
-                yield start, issue
-            if issues and not members.resync(start + 1):
+    def read_groups(self, groups: MemberGroups, *,
+                    claim: Callable[[int], bool] | None) -> Iterator[tuple[int, Page | ReadIssue]]:
+        """One gzip member per record: each member group is one stream (so a record may run into the next
+        member), and `claim(start)` is asked before a group is read."""
+        while groups.next_group():
+            if claim is not None and not claim(groups.start):
                 return
+            self._format = None  # a group reads the same whichever range begins at it
+            yield from self._read_group(groups)
+
+    def _read_group(self, groups: MemberGroups) -> Iterator[tuple[int, Page | ReadIssue]]:
+        """A record comes out once every member it lies in passed its CRC: until then it is held, with the
+        stream position where it ends."""
+        start, lines, pending = groups.start, _Lines(groups, block_size=_BLOCK_BYTES), None
+        held: deque[tuple[int, Page | ReadIssue]] = deque()
+        while True:
+            try:
+                for _, item in self._records(lines, fixed_offset=start, pending=pending):
+                    held.append((lines.position, item))
+                    yield from _release(held, start, groups.verified_bytes)
+                pending = None
+            except _RecordError as err:
+                held.append((lines.position, ReadIssue(err.reason, str(err))))
+                if (pending := self._resync(lines))[0]:
+                    continue
+            yield from _release(held, start, groups.verified_bytes)
+            if groups.damage is None:
+                return
+            yield from self._damaged(groups, start, [item for _, item in held])
+            held.clear()
+            if not groups.resume_group():
+                return
+            pending = self._resync(lines)
+
+    def _damaged(self, groups: MemberGroups, start: int, unchecked: list) -> Iterator[tuple[int, ReadIssue]]:
+        """Gzip damage: each record not yet checked by a CRC is reported as cut or corrupt, with its URL and id.
+        Headers that did not parse are dropped unless they are the first (damaged data can inflate to extra
+        bytes that look like the start of a record); a damaged member that gave no record still counts as one."""
+        member, damage = groups.start, groups.damage
+        reason, detail = _cut_reason(groups), f"in a damaged gzip member: {damage.detail}"
+        records = [item for item in unchecked if isinstance(item, Page) or item.is_record]
+        for n, item in enumerate(records):
+            if isinstance(item, Page):
+                yield start, ReadIssue(reason, detail, item.url, item.id)
+            elif n == 0 or item.record_id:
+                yield start, ReadIssue(reason, detail, item.url, item.record_id or f"{self.source}@{member}")
+        if not records and groups.looks_like_member:
+            yield start, ReadIssue(reason, detail, "", f"{self.source}@{member}")
+        if groups.looks_like_member:
+            yield member, _gzip_issue(groups)
+        else:  # junk where a member should start
+            yield member, ReadIssue(MISALIGNED_GZIP, f"no gzip member at {member}: {damage.detail}")
 
     def _records(self, lines: _Lines, *, fixed_offset: int | None, pending=None):
         """Parse records until the stream ends; `pending` is an already read (status line, position)."""
@@ -175,13 +216,7 @@ class _RecordReader:
             item = to_page(record, offset=offset, source=self.source, max_record_bytes=self.max_record_bytes)
             if _drain(record.raw_stream):
                 message = f"record at offset {offset} ends before its Content-Length ({record.length})"
-                if fixed_offset is not None and _damage(lines.stream) is None:
-                    raise _RecordError(MISALIGNED_GZIP, offset, message)  # it goes on in the next member
                 item = self._issue(record, offset, _cut_reason(lines.stream), message)
-            elif fixed_offset is not None and not (pending := _next_line(lines))[0] \
-                    and _cut_reason(lines.stream) == CORRUPT_RECORD:  # read to the member's end: its CRC
-                message = f"the gzip member at {offset} fails: {_damage(lines.stream).detail}"
-                item = self._issue(record, offset, CORRUPT_RECORD, message)
             yield offset, item
 
     def _issue(self, record, offset: int, reason: str, message: str) -> ReadIssue:
@@ -249,6 +284,15 @@ def _next_line(lines: _Lines, *, start=None) -> tuple[bytes, int]:
         line = lines.readline(_MAX_LINE_BYTES)
         if not line or (start(line) if start else line.strip()):
             return line, position
+
+
+def _release(held: deque, start: int, verified_bytes: int) -> Iterator[tuple[int, Page | ReadIssue]]:
+    """The held items (stream end position, item) that lie wholly in CRC-checked members, in order; all of
+    them once they span more than _MAX_UNCHECKED_BYTES, so memory stays bounded."""
+    if held and held[-1][0] - verified_bytes > _MAX_UNCHECKED_BYTES:
+        verified_bytes = held[-1][0]
+    while held and held[0][0] <= verified_bytes:
+        yield start, held.popleft()[1]
 
 
 def _drain(stream) -> bool:

@@ -6,11 +6,14 @@ Common Crawl writes one gzip member per record (WARC 1.1 annex D.2), so any memb
 """
 from __future__ import annotations
 
+import io
 import zlib
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from transforms.io.gzip_stream import GZIP_MAGIC, GZIP_WBITS, GzipStream, find_member
+from transforms.io.gzip_stream import (
+    GZIP_WBITS, GzipStream, find_member, has_member_header, inflates, looks_like_member,
+)
 
 WARC_MAGIC = b"WARC/"  # every WARC record starts with its version line, WARC 1.1 section 4
 EMPTY, PLAIN, GZIP_WHOLE, GZIP_MEMBERS = "empty", "plain", "gzip_whole", "gzip_members"
@@ -31,30 +34,49 @@ class Layout:
         return self.kind == GZIP_MEMBERS and self.is_warc
 
 
-class GzipMembers(GzipStream):
-    """Reads concatenated gzip members one at a time, knowing the raw offset where each starts and ends.
+class MemberGroups(GzipStream):
+    """Concatenated gzip members read as groups, one stream each, so a record may run on into the next member.
 
-    `read()` returns the current member's inflated bytes and b"" at its end (or at `damage`: a cut or corrupt
-    member); `next_member()` moves on.
+    A group starts at a member that begins a WARC record (or where reading starts) and takes in every member
+    after it that does not (bgzip-like blocks, a member cut mid-record, junk). `read()` returns b"" at the end
+    of the group, of the file or at damage; `next_group()` starts the next one. A range reader begins only where
+    `find_record_start` finds a member, which is always a group start, so each group is read by one range.
     """
 
     def __init__(self, fh: BinaryIO, offset: int = 0) -> None:
-        super().__init__(fh, offset, one_member=True)
+        super().__init__(fh, offset)
+        self._stop_at = -1  # a raw offset already found to start a record (the group ends there)
 
-    def resync(self, offset: int) -> bool:
-        """Go on at the first member at or after `offset` that starts a WARC record; False if none."""
-        found = find_record_start(self._fh, offset)
-        if found is not None:
-            self.seek(found)
-        return found is not None
+    def next_group(self) -> bool:
+        """Start a group at the current raw position; False at the end of the file."""
+        self.out_bytes = self.verified_bytes = 0
+        return self.next_member()
 
-    def drain(self) -> None:
-        """Inflate the rest of the current member without keeping it."""
-        while self.read():
-            pass
+    def resume_group(self) -> bool:
+        """After damage, go on at the next member after the damaged member's start (damage can run past the
+        member's end): True if the group goes on there, False if a new group starts there (or none)."""
+        found = find_member(self._fh, self.start + 1, accept=_member_at)
+        goes_on = found is not None and not is_record_start(self._fh, found)
+        if found is None:  # nothing more to read: the next group is at the end of the file
+            self._fh.seek(0, io.SEEK_END)
+            found = self._fh.tell()
+        self.seek(found)
+        return goes_on
+
+    def _stops_here(self) -> bool:
+        if self._stop_at != self.end:
+            if not starts_record(self._peek(_CONFIRM_BYTES)):
+                return False
+            self._stop_at = self.end
+        return True
 
 
-def _inflates_to_warc(raw: bytes) -> bool:
+def _member_at(raw: bytes) -> bool:
+    """A member to go on at after damage: one that inflates, or a damaged one (then reported in its turn)."""
+    return inflates(raw) or has_member_header(raw)
+
+
+def starts_record(raw: bytes) -> bool:
     """Whether `raw` is a gzip member whose text starts with `WARC/` (after blank lines, as some writers put
     the previous record's trailing CRLFs at the start of the next member)."""
     try:
@@ -67,32 +89,37 @@ def _inflates_to_warc(raw: bytes) -> bool:
 def is_record_start(fh: BinaryIO, offset: int) -> bool:
     """Whether a gzip member starts at `offset` and inflates to the start of a WARC record."""
     fh.seek(offset)
-    return _inflates_to_warc(fh.read(_CONFIRM_BYTES))
+    return starts_record(fh.read(_CONFIRM_BYTES))
 
 
 def find_record_start(fh: BinaryIO, offset: int, *, end: int | None = None) -> int | None:
     """The first offset >= `offset` (and < `end`) where a gzip member begins a WARC record, else None."""
-    return find_member(fh, offset, accept=_inflates_to_warc, end=end)
+    return find_member(fh, offset, accept=starts_record, end=end)
 
 
 def detect_layout(fh: BinaryIO, *, max_probe_bytes: int = _MAX_PROBE_BYTES) -> Layout:
     """Plain, whole-file gzip or one member per record.
 
-    Per record only if the first member ends before EOF and the next one starts a WARC record too: members
-    cut anywhere else (bgzip, `cat` of whole-file gzips, ARC) are read as one stream, so no record is split.
+    Per record if the first member ends within the probe and starts a WARC record (or is damaged), and the
+    second member starts one too, or failing that (damage, blocks) any later member within the probe. Members
+    cut anywhere else (bgzip, ARC) are read as one stream; a per-record file whose later members are cut
+    elsewhere is still read right, as MemberGroups lets a record run on into the next member.
     """
     fh.seek(0)
     head = fh.read(_CONFIRM_BYTES)
     if not head:
         return Layout(kind=EMPTY, is_warc=False)
-    if not head.startswith(GZIP_MAGIC):
-        kind = GZIP_WHOLE if GZIP_MAGIC.startswith(head) else PLAIN  # a gzip file cut inside its magic
-        return Layout(kind=kind, is_warc=head.startswith(WARC_MAGIC))
-    is_warc = _inflates_to_warc(head)
-    members = GzipMembers(fh, 0)
-    members.next_member()
-    while members.read():
-        if members.end > max_probe_bytes:
+    if not looks_like_member(head):  # a magic cut short or with a flipped bit is a damaged gzip file
+        return Layout(kind=PLAIN, is_warc=head.startswith(WARC_MAGIC))
+    is_warc = starts_record(head)
+    first = GzipStream(fh, 0, one_member=True)
+    first.next_member()
+    while first.read():
+        if first.end > max_probe_bytes:
             return Layout(kind=GZIP_WHOLE, is_warc=is_warc)
-    per_record = is_warc and members.damage is None and members.next_member() and is_record_start(fh, members.start)
-    return Layout(kind=GZIP_MEMBERS if per_record else GZIP_WHOLE, is_warc=is_warc)
+    if first.damage is None and first.next_member() and is_record_start(fh, first.start):
+        per_record = is_warc
+    else:
+        later = find_record_start(fh, 1, end=max_probe_bytes) if is_warc or first.damage is not None else None
+        per_record = later is not None
+    return Layout(kind=GZIP_MEMBERS if per_record else GZIP_WHOLE, is_warc=is_warc or per_record)

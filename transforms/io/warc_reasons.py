@@ -9,7 +9,7 @@ NOT_HTML = "warc.not_html"  # neither HTML nor (in a conversion record) plain te
 TOO_LARGE = "warc.too_large"  # record or decoded payload over max_record_bytes
 DECODE_ERROR = "warc.decode_error"  # content encoding could not be undone
 EMPTY_PAYLOAD = "warc.empty_payload"  # a page with no body
-TRUNCATED_RECORD = "warc.truncated_record"  # the file ends inside this record (or its gzip member)
+TRUNCATED_RECORD = "warc.truncated_record"  # the file (or its gzip member) ends inside this record
 CORRUPT_RECORD = "warc.corrupt_record"  # corrupt gzip data inside this record, or its member fails its CRC
 # Damage to the file, not one record: counted as errors, apart from the records.
 FILE_ERROR = "warc.error."  # prefix of the errors below
@@ -18,7 +18,7 @@ NOT_ARCHIVE = "warc.error.not_archive"  # the file does not start with a WARC or
 INVALID_HEADER = "warc.error.invalid_header"
 TRUNCATED_GZIP = "warc.error.truncated_gzip"  # the file ends inside a gzip member
 CORRUPT_GZIP = "warc.error.corrupt_gzip"  # inflate failed inside a member, or bytes between members are not gzip
-MISALIGNED_GZIP = "warc.error.misaligned_gzip"  # a record crosses a member boundary, or junk between members
+MISALIGNED_GZIP = "warc.error.misaligned_gzip"  # junk where a gzip member should start
 
 
 @dataclass(frozen=True, slots=True)
