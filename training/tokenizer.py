@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import gzip
 import hashlib
 import io
 import json
@@ -21,11 +20,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import IO, Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import pyarrow.parquet as pq
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from transforms.io.compressed import damage_of, open_decompressed
 from transforms.io.inputs import is_visible, parquet_fix, parquet_problem
 
 EOS = "<|endoftext|>"
@@ -133,16 +133,6 @@ def check_train_args(args: argparse.Namespace) -> None:
                              "pass a path you can write to") from None
 
 
-def _open_text(path: str) -> IO[bytes]:
-    if path.endswith(".gz"):
-        return gzip.open(path, "rb")
-    if path.endswith(".zst"):
-        import zstandard  # a dependency of apache-beam; only needed for .zst shards
-
-        return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"))
-    return open(path, "rb")
-
-
 def iter_text_batches(paths: Sequence[str], *, text_column: str, skipped: dict[str, int]) -> Iterator[list[str]]:
     """Lists of non-empty texts from Parquet or JSONL files, BATCH_ROWS at a time; skips counted in `skipped`."""
     for path in paths:
@@ -187,9 +177,12 @@ def _parquet_batches(path: str, text_column: str) -> Iterator[list]:
 
 
 def _jsonl_batches(path: str, text_column: str) -> Iterator[list]:
-    with _open_text(path) as raw:
-        batch = []
-        for line in io.TextIOWrapper(raw, encoding="utf-8", errors="replace"):
+    """A cut or corrupt .gz/.zst stops training with one line naming the file: a sample that silently lacks
+    a shard's tail is worse than no tokenizer (the same rule as check_parquet for a cut Parquet file)."""
+    with open(path, "rb") as fh:
+        raw = open_decompressed(fh, path)
+        text, batch = io.TextIOWrapper(raw, encoding="utf-8", errors="replace"), []
+        for line in text:
             if not line.strip():
                 continue
             try:
@@ -200,6 +193,9 @@ def _jsonl_batches(path: str, text_column: str) -> Iterator[list]:
             if len(batch) >= BATCH_ROWS:
                 yield batch
                 batch = []
+        if (damage := damage_of(raw)) is not None:
+            raise TokenizerError(f"--input {path}: {damage[0]}: {damage[1]}; it is cut short or corrupt: copy it "
+                                 "again, or leave it out of --input")
         if batch:
             yield batch
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 import ast
 import gzip
 import json
+import random
+import zlib
 
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
+import zstandard
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipelines.jobs import collect_counters
@@ -98,3 +101,30 @@ def test_every_skipped_record_and_unread_file_is_a_rejected_row(tmp_path):
     assert (str(src / "empty.py"), "read", "input.empty") in rows
     assert (str(tmp_path / "notes.txt"), "read", "input.unknown_type") in rows
     assert (str(tmp_path / "d.parquet"), "read", "input.bad_file") in rows
+
+
+def test_a_cut_or_corrupt_compressed_file_keeps_every_line_before_the_damage_and_is_a_file_error(tmp_path):
+    rng = random.Random(0)
+    words = ("alpha", "beta", "gamma", "delta", "epsilon")
+    data = b"".join(json.dumps({"text": f"line {i} " + " ".join(rng.choices(words, k=12))}).encode() + b"\n"
+                    for i in range(3000))  # zstd blocks hold 128 KB of text: cut after the first one
+    gz, zst = gzip.compress(data, mtime=0), zstandard.ZstdCompressor(write_checksum=True).compress(data)
+    bad_crc = bytearray(gz)
+    bad_crc[-8] ^= 1  # CRC-32 (RFC 1952 section 2.3.1): every line comes out, then the check fails
+    files = {"cut.jsonl.gz": gz[:len(gz) * 2 // 3], "cut.jsonl.zst": zst[:len(zst) * 2 // 3], "crc.jsonl.gz": bad_crc}
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    # what the libraries themselves inflate from each cut prefix: its whole lines are samples, a torn one is bad JSON
+    texts = [zlib.decompressobj(31).decompress(files["cut.jsonl.gz"]),
+             zstandard.ZstdDecompressor().decompressobj().decompress(files["cut.jsonl.zst"]), data]
+    rej = tmp_path / "rej" / "rows"
+    rows, counters = read([str(tmp_path / "*.jsonl.*")], tmp_path / "out" / "rows", rejected_out=rej)
+    assert 0 < texts[1].count(b"\n") < texts[0].count(b"\n") < 3000
+    assert len(rows) == sum(t.count(b"\n") for t in texts)
+    assert counters["read|dropped|input.bad_json"] == sum(1 for t in texts if not t.endswith(b"\n"))
+    errors = (("cut.jsonl.gz", "input.truncated_gzip"), ("cut.jsonl.zst", "input.truncated_zstd"),
+              ("crc.jsonl.gz", "input.corrupt_gzip"))
+    assert {k: v for k, v in counters.items() if k.startswith("read|errors|")} == {
+        f"read|errors|{reason}": 1 for _, reason in errors}
+    for name, reason in errors:
+        assert (str(tmp_path / name), "read", reason) in lines_of(rej)

@@ -2,11 +2,13 @@
 target, splits are disjoint, the tail and the entropy are accounted for, and output does not depend on workers."""
 from __future__ import annotations
 
+import gzip
 import json
 import random
 import subprocess
 import sys
 import sysconfig
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -323,3 +325,21 @@ def test_draws_are_seeded_and_average_to_the_rate():
     assert valid != [split_of(k, valid_fraction=0.1, seed=1) == "valid" for k in keys]
     assert all(0 <= placement(k, 0, shards=7, seed=0)[0] < 7 for k in keys)
     assert unigram_entropy(np.array([1, 1, 0, 0])) == pytest.approx((np.log(2), 1.0))
+
+
+def test_a_cut_jsonl_gz_is_a_counted_error_and_its_whole_lines_are_tokenized(corpus, tmp_path):
+    docs = corpus["docs"][:40]
+    data = "".join(json.dumps({"text": d}) + "\n" for d in docs).encode()
+    gz = gzip.compress(data, mtime=0)
+    cut = gz[:len(gz) // 2]
+    (tmp_path / "cut.jsonl.gz").write_bytes(cut)
+    text = zlib.decompressobj(31).decompress(cut)  # zlib's own reading of the cut prefix
+    whole_lines, torn = text.count(b"\n"), int(not text.endswith(b"\n"))
+    config = write_config(tmp_path / "c.yaml", tokenizer=corpus["tokenizer"], seq_len=16, sources=[
+        {"name": "web", "paths": [str(tmp_path / "cut.jsonl.gz")]}])
+    report = tokenize.run([*LOCAL, f"--config={config}", f"--output={tmp_path / 'out'}"])
+    read = report["stages"]["read"]
+    assert 0 < whole_lines < len(docs)
+    assert read["errors"] == {"input.truncated_gzip": 1} and read["dropped"] == ({"input.bad_json": 1} if torn else {})
+    assert read["docs_out"] == whole_lines
+    assert_balanced(report)

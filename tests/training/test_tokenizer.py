@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import zstandard
 
 from training.tokenizer import (
     PAD, TokenizerError, eos_id, iter_text_batches, load_tokenizer, main, tokenizer_sha256, train_tokenizer,
@@ -159,3 +160,21 @@ def test_cli_reads_a_folder_with_its_subfolders_and_skips_hidden_names(tmp_path,
     assert code == 0, captured.err
     assert f"documents: {len(texts)} from 3 file(s)" in captured.out
     assert "is a folder: reading all 3 files under it, subfolders included" in captured.err
+
+
+def test_a_cut_or_corrupt_compressed_input_is_a_one_line_error_naming_the_file(tmp_path, capsys):
+    data = "".join(json.dumps({"text": t}) + "\n" for t in stdlib_texts(20)).encode()
+    gz = gzip.compress(data, mtime=0)
+    zst = zstandard.ZstdCompressor(write_checksum=True).compress(data)
+    crc = bytearray(gz)
+    crc[-8] ^= 1  # the CRC-32 fails (RFC 1952 section 2.3.1)
+    for name, content, reason in (("cut.jsonl.gz", gz[:len(gz) // 2], "truncated_gzip"),
+                                  ("crc.jsonl.gz", bytes(crc), "corrupt_gzip"),
+                                  ("cut.jsonl.zst", zst[:-3], "truncated_zstd")):
+        (tmp_path / name).write_bytes(content)
+        code = main(["train", "--input", str(tmp_path / name), "--vocab_size", "400",
+                     "--output", str(tmp_path / "t.json")])
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert f"error: --input {tmp_path / name}: {reason}: " in err and "copy it again" in err
+        assert not (tmp_path / "t.json").exists()

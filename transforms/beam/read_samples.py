@@ -7,11 +7,13 @@ from typing import Iterator
 
 import apache_beam as beam
 from apache_beam.io import fileio
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.pvalue import TaggedOutput
 
 from transforms.beam.metrics import StageCounters
 from transforms.document import Rejected
+from transforms.io.compressed import damage_of, open_decompressed
 from transforms.io.samples import (
     TOO_LARGE, Sample, SampleFields, Skipped, jsonl_samples, kind_of, parquet_samples, source_sample,
 )
@@ -19,6 +21,8 @@ from transforms.io.samples import (
 STAGE = "read"
 REJECTED = "rejected"  # the tag of the Rejected rows (the same as transforms.beam.stages.REJECTED)
 UNKNOWN_TYPE, BAD_FILE = "input.unknown_type", "input.bad_file"  # file-level errors, not records
+# and input.truncated_gzip, input.corrupt_gzip, input.truncated_zstd, input.corrupt_zstd (transforms.io.compressed)
+DAMAGE_FIX = "the lines before it were read; copy the file again, or leave it out of the inputs"
 log = logging.getLogger(__name__)
 
 
@@ -37,7 +41,7 @@ class ReadFileFn(beam.DoFn):
         try:
             kind = kind_of(path)
         except ValueError as exc:  # a stray file under the glob: say so, skip it, go on
-            yield from self._file_error(path, UNKNOWN_TYPE, exc)
+            yield from self._file_error(path, UNKNOWN_TYPE, str(exc))
             return
         if kind == "source":
             self.counters.count_in(size)
@@ -47,13 +51,16 @@ class ReadFileFn(beam.DoFn):
             yield from self._emit(source_sample(readable.read(), source=path, language=self.source_language), path)
             return
         reader = jsonl_samples if kind == "jsonl" else parquet_samples
-        try:
-            with FileSystems.open(path) as fh:
+        try:  # raw bytes: .gz and .zst are decompressed here, so a cut file is reported, not read as shorter
+            with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
+                fh = open_decompressed(raw, path)
                 for item in reader(fh, source=path, fields=self.fields, max_bytes=self.max_bytes):
                     self.counters.count_in()
                     yield from self._emit(item, path)
+                if (damage := damage_of(fh)) is not None:  # every line before the damage is read
+                    yield from self._file_error(path, f"input.{damage[0]}", f"{damage[1]}; {DAMAGE_FIX}")
         except ValueError as exc:  # a shard without the text column, an unreadable Parquet footer
-            yield from self._file_error(path, BAD_FILE, exc)
+            yield from self._file_error(path, BAD_FILE, str(exc))
 
     def _emit(self, item: Sample | Skipped, path: str) -> Iterator:
         if isinstance(item, Skipped):
@@ -64,12 +71,12 @@ class ReadFileFn(beam.DoFn):
             self.counters.count_out(len(item.text))
             yield item
 
-    def _file_error(self, path: str, reason: str, exc: Exception) -> Iterator:
+    def _file_error(self, path: str, reason: str, cause: str) -> Iterator:
         """Not a record: counted as an error, kept as a Rejected row whose id is the file and text the cause."""
-        log.warning("skipped %s: %s", path, exc)
+        log.warning("%s in %s: %s", reason, path, cause)
         self.counters.count_error(reason)
         if self.emit_rejected:
-            yield TaggedOutput(REJECTED, Rejected(id=path, url=path, stage=STAGE, reason=reason, text=str(exc)))
+            yield TaggedOutput(REJECTED, Rejected(id=path, url=path, stage=STAGE, reason=reason, text=cause))
 
 
 class ReadSamples(beam.PTransform):
