@@ -50,6 +50,7 @@ class GzipStream:
         self._slow_until = offset  # below this raw offset input is fed byte by byte (after corrupt data)
         self.start, self.damage = offset, None
         self.looks_like_member = False
+        self._pending = b""  # inflated bytes not yet returned (a member's first bytes, inflated on starting it)
 
     @property
     def end(self) -> int:
@@ -70,8 +71,14 @@ class GzipStream:
     def read(self, size: int | None = BLOCK_BYTES) -> bytes:
         size = size if size and size > 0 else BLOCK_BYTES
         while self.damage is None:
-            if (self._inflater is None or self._inflater.eof) and not self._next_in_sequence():
+            if not self._pending and (self._inflater is None or self._inflater.eof) and not self._next_in_sequence():
                 return b""
+            if self._pending:  # with what follows it, so a reader's buffer is not cut after a member's head
+                out, self._pending = self._pending[:size], self._pending[size:]
+                self._count(out)
+                if not self._pending and not self._inflater.eof and len(out) < size and (self._raw or self._fill_more()):
+                    out += self._inflate(size - len(out))
+                return out
             if not self._raw and not self._fill_more():
                 self._fail(TRUNCATED, self._raw_at, f"the file ends inside the gzip member at offset {self.start}")
                 return b""
@@ -93,17 +100,15 @@ class GzipStream:
         if self._one_member:
             return False
         if self._inflater is not None:  # gzip(1) accepts NUL padding after a member
-            while (self._raw or self._fill_more()) and not self._raw.lstrip(b"\x00"):
-                self._raw_at, self._raw = self._raw_at + len(self._raw), b""
-            pad = len(self._raw) - len(self._raw.lstrip(b"\x00"))
-            self._raw_at, self._raw = self._raw_at + pad, self._raw[pad:]
-            if self._stops_here():
-                return False
+            while (self._raw or self._fill_more()) and self._raw[:1] == b"\x00":
+                pad = len(self._raw) - len(self._raw.lstrip(b"\x00"))
+                self._raw_at, self._raw = self._raw_at + pad, self._raw[pad:]
+            return self._goes_on()
         return self.next_member()
 
-    def _stops_here(self) -> bool:
-        """Whether the stream ends at this member boundary; a whole-file stream goes on to the end."""
-        return False
+    def _goes_on(self) -> bool:
+        """Start the member after one that ended; False where the stream ends there (a whole-file one does not)."""
+        return self.next_member()
 
     def _peek(self, size: int) -> bytes:
         """The next `size` raw bytes (fewer at the end of the file), not consumed."""
@@ -133,10 +138,13 @@ class GzipStream:
         left = self._inflater.unused_data if self._inflater.eof else self._inflater.unconsumed_tail
         self._raw = left + self._raw[len(chunk):]
         self._raw_at += len(chunk) - len(left)
-        self.out_bytes += len(out)
-        if self._inflater.eof:  # zlib checked the member's CRC-32 and ISIZE (RFC 1952 section 2.3.1)
-            self.verified_bytes = self.out_bytes
+        self._count(out)
         return out
+
+    def _count(self, out: bytes) -> None:
+        self.out_bytes += len(out)
+        if self._inflater.eof and not self._pending:  # zlib checked the CRC-32 and ISIZE (RFC 1952 2.3.1)
+            self.verified_bytes = self.out_bytes
 
     def _fail(self, kind: str, offset: int, detail: str) -> None:
         self.damage, self._raw = Damage(kind=kind, offset=offset, detail=detail), b""

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from transforms.io.gzip_stream import (
-    GZIP_WBITS, GzipStream, find_member, has_member_header, inflates, looks_like_member,
+    BLOCK_BYTES, GZIP_WBITS, GzipStream, find_member, has_member_header, inflates, looks_like_member,
 )
 
 WARC_MAGIC = b"WARC/"  # every WARC record starts with its version line, WARC 1.1 section 4
 EMPTY, PLAIN, GZIP_WHOLE, GZIP_MEMBERS = "empty", "plain", "gzip_whole", "gzip_members"
 
 _CONFIRM_BYTES = 4096  # raw bytes read to confirm a candidate: gzip header (FNAME can be long) + first block
+_HEAD_BYTES = 64  # inflated bytes that must show `WARC/` (after blank lines) for a member to start a record
 _MAX_PROBE_BYTES = 16 << 20  # a first member longer than this is taken as whole-file gzip (never split)
 
 
@@ -43,14 +44,20 @@ class MemberGroups(GzipStream):
     `find_record_start` finds a member, which is always a group start, so each group is read by one range.
     """
 
-    def __init__(self, fh: BinaryIO, offset: int = 0) -> None:
-        super().__init__(fh, offset)
-        self._stop_at = -1  # a raw offset already found to start a record (the group ends there)
+    def seek(self, offset: int) -> None:
+        super().seek(offset)
+        self._waiting: bytes | None = None  # the first bytes of a member that starts the next group
 
     def next_group(self) -> bool:
         """Start a group at the current raw position; False at the end of the file."""
         self.out_bytes = self.verified_bytes = 0
-        return self.next_member()
+        if self._waiting is None:
+            return self.next_member()
+        self._pending, self._waiting = self._waiting, None
+        return True
+
+    def read(self, size: int | None = BLOCK_BYTES) -> bytes:
+        return b"" if self._waiting is not None else super().read(size)
 
     def resume_group(self) -> bool:
         """After damage, go on at the next member after the damaged member's start (damage can run past the
@@ -63,12 +70,29 @@ class MemberGroups(GzipStream):
         self.seek(found)
         return goes_on
 
-    def _stops_here(self) -> bool:
-        if self._stop_at != self.end:
-            if not starts_record(self._peek(_CONFIRM_BYTES)):
-                return False
-            self._stop_at = self.end
+    def _goes_on(self) -> bool:
+        if not self.next_member():
+            return False
+        head = self._inflate_head()
+        if head is not None and _is_record_head(head):
+            self._waiting = head
+            return False
+        self._pending = head or b""
         return True
+
+    def _inflate_head(self) -> bytes | None:
+        """The member's first bytes, inflated from the same input with the same limit as `starts_record` (so a
+        group ends exactly where a range reader would begin) and kept, not inflated twice. None if they do not
+        inflate: the member is then read from its start, and its damage found, as any other."""
+        raw = self._peek(_CONFIRM_BYTES)
+        try:
+            head = self._inflater.decompress(raw, _HEAD_BYTES)
+        except zlib.error:
+            self._inflater = zlib.decompressobj(GZIP_WBITS)
+            return None
+        used = len(raw) - len(self._inflater.unused_data if self._inflater.eof else self._inflater.unconsumed_tail)
+        self._raw, self._raw_at = self._raw[used:], self._raw_at + used
+        return head
 
 
 def _member_at(raw: bytes) -> bool:
@@ -80,9 +104,13 @@ def starts_record(raw: bytes) -> bool:
     """Whether `raw` is a gzip member whose text starts with `WARC/` (after blank lines, as some writers put
     the previous record's trailing CRLFs at the start of the next member)."""
     try:
-        head = zlib.decompressobj(GZIP_WBITS).decompress(raw, 64)
+        head = zlib.decompressobj(GZIP_WBITS).decompress(raw, _HEAD_BYTES)
     except zlib.error:
         return False
+    return _is_record_head(head)
+
+
+def _is_record_head(head: bytes) -> bool:
     return head.lstrip(b"\r\n").startswith(WARC_MAGIC)
 
 
