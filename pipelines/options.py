@@ -13,6 +13,7 @@ from typing import Sequence
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 LOCAL_RUNNERS = {None, "DirectRunner", "direct", "FnApiRunner"}
+DASK_RUNNERS = {"DaskRunner", "dask"}
 log = logging.getLogger(__name__)
 
 
@@ -84,6 +85,10 @@ def make_runner(options: PipelineOptions):
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
         return FnApiRunner()
+    if name in DASK_RUNNERS:  # Beam's DaskRunner, with what our pipelines need that it lacks (pipelines/dask_runner.py)
+        from pipelines.dask_runner import RefineryDaskRunner
+
+        return RefineryDaskRunner()
     return name
 
 
