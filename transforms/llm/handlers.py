@@ -13,6 +13,7 @@ from typing import Literal, Protocol
 
 from transforms.llm.cache import Generation, Message
 from transforms.llm.openai_client import OpenAIClient
+from transforms.llm.vllm_api import DTYPES, MAX_TEMPERATURE, chat_args, engine_args, sampling_args, to_generation
 from transforms.offline import enforce_offline
 
 GPU_EXTRA = "pip install 'refinery[gpu]'"
@@ -44,10 +45,11 @@ class GenerationConfig:
     max_retries: int = 5  # openai: retries on 429/5xx/timeouts, backoff doubling from retry_backoff_s
     retry_backoff_s: float = 1.0
     device: str = "cpu"  # transformers: "cpu", "cuda", "cuda:1"
-    dtype: str = "auto"  # transformers: torch dtype name, "auto" = as saved
+    dtype: str = "auto"  # transformers: torch dtype name; vllm: one of vllm_api.DTYPES; "auto" = as saved
     tensor_parallel_size: int = 1  # vllm: GPUs per model (SwallowCode: 4 for code, 8 for math, §2.2)
     gpu_memory_utilization: float = 0.9  # vllm, §2.2
     max_model_len: int | None = None  # vllm: context length; None = the model's own
+    load_format: Literal["auto", "dummy"] = "auto"  # vllm: "dummy" = random weights (throughput checks, no weights)
 
     def __post_init__(self) -> None:
         if not self.model_path:
@@ -61,10 +63,23 @@ class GenerationConfig:
                 raise ValueError(f"{name} ({getattr(self, name)}) must be >= 1")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
             raise ValueError(f"temperature ({self.temperature}) must be >= 0 and top_p ({self.top_p}) in (0, 1]")
+        if self.backend == "vllm":
+            self._check_vllm()
+        elif self.load_format != "auto":
+            raise ValueError(f"load_format {self.load_format!r} is a vllm setting; use backend 'vllm' or drop it")
+
+    def _check_vllm(self) -> None:
+        """What vLLM 0.32 would refuse on the GPU worker, refused here while the config is read."""
+        if self.temperature > MAX_TEMPERATURE:
+            raise ValueError(f"temperature ({self.temperature}) > {MAX_TEMPERATURE}, vLLM's limit; lower it")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype {self.dtype!r} is not a vLLM dtype; choose one of {', '.join(DTYPES)}")
 
     @property
     def model_name(self) -> str:
-        return self.model_id or self.model_path
+        """The name in cache keys and rows; random (dummy) weights are another model, so they never share a key."""
+        name = self.model_id or self.model_path
+        return f"{name}#dummy-weights" if self.load_format == "dummy" else name
 
     def sampling(self) -> dict:
         """The sampling params, as sent to OpenAI-style servers and hashed into cache keys."""
@@ -139,7 +154,8 @@ class OpenAIHandler:
 
 
 class VLLMHandler:
-    """vLLM's offline engine in-process (`LLM.chat` on the whole batch), as SwallowCode's job scripts run it."""
+    """vLLM's offline engine in-process (`LLM.chat` on the whole batch), as SwallowCode's job scripts run it; the
+    arguments and the reading of its outputs are in vllm_api.py, checked against vLLM 0.32's signatures."""
 
     def __init__(self, cfg: GenerationConfig) -> None:
         require_backend(cfg)
@@ -150,19 +166,12 @@ class VLLMHandler:
         enforce_offline()
         import vllm
 
-        cfg = self.cfg
-        self.llm = vllm.LLM(model=cfg.model_path, tensor_parallel_size=cfg.tensor_parallel_size,
-                            gpu_memory_utilization=cfg.gpu_memory_utilization, max_model_len=cfg.max_model_len,
-                            seed=cfg.seed)
-        self.params = vllm.SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens,
-                                          seed=cfg.seed)
+        self.llm = vllm.LLM(**engine_args(self.cfg))
+        self.params = vllm.SamplingParams(**sampling_args(self.cfg))
 
     def generate(self, conversations: list[list[Message]]) -> list[Generation]:
-        outputs = self.llm.chat(conversations, self.params, use_tqdm=False)
-        return [Generation(text=o.outputs[0].text, model=self.cfg.model_name,
-                           finish_reason=o.outputs[0].finish_reason or "stop",
-                           prompt_tokens=len(o.prompt_token_ids or ()), completion_tokens=len(o.outputs[0].token_ids))
-                for o in outputs]
+        outputs = self.llm.chat(conversations, sampling_params=self.params, **chat_args())
+        return [to_generation(o, model=self.cfg.model_name, index=i) for i, o in enumerate(outputs)]
 
 
 HANDLERS = {"transformers": TransformersHandler, "openai": OpenAIHandler, "vllm": VLLMHandler}
