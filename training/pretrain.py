@@ -4,12 +4,21 @@ python -m training.pretrain --config tiny                                  # con
 python -m training.pretrain --config 150m data.path=out/tokens train.steps=20000
 torchrun --nproc-per-node=8 -m training.pretrain --config 1b output=runs/1b
 
+sbatch --nodes=4 scripts/slurm/pretrain.sbatch --config 1b                   # Slurm: see that script
+
 Anything in the config can be overridden with key=value (YAML values: numbers, true/false, null). A run
 resumes from the newest checkpoint in <output>/checkpoints that verifies and fits, unless checkpoint.resume=false,
-which starts fresh and moves an earlier run's outputs into <output>/previous-<time>/.
-Exit status: 0 done, 2 a config, data or checkpoint error, 3 training diverged (train.nonfinite), 130 / 143
-stopped by SIGINT / SIGTERM after saving a checkpoint (the same command resumes). Under torchrun these are the
-workers' statuses; torchrun itself exits 1 after a signal, checkpoint saved or not.
+which starts fresh and moves an earlier run's outputs into <output>/previous-<time>/. --dry-run checks the config
+and the output folder, prints the resolved config and starts nothing.
+
+Signals: SIGTERM or SIGUSR1 (preemption; Slurm sends SIGUSR1 ahead of the time limit with --signal=USR1@<s>)
+makes every rank save a checkpoint at the next step boundary and exit 0, so a requeued job (the same command)
+resumes; SIGINT (Ctrl-C) does the same but exits 130, and a second Ctrl-C exits at once without a checkpoint. A
+signal that reaches only some ranks stops all of them after the same step. Under torchrun, signal the workers:
+torchrun dies of SIGUSR1 unless --signals-to-handle names it, and after a signal it handles (SIGTERM, SIGINT) it
+exits 1 and kills the workers once its --shutdown-timeout (30 s) has passed, saved or not.
+Exit status: 0 done or preempted, 2 a config, data or checkpoint error, 3 training diverged (train.nonfinite),
+130 stopped by Ctrl-C (checkpoint saved). Under torchrun these are the workers' statuses.
 """
 from __future__ import annotations
 
@@ -19,6 +28,7 @@ import os
 import sys
 
 import torch
+import yaml
 
 from training.checkpoint import CheckpointError
 from training.config import RunConfig, load_config
@@ -27,8 +37,8 @@ from training.data.format import ShardError
 from training.distributed import Dist, setup, teardown
 from training.model import ModelConfig
 from training.rundir import check_output
-from training.trainers import TRAINERS
-from training.trainers.guard import NonFiniteError
+from training.trainers import TRAINERS, Trainer
+from training.trainers.guard import NonFiniteError, exit_status
 from transforms.config import ConfigError
 
 
@@ -57,6 +67,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              "replica); same as local.blocks=...")
     parser.add_argument("--output", default=None, help="run folder (metrics, tensorboard, checkpoints); "
                                                        "same as output=...")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="check the config and the output folder, print the resolved config, start nothing")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides, e.g. train.steps=300 optim.lr=1e-3 data.path=output/tokens")
     return parser.parse_intermixed_args(argv)
@@ -78,8 +90,8 @@ def build_model_config(cfg: RunConfig, *, vocab_size: int, seq_len: int) -> Mode
     return ModelConfig(**{**fields, "vocab_size": vocab, "max_seq_len": max_seq})
 
 
-def train(cfg: RunConfig, d: Dist) -> dict:
-    """Build data, model and trainer for `cfg` on this rank and run it; returns the final summary."""
+def build_trainer(cfg: RunConfig, d: Dist) -> Trainer:
+    """Data, model and trainer for `cfg` on this rank, ready to fit()."""
     from training.data.loader import open_training_data
 
     if cfg.train.threads:
@@ -89,11 +101,14 @@ def train(cfg: RunConfig, d: Dist) -> dict:
     data = open_training_data(cfg.data, micro_batch_size=cfg.train.micro_batch_size, eval_batches=cfg.eval.batches,
                               rank=data_rank, world=data_world)
     model_cfg = build_model_config(cfg, vocab_size=data.meta.vocab_size, seq_len=data.meta.seq_len)
-    trainer = trainer_cls(cfg, d=d, model_cfg=model_cfg, train_loader=data.train, eval_loader=data.valid,
-                                    seq_len=data.meta.seq_len,
-                                    data_meta={"seq_len": data.meta.seq_len,
-                                               "tokenizer_sha256": data.meta.tokenizer_sha256})
-    return trainer.fit()
+    return trainer_cls(cfg, d=d, model_cfg=model_cfg, train_loader=data.train, eval_loader=data.valid,
+                       seq_len=data.meta.seq_len,
+                       data_meta={"seq_len": data.meta.seq_len, "tokenizer_sha256": data.meta.tokenizer_sha256})
+
+
+def train(cfg: RunConfig, d: Dist) -> dict:
+    """Build data, model and trainer for `cfg` on this rank and run it; returns the final summary."""
+    return build_trainer(cfg, d).fit()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,11 +121,16 @@ def main(argv: list[str] | None = None) -> int:
     rank = int(os.environ.get("RANK", "0"))
     try:
         cfg = load_config(args.config, overrides)
-        check_output(cfg.output)
+        check_output(cfg.output, create=not args.dry_run)
     except ConfigError as err:
         if rank == 0:
             print(f"error: {err}", file=sys.stderr)
         return 2
+    if args.dry_run:
+        if rank == 0:
+            print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+            print(f"config ok: {cfg.trainer} trainer, {cfg.train.steps} steps, output {cfg.output}")
+        return 0
     d = setup(cfg.train.device)
     try:
         summary = train(cfg, d)
@@ -128,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     finally:
         teardown(d)
-    return 128 + summary["signal"] if "signal" in summary else 0
+    return exit_status(summary.get("signal"))
 
 
 if __name__ == "__main__":

@@ -98,12 +98,14 @@ def stream_of(rank: int, slot: int, *, workers: int) -> int:
 
 
 def leave_signals_to_the_rank(worker_id: int) -> None:
-    """A DataLoader worker ignores SIGINT and SIGTERM: its rank saves a checkpoint at the next step, then stops it.
+    """A DataLoader worker ignores SIGINT, SIGTERM and SIGUSR1: its rank saves a checkpoint at the next step, then
+    stops it.
 
-    torchrun and Slurm signal whole process groups, and torch's worker dies of SIGTERM, which fails its rank in the
-    middle of that save ("DataLoader worker is killed by signal: Terminated") and loses the checkpoint."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    torchrun and Slurm signal whole process groups (Slurm: every process of a job step), and torch's worker dies of
+    SIGTERM or SIGUSR1, which fails its rank in the middle of that save ("DataLoader worker is killed by signal:
+    Terminated") and loses the checkpoint."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def stop_workers(batches: Iterator[Any]) -> None:

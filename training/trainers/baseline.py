@@ -288,7 +288,7 @@ class Trainer:
                    "skipped_steps": self.guard.skipped, "train_s": round(train_time, 2),
                    **self.throughput(self.tokens_per_step * (self.step - start_step), train_time), **last_eval}
         if self.guard.signum is not None:
-            summary["signal"] = self.guard.signum
+            summary.update(signal=self.guard.signum, signal_ranks=self.guard.signal_ranks)
         self.log.log(self.step, summary)
         self.log.close()
         if self.reporter:

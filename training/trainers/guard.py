@@ -3,8 +3,10 @@
 A non-finite loss or gradient norm stops the run (train.nonfinite=stop) before the optimizer step, so nothing
 from the bad state is applied or saved; or, with train.nonfinite=skip, the step's gradients are dropped (the
 optimizer does not step, its moments stay as they were; the step count, the data position and so the LR
-schedule advance), and more than train.max_skipped skipped steps in a row stop the run. SIGINT and SIGTERM ask
-for a checkpoint at the next step boundary; a second SIGINT exits at once.
+schedule advance), and more than train.max_skipped skipped steps in a row stop the run. SIGINT, SIGTERM and SIGUSR1
+ask for a checkpoint at the next step boundary; a second SIGINT exits at once. A signal may reach only some ranks
+(a scheduler's warning, a forwarded Ctrl-C): its number rides in the rank's row, so every rank stops after the same
+step and the checkpoint holds one step of all of them.
 
 Every rank posts a row (step, bad, stop, signal, loss, grad norm) and the rows are summed over ranks, so all
 ranks see the same table and take the same branch. The synchronous trainers agree at every step. The decoupled
@@ -35,11 +37,22 @@ class NonFiniteError(RuntimeError):
     """Training produced a non-finite loss or gradient norm and the policy says stop; the message says what to do."""
 
 
+PREEMPTION = (signal.SIGTERM, signal.SIGUSR1)
+"""A scheduler taking the machines back (Slurm: SIGTERM, or SIGUSR1 ahead of it with --signal=USR1@<s>): the run
+saves and exits 0, so a requeued job (the same command) resumes."""
+STOPPING = (signal.SIGINT, *PREEMPTION)
+
+
+def exit_status(signum: int | None) -> int:
+    """The process status after a stop: 0 when done or preempted (a requeue resumes), 130 after Ctrl-C (as a shell)."""
+    return 128 + signal.SIGINT if signum == signal.SIGINT else 0
+
+
 class StopSignals:
-    """SIGINT and SIGTERM set `signum` for the loop to read at the next step boundary; a second SIGINT exits now.
+    """SIGINT, SIGTERM and SIGUSR1 set `signum` for the loop to read at the next step boundary; a second SIGINT exits.
 
     torchrun passes a terminal's Ctrl-C on to workers that already got it from the terminal, so a SIGINT within
-    `repeat_s` of the first counts as the same one. SIGTERM (Slurm's warning before preemption) never exits at once.
+    `repeat_s` of the first counts as the same one. SIGTERM and SIGUSR1 (preemption) never exit at once.
     """
 
     def __init__(self, *, announce: bool, repeat_s: float = 1.0) -> None:
@@ -51,7 +64,7 @@ class StopSignals:
 
     def __enter__(self) -> "StopSignals":
         if threading.current_thread() is threading.main_thread():  # Python installs handlers from there only
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in STOPPING:
                 self.previous[sig] = signal.signal(sig, self.handle)
         return self
 
@@ -71,10 +84,22 @@ class StopSignals:
         if self.signum is None:
             self.signum = signum
             if self.announce:
-                grace = ("; torchrun kills the workers if that takes longer than its shutdown timeout (30 s unless "
-                         "torchrun --shutdown-timeout says otherwise)" if "TORCHELASTIC_RUN_ID" in os.environ else "")
-                os.write(2, f"{signal.Signals(signum).name}: saving a checkpoint at the next step boundary, then "
-                            f"exiting (Ctrl-C again to exit at once, without it){grace}\n".encode())
+                os.write(2, announcement(signum).encode())
+
+
+def announcement(signum: int) -> str:
+    """The line the reporting rank prints when a stop signal reaches it."""
+    if signum == signal.SIGINT:
+        then = "exiting 130 (Ctrl-C again to exit at once, without it)"
+    else:
+        then = "exiting 0 (preemption: the same command resumes)"
+    grace = ""
+    if "TORCHELASTIC_RUN_ID" in os.environ and signum == signal.SIGUSR1:
+        grace = "; torchrun itself dies of SIGUSR1 unless its --signals-to-handle names it: send it to the workers only"
+    elif "TORCHELASTIC_RUN_ID" in os.environ:
+        grace = ("; if torchrun got the signal too, it kills the workers when that takes longer than its shutdown "
+                 "timeout (30 s unless torchrun --shutdown-timeout says otherwise)")
+    return f"{signal.Signals(signum).name}: saving a checkpoint at the next step boundary, then {then}{grace}\n"
 
 
 class StepGuard:
@@ -86,6 +111,7 @@ class StepGuard:
         self.signals = StopSignals(announce=announce)
         self.skipped, self.streak = 0, 0  # agreed skipped steps of the run; this rank's current run of them
         self.signum: int | None = None  # agreed: a rank was asked to stop
+        self.signal_ranks: list[int] = []  # agreed: the ranks that had been asked, when the stop was decided
         self.events: list[dict[str, Any]] = []  # agreed skipped steps not yet logged
         self.group = dist.new_group(backend="gloo") if d.initialized and lagged else None
         self.pending: tuple[torch.Tensor, Any] | None = None
@@ -122,9 +148,9 @@ class StepGuard:
     def resolve(self, table: torch.Tensor) -> None:
         """Act on an agreed table: stop (raise), remember a signal, count and record a skipped step."""
         step = int(table[:, STEP].max())
-        signals = [int(s) for s in table[:, SIGNAL] if s]
-        if signals and self.signum is None:
-            self.signum = signals[0]
+        asked = [r for r in range(table.shape[0]) if table[r, SIGNAL]]
+        if asked and self.signum is None:  # the lowest asking rank's signal: the same choice on every rank
+            self.signum, self.signal_ranks = int(table[asked[0], SIGNAL]), asked
         bad = [r for r in range(table.shape[0]) if table[r, BAD]]
         if not self.lagged:  # every rank skips together: one streak for all (the decoupled one counts in judge)
             self.streak = self.streak + 1 if bad else 0
