@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Sequence
 
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 LOCAL_RUNNERS = {None, "DirectRunner", "direct", "FnApiRunner"}
+DIRECT_RUNNERS = {None, "DirectRunner", "direct"}  # the default: every core; FnApiRunner is Beam's engine as is
 DASK_RUNNERS = {"DaskRunner", "dask"}
+MULTI_PROCESSING, IN_MEMORY = "multi_processing", "in_memory"
 log = logging.getLogger(__name__)
 
 
@@ -73,17 +76,91 @@ def split_globs(values: Sequence[str] | None) -> list[str]:
     return [g.strip() for v in (values or []) for g in v.split(",") if g.strip()]
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (taskset, cpusets, Slurm's allocation), not the machine's count."""
+    return len(os.sched_getaffinity(0))
+
+
+def local_parallelism(*, runner: str | None, workers: int | None, mode: str | None, cores: int) -> tuple[int, str]:
+    """(worker processes, Beam running mode) of a local run from the flags given (None: not given).
+
+    DirectRunner (the default): one worker process per core in Beam's multi_processing mode, a single worker in
+    this process; --direct_num_workers=N (0: every core) sets the count, --direct_running_mode the mode.
+    FnApiRunner: Beam's engine as is, one in-process worker unless the flags say otherwise, so tests and
+    debuggers keep a fast single-process run. The count is 1 whenever the mode is in_memory.
+    """
+    count = cores if workers == 0 else workers
+    if runner in DIRECT_RUNNERS:
+        count = cores if count is None else count
+        mode = mode or (MULTI_PROCESSING if count > 1 else IN_MEMORY)
+    else:
+        count, mode = count or 1, mode or IN_MEMORY
+    return (1 if mode == IN_MEMORY else count), mode
+
+
+def given_flags(options: PipelineOptions, *flags: tuple[str, type]) -> dict[str, object]:
+    """Flags as given on the command line (absent: None): Beam's parsed values cannot tell an explicit
+    --direct_num_workers=1 from its default, and a runner's own flags are known only once it is imported."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    for flag, kind in flags:
+        parser.add_argument(f"--{flag}", type=kind, default=None)
+    known, _ = parser.parse_known_args(options._flags)  # pylint: disable=protected-access
+    return vars(known)
+
+
+def _local_flags(options: PipelineOptions) -> tuple[int, str]:
+    given = given_flags(options, ("direct_num_workers", int), ("direct_running_mode", str))
+    return local_parallelism(runner=options.view_as(StandardOptions).runner, workers=given["direct_num_workers"],
+                             mode=given["direct_running_mode"], cores=usable_cores())
+
+
+def planned_workers(options: PipelineOptions) -> int | None:
+    """How many worker processes the run will have, where this process can know: local runs, and Dask when it
+    starts its own cluster (--dask_workers, default one per core); None for a remote cluster or service."""
+    runner = options.view_as(StandardOptions).runner
+    if runner in LOCAL_RUNNERS:
+        return _local_flags(options)[0]
+    if runner in DASK_RUNNERS:
+        given = given_flags(options, ("dask_workers", int), ("dask_client_address", str), ("dask_scheduler_file", str))
+        if given["dask_client_address"] or given["dask_scheduler_file"]:
+            return given["dask_workers"]
+        return given["dask_workers"] or usable_cores()
+    return None
+
+
+def at_most_local_workers(options: PipelineOptions, workers: int) -> PipelineOptions:
+    """`options` with at most `workers` local workers when the flags did not choose: an input with fewer byte
+    ranges than cores leaves the rest idle, and each worker costs seconds to start (one stays in process)."""
+    runner = options.view_as(StandardOptions).runner
+    given = given_flags(options, ("direct_num_workers", int), ("direct_running_mode", str))
+    if runner not in DIRECT_RUNNERS or any(v is not None for v in given.values()) or workers >= _local_flags(options)[0]:
+        return options
+    flags = options._flags if options._flags is not None else sys.argv[1:]  # pylint: disable=protected-access
+    return PipelineOptions([*flags, f"--direct_num_workers={max(1, workers)}"])
+
+
+def plan_local_run(options: PipelineOptions) -> int:
+    """Write a local run's worker count and mode into `options` (what FnApiRunner reads); return the count."""
+    workers, mode = _local_flags(options)
+    direct = options.view_as(DirectOptions)
+    direct.direct_num_workers, direct.direct_running_mode = workers, mode
+    return workers
+
+
 def make_runner(options: PipelineOptions):
-    """The runner to use: DirectRunner means Beam's batch engine (FnApiRunner) directly.
+    """The runner to use: DirectRunner means Beam's batch engine (FnApiRunner) directly, on every core.
 
     Beam's DirectRunner first tries to download the Prism binary from GitHub; offline that fails or,
     where traffic is dropped, hangs. For a batch pipeline it then falls back to the FnApiRunner anyway,
-    so we go there at once. Every other runner name is passed to Beam unchanged.
+    so we go there at once (plan_local_run sets its workers). Every other runner name is passed to Beam unchanged.
     """
     name = options.view_as(StandardOptions).runner
     if name in LOCAL_RUNNERS:
         from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
+        workers = plan_local_run(options)
+        log.info("local run: %s", f"{workers} worker processes (--direct_num_workers=N to change)" if workers > 1
+                 else "one worker, in this process")
         return FnApiRunner()
     if name in DASK_RUNNERS:  # Beam's DaskRunner, with what our pipelines need that it lacks (pipelines/dask_runner.py)
         from pipelines.dask_runner import RefineryDaskRunner
@@ -99,10 +176,13 @@ def print_help(*, prog: str, description: str, option_classes: Sequence[type[Pip
     for cls in option_classes:
         cls._add_argparse_args(parser)  # pylint: disable=protected-access
     parser.epilog = (
-        "runner flags (Beam): --runner=DirectRunner (default; runs locally, offline) | DataflowRunner | "
-        "FlinkRunner | SparkRunner | PortableRunner --job_endpoint=HOST:PORT; local parallelism: "
-        "--direct_num_workers=N --direct_running_mode=multi_processing. See scripts/ for cluster launchers "
-        "and `python -m apache_beam.options.pipeline_options` docs for every Beam flag."
+        "runner flags (Beam): --runner=DirectRunner (default; local and offline, one worker process per core: "
+        "--direct_num_workers=N sets the count, 1 runs in this process) | FnApiRunner (Beam's local engine as is: "
+        "one worker in this process, for tests and debugging) | DaskRunner (--dask_client_address=tcp://HOST:PORT "
+        "runs on an existing Dask cluster; without it the job starts a local one of --dask_workers=N processes, "
+        "default one per core) | DataflowRunner | FlinkRunner | SparkRunner | PortableRunner "
+        "--job_endpoint=HOST:PORT. See scripts/ for cluster launchers and `python -m "
+        "apache_beam.options.pipeline_options` docs for every Beam flag."
     )
     parser.print_help(sys.stdout)
 
