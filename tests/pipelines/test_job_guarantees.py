@@ -185,16 +185,19 @@ def test_globs_skip_hidden_names_below_their_wildcard_but_read_named_files(tmp_p
     """A `**` over an output folder must not read a stale .incomplete-* staging folder of a killed run."""
     good, stale = tmp_path / "out" / "documents" / "part-0.jsonl", tmp_path / "out" / ".incomplete-1" / "part-0.jsonl"
     named, above = tmp_path / "_special" / "_one.jsonl", tmp_path / "_special" / "two.jsonl"
-    for path in (good, stale, named, above):
+    marker, dot = tmp_path / "_special" / "_SUCCESS", tmp_path / "_special" / ".two.jsonl.crc"
+    for path in (good, stale, named, above, marker, dot):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("{}")
     inputs = expand_inputs([f"{tmp_path}/out/**"])
     assert inputs.files == [str(good)] and inputs.patterns == [str(good)]
     assert expand_inputs([str(named)]).files == [str(named)], "a file named in full is read whatever its name"
-    assert expand_inputs([f"{tmp_path}/_special/*.jsonl"]).files == [str(above)], "a hidden folder named above the "\
-        "wildcard is read, a hidden name the wildcard matches is not"
+    assert expand_inputs([f"{tmp_path}/_special/*.jsonl"]).files == [str(named), str(above)], "a hidden folder named "\
+        "above the wildcard is read; a _-name is data (Python's __init__.py), only markers and dot-files are not"
+    assert expand_inputs([f"{tmp_path}/_special/*"]).files == [str(named), str(above)]
+    assert expand_inputs([f"{tmp_path}/_special/"]).files == [str(named), str(above)]
     assert expand_inputs([f"{tmp_path}/out/*/part-0.jsonl"]).files == [str(good)]
-    with pytest.raises(JobError, match=r"matched no files \(1 hidden or _-prefixed skipped\)"):
+    with pytest.raises(JobError, match=r"matched no files \(1 hidden or marker files skipped\)"):
         expand_inputs([f"{tmp_path}/out/.incomplete-*/*.jsonl"])
 
 

@@ -8,12 +8,18 @@ from typing import BinaryIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-HIDDEN_PREFIXES = (".", "_")  # Spark/Hadoop markers (_SUCCESS, .crc), our .incomplete-* staging, _spill, _generations
+HIDDEN_PREFIXES = (".", "_")  # folders: our .incomplete-* staging, _spill, _generations; Spark's _temporary
+# Files: dot-files (.crc checksums, .tmp parts), and the marker files Spark, Hadoop and Parquet tools write beside
+# data. Other `_` names are data: Python's __init__.py and _private.py are code that SwallowCode reads.
+MARKER_FILES = ("_SUCCESS", "_metadata", "_common_metadata", "_committed_", "_started_", "_temporary")
 
 
 def is_visible(relative: str) -> bool:
-    """Whether a file found under an input folder is read: no part of its relative path is hidden."""
-    return not any(part.startswith(HIDDEN_PREFIXES) for part in relative.replace("\\", "/").split("/"))
+    """Whether a file found under an input folder (or below a glob's wildcard) is read: no folder on the way is
+    hidden, and the file is neither a dot-file nor a Spark/Hadoop/Parquet marker."""
+    *folders, name = relative.replace("\\", "/").split("/")
+    return not (any(part.startswith(HIDDEN_PREFIXES) for part in folders if part)
+                or name.startswith(".") or name.startswith(MARKER_FILES))
 
 
 def parquet_problem(fh: BinaryIO | str) -> str | None:
