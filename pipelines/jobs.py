@@ -17,6 +17,7 @@ from apache_beam.metrics.metric import MetricsFilter
 
 from pipelines.options import print_help, wants_help
 from transforms import stats
+from transforms.beam.metrics import collect_stats, read_counts
 from transforms.config import ConfigError
 from transforms.io.inputs import is_visible, parquet_fix, parquet_problem
 
@@ -64,7 +65,7 @@ def expand_inputs(patterns: Sequence[str], *, flag: str = "--input", fix: str = 
             static = _static_prefix(pattern)  # a file named in full is read whatever its name
             shown = [p for p in matched if static is None or is_visible(p[len(static):])]
             if not shown:
-                hidden = f" ({len(matched)} hidden or _-prefixed skipped)" if matched else ""
+                hidden = f" ({len(matched)} hidden or marker files skipped)" if matched else ""
                 raise JobError(f"{flag} {pattern!r} matched no files{hidden}; {fix}")
             # A glob that reaches hidden names (a `**` over a stale .incomplete-* staging folder) reads the
             # visible files by name; otherwise the runner expands the glob itself, as given.
@@ -74,10 +75,10 @@ def expand_inputs(patterns: Sequence[str], *, flag: str = "--input", fix: str = 
         under = _match(f"{folder}/**", flag)
         found = sorted(p for p in under if is_visible(p[len(folder) + 1:]))
         if not found:
-            hidden = f" ({len(under)} hidden or _-prefixed skipped)" if under else ""
+            hidden = f" ({len(under)} hidden or marker files skipped)" if under else ""
             raise JobError(f"{flag} {pattern!r} matched no files{hidden}; {fix}")
-        log.info("%s %s is a folder: reading all %d files under it, subfolders included (%d hidden or _-prefixed "
-                 "skipped)", flag, pattern, len(found), len(under) - len(found))
+        log.info("%s %s is a folder: reading all %d files under it, subfolders included (%d hidden or marker "
+                 "files skipped)", flag, pattern, len(found), len(under) - len(found))
         readers += found
         files += found
     check_parquet(files, flag=flag)
@@ -145,13 +146,35 @@ def with_output(recipe: T, **changes: Any) -> T:
     return dataclasses.replace(recipe, output=dataclasses.replace(recipe.output, **changes))
 
 
+COUNTS_FILE = "_counts.json"  # the job's summed STATS records, in the run's staging folder
+
+
 def collect_counters(result) -> dict[str, int]:
-    """Refinery counters summed over steps and workers (committed values, else attempted)."""
+    """Refinery's Beam metrics summed over steps and workers (committed values, else attempted); {} on a runner
+    without metrics (Beam's DaskRunner). For runner UIs and cross-checks: stats.json comes from `run_counted`."""
     totals: dict[str, int] = {}
-    for counter in result.metrics().query(MetricsFilter().with_namespace(stats.NAMESPACE))["counters"]:
+    try:
+        counters = result.metrics().query(MetricsFilter().with_namespace(stats.NAMESPACE))["counters"]
+    except NotImplementedError:
+        return totals
+    for counter in counters:
         value = counter.committed if counter.committed is not None else counter.attempted
         totals[counter.key.metric.name] = totals.get(counter.key.metric.name, 0) + int(value or 0)
     return totals
+
+
+def run_counted(build: Callable[[beam.Pipeline], None], *, runner, options, output: str) -> tuple[dict[str, int], Any]:
+    """Build and run a pipeline whose counts travel as data; (summed counts, the pipeline's result).
+
+    The sums are written by the pipeline to `<output>/_counts.json` and read back here, so they are exact on
+    every runner (transforms.beam.metrics explains why not Beam metrics)."""
+    path = f"{output.rstrip('/')}/{COUNTS_FILE}"
+    with beam.Pipeline(runner=runner, options=options) as pipeline:
+        build(pipeline)
+        collect_stats(pipeline, path)
+    counts = read_counts(path)
+    FileSystems.delete([path])
+    return counts, pipeline.result
 
 
 def run_job(
@@ -159,11 +182,8 @@ def run_job(
 ) -> dict:
     """Build, run and report; the stats JSON lands in `output` (a run's staging folder) and a summary is printed."""
     started = time.monotonic()
-    with beam.Pipeline(runner=runner, options=options) as pipeline:
-        build(pipeline)
-    report = stats.build_report(
-        collect_counters(pipeline.result), stage_order=stage_order,
-        wall_time_s=time.monotonic() - started, extra=extra)
+    counts, _ = run_counted(build, runner=runner, options=options, output=output)
+    report = stats.build_report(counts, stage_order=stage_order, wall_time_s=time.monotonic() - started, extra=extra)
     with FileSystems.create(f"{output.rstrip('/')}/stats.json") as fh:
         fh.write(stats.dump_report(report).encode("utf-8"))
     print(stats.format_summary(report))

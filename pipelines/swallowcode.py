@@ -19,6 +19,7 @@ from pipelines.jobs import apply_flags, expand_inputs, job_main, with_output
 from pipelines.options import LlmOptions, RefineryOptions, split_globs
 from pipelines.staging import plan_outputs, run_staged
 from transforms.beam.code import LanguageFn, LintFn, SyntaxFn
+from transforms.beam.metrics import Counted
 from transforms.beam.read_samples import ReadSamples
 from transforms.beam.rewrite import Rewrite, rewritten
 from transforms.beam.stages import REJECTED
@@ -82,7 +83,7 @@ def build(p: beam.Pipeline, *, recipe: CodeRecipe, generation, inputs: list[str]
 
     def step(label: str, fn: beam.DoFn) -> None:
         nonlocal samples
-        samples, rej = samples | label >> beam.ParDo(fn).with_outputs(REJECTED, main="out")
+        samples, rej = samples | label >> Counted(fn, tags=(REJECTED,))
         rejected.append(rej)
 
     if recipe.languages is not None:

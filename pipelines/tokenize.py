@@ -26,7 +26,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import AsDict, AsSingleton
 
-from pipelines.jobs import JobError, collect_counters, expand_inputs, job_main
+from pipelines.jobs import JobError, expand_inputs, job_main, run_counted
 from pipelines.options import RefineryOptions, make_runner, split_globs
 from pipelines.staging import plan_output, staged
 from training.data.format import ShardMeta
@@ -35,6 +35,7 @@ from transforms import stats
 from transforms.beam.packing import (
     COUNTS, CopyFn, KeyFn, SumCountsFn, TokenizeFn, WriteShardFn, shard_keys, write_manifest,
 )
+from transforms.beam.metrics import Counted
 from transforms.beam.read_samples import ReadSamples
 from transforms.config import ConfigError
 from transforms.io.samples import SampleFields
@@ -71,8 +72,8 @@ class TokenizeSources(beam.PTransform):
             fields = SampleFields(text=s.text_column, id="", language="")
             samples, _ = (pbegin | f"Globs {s.name}" >> beam.Create(list(s.paths))
                           | f"Read {s.name}" >> ReadSamples(fields=fields, max_bytes=self.cfg.max_document_bytes))
-            texts.append(samples | f"Key {s.name}" >> beam.ParDo(KeyFn(s.name)))
-        return texts | "Sources" >> beam.Flatten() | "Tokenize" >> beam.ParDo(self.tokenize)
+            texts.append(samples | f"Key {s.name}" >> Counted(KeyFn(s.name)))
+        return texts | "Sources" >> beam.Flatten() | "Tokenize" >> Counted(self.tokenize)
 
 
 class PlanMixture(beam.PTransform):
@@ -99,12 +100,13 @@ class MixAndPack(beam.PTransform):
 
     def expand(self, docs):
         plan = AsSingleton(self.mixture)
-        copies = docs | "Copies" >> beam.ParDo(CopyFn(seed=self.cfg.seed, valid_fraction=self.cfg.valid_fraction), plan)
+        copies = docs | "Copies" >> Counted(CopyFn(seed=self.cfg.seed, valid_fraction=self.cfg.valid_fraction), plan)
         markers = self.mixture | "ShardKeys" >> beam.FlatMap(shard_keys)
         written = ((copies, markers) | "AllShards" >> beam.Flatten() | "GroupShards" >> beam.GroupByKey()
-                   | "WriteShards" >> beam.ParDo(self.write, plan).with_outputs(COUNTS, main="summaries"))
-        counts = written[COUNTS] | "SumCounts" >> beam.CombineGlobally(SumCountsFn(self.header["vocab_size"]))
-        return (written.summaries | "Summaries" >> beam.combiners.ToList()
+                   | "WriteShards" >> Counted(self.write, plan, tags=(COUNTS,)))
+        summaries, token_counts = written
+        counts = token_counts | "SumCounts" >> beam.CombineGlobally(SumCountsFn(self.header["vocab_size"]))
+        return (summaries | "Summaries" >> beam.combiners.ToList()
                 | "Manifest" >> beam.Map(write_manifest, path=f"{self.write.output}/manifest.json", mixture=plan,
                                          weights=self.cfg.weights, available=AsDict(self.available),
                                          counts=AsSingleton(counts), header=self.header))
@@ -157,13 +159,13 @@ def check_source(source: SourceConfig) -> SourceConfig:
     return dataclasses.replace(source, paths=tuple(inputs.patterns))
 
 
-def finish(pipeline: beam.Pipeline, *, cfg: TokenizeConfig, output: str, started: float) -> dict:
+def finish(counts: dict[str, int], *, cfg: TokenizeConfig, output: str, started: float) -> dict:
     """stats.json with the realised mixture; a plan that could not be met fails (so nothing is published)."""
     with FileSystems.open(f"{output}/manifest.json") as fh:
         manifest = json.loads(fh.read())
     mixture = {n: {k: s[k] for k in ("target_weight", "realised_weight", "tokens_available", "tokens_taken")}
                for n, s in manifest["sources"].items()}
-    report = stats.build_report(collect_counters(pipeline.result), stage_order=STAGES,
+    report = stats.build_report(counts, stage_order=STAGES,
                                 wall_time_s=time.monotonic() - started,
                                 extra={"config": cfg.name, "tokenizer": cfg.tokenizer, "seq_len": cfg.seq_len,
                                        "mixture": mixture, "splits": manifest["splits"],
@@ -203,9 +205,10 @@ def run(argv: list[str] | None = None) -> dict:
     out = plan_output(output, flag="--output", artifacts=ARTIFACTS)
     started = time.monotonic()
     with staged(out):
-        with beam.Pipeline(runner=make_runner(options), options=options) as pipeline:
-            build(pipeline, cfg, tokenizer_json=tok.to_str(), meta=meta, output=out.staging, header=header)
-        report = finish(pipeline, cfg=cfg, output=out.staging, started=started)
+        counts, _ = run_counted(
+            lambda p: build(p, cfg, tokenizer_json=tok.to_str(), meta=meta, output=out.staging, header=header),
+            runner=make_runner(options), options=options, output=out.staging)
+        report = finish(counts, cfg=cfg, output=out.staging, started=started)
     print(f"shards: {out.final}/train/ {out.final}/valid/  manifest: {out.final}/manifest.json  "
           f"report: {out.final}/stats.json")
     return report

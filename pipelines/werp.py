@@ -18,6 +18,7 @@ from pipelines.sample_warc import SAMPLE_PATH
 from pipelines.staging import plan_outputs, run_staged
 from transforms.beam.classify import Classify
 from transforms.beam.dedup import Dedup
+from transforms.beam.metrics import Counted
 from transforms.beam.read import ReadWarcPages
 from transforms.beam.web import WebDocuments
 from transforms.beam.stages import REJECTED, QualityStepsFn
@@ -71,8 +72,7 @@ def build(p: beam.Pipeline, *, recipe: WebRecipe, inputs: list[str], output: str
     if rows is not None and (recipe.after_dedup or recipe.classifier is not None):
         docs, rows = rows | "BackToDocuments" >> beam.Map(document_from_row), None
     if recipe.after_dedup:
-        docs, rej = docs | "AfterDedup" >> beam.ParDo(QualityStepsFn(recipe.after_dedup, emit_rejected=emit)).with_outputs(
-            REJECTED, main="out")
+        docs, rej = docs | "AfterDedup" >> Counted(QualityStepsFn(recipe.after_dedup, emit_rejected=emit), tags=(REJECTED,))
         rejected.append(rej)
     if recipe.classifier is not None:
         classified = docs | "Classify" >> Classify(recipe.classifier, stat_names=recipe.stat_names, emit_rejected=emit,

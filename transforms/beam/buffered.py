@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
 from apache_beam.transforms.window import GlobalWindows
 
+from transforms.beam.metrics import CountingFn
 
-class BufferingFn(beam.DoFn):
+
+class BufferingFn(CountingFn):
     """Subclasses call `buffer(item, size)` from process and implement `flush(items)`; what flush yields is output.
 
     Batches amortise per-record work (a Parquet file, a numpy sort) over many elements while memory stays bounded
@@ -34,6 +35,7 @@ class BufferingFn(beam.DoFn):
                 yield TaggedOutput(out.tag, GlobalWindows.windowed_value(out.value))
             else:
                 yield GlobalWindows.windowed_value(out)
+        yield from self.emit_counts()  # after the flush, which counts too
 
     def _drain(self) -> Iterator:
         items, self._items, self._size = self._items, [], 0

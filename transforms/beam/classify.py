@@ -16,6 +16,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.pvalue import AsSingleton
 
+from transforms.beam.metrics import Counted
 from transforms.beam.spill import SpillPartitioned, read_spilled, row_digest
 from transforms.beam.stages import REJECTED, StageFn
 from transforms.beam.write import ToRows
@@ -116,8 +117,7 @@ class Classify(beam.PTransform):
         self.emit = emit_rejected
 
     def expand(self, docs):
-        scored, rejected = docs | "Score" >> beam.ParDo(ScoreFn(self.cfg, emit_rejected=self.emit)).with_outputs(
-            REJECTED, main="out")
+        scored, rejected = docs | "Score" >> Counted(ScoreFn(self.cfg, emit_rejected=self.emit), tags=(REJECTED,))
         rows = scored | "ToRows" >> ToRows(self.stat_names)
         if self.cfg.mode == "threshold":
             return {"rows": rows, REJECTED: rejected}
@@ -127,8 +127,8 @@ class Classify(beam.PTransform):
         files = rows | "Spill" >> beam.ParDo(SpillPartitioned(
             self.spill_prefix, document_schema(self.stat_names), partitions=SPILL_PARTITIONS,
             partition_of=row_digest, codec=self.codec))
-        kept = (files
-                | "Reshuffle" >> beam.Reshuffle()
-                | "KeepTop" >> beam.ParDo(KeepTopFn(self.cfg, emit_rejected=self.emit), AsSingleton(threshold))
-                .with_outputs(REJECTED, main="out"))
-        return {"rows": kept.out, REJECTED: (rejected, kept[REJECTED]) | "AllRejected" >> beam.Flatten()}
+        kept, dropped = (files
+                         | "Reshuffle" >> beam.Reshuffle()
+                         | "KeepTop" >> Counted(KeepTopFn(self.cfg, emit_rejected=self.emit), AsSingleton(threshold),
+                                                tags=(REJECTED,)))
+        return {"rows": kept, REJECTED: (rejected, dropped) | "AllRejected" >> beam.Flatten()}

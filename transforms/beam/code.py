@@ -11,7 +11,6 @@ from typing import Iterator
 from apache_beam.pvalue import TaggedOutput
 
 from transforms.beam.buffered import BufferingFn
-from transforms.beam.metrics import StageCounters
 from transforms.beam.stages import REJECTED, StageFn
 from transforms.code.lint import LintConfig, comment_penalty, final_score, keep
 from transforms.code.lint_pool import LintPool
@@ -68,7 +67,7 @@ class LintFn(BufferingFn):
         self.cfg, self.stage, self.column, self.filter, self.emit_rejected = cfg, stage, column, filter, emit_rejected
 
     def setup(self) -> None:
-        self.counters = StageCounters(self.stage)
+        self.counters = self.stage_counters(self.stage)
         self.pool = LintPool(self.cfg)
 
     def teardown(self) -> None:

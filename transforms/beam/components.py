@@ -12,10 +12,10 @@ import logging
 from typing import Callable, Iterable, Iterator
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 from apache_beam.pvalue import AsDict, TaggedOutput
 
 from transforms import stats
+from transforms.beam.metrics import Counted, CountingFn
 from transforms.dedup.components import Edge, Node, components_reference, large_star, small_star, star_parent
 
 STAGE = "dedup_minhash"
@@ -38,14 +38,14 @@ def _under_larger(edge: Edge) -> Edge:
     return (u, v) if u > v else (v, u)
 
 
-class StarFn(beam.DoFn):
+class StarFn(CountingFn):
     """One Large- or Small-Star reducer; counts the edges it rewired, so a user can watch the rounds converge."""
 
-    def __init__(self, *, star: Callable[[Node, Iterable[Node]], Iterable[Edge]], counter: str) -> None:
-        self.star, self.counter = star, counter
+    def __init__(self, *, star: Callable[[Node, Iterable[Node]], Iterable[Edge]], stage: str, counter: str) -> None:
+        self.star, self.stage, self.counter = star, stage, counter
 
     def setup(self) -> None:
-        self.changed = Metrics.counter(stats.NAMESPACE, self.counter)
+        self.counters = self.stage_counters(self.stage)
 
     def process(self, keyed) -> Iterator[Edge]:
         node, neighbours = keyed
@@ -53,15 +53,15 @@ class StarFn(beam.DoFn):
         for edge in self.star(node, neighbours):
             changed += node not in edge  # an edge that kept its key node is one the step did not move
             yield edge
-        self.changed.inc(changed)  # zeros too: a round that reports 0 is a round after convergence
+        self.counters.count(self.counter, changed)  # zeros too: a round that reports 0 is a round after convergence
 
 
 class StarStep(beam.PTransform):
     """Edges -> edges: key by node (both ways for Large-Star, under the larger end for Small-Star), group, reduce."""
 
-    def __init__(self, *, large: bool, counter: str) -> None:
+    def __init__(self, *, large: bool, stage: str, counter: str) -> None:
         super().__init__()
-        self.large, self.counter = large, counter
+        self.large, self.stage, self.counter = large, stage, counter
 
     def expand(self, edges):
         keyed = (edges | "BothWays" >> beam.FlatMap(_both_ways) if self.large
@@ -69,17 +69,17 @@ class StarStep(beam.PTransform):
         star = large_star if self.large else small_star
         return (keyed
                 | "Group" >> beam.GroupByKey()
-                | "Reduce" >> beam.ParDo(StarFn(star=star, counter=self.counter)))
+                | "Reduce" >> Counted(StarFn(star=star, stage=self.stage, counter=self.counter)))
 
 
-class CheckStarFn(beam.DoFn):
+class CheckStarFn(CountingFn):
     """(node, parent) for star centres and leaves; a node that is neither keeps itself and ships its edges."""
 
     def __init__(self, *, stage: str) -> None:
         self.stage = stage
 
     def setup(self) -> None:
-        self.residual = Metrics.counter(stats.NAMESPACE, stats.counter_name(self.stage, RESIDUAL_EDGES))
+        self.counters = self.stage_counters(self.stage)
 
     def process(self, keyed) -> Iterator:
         node, neighbours = keyed
@@ -89,7 +89,7 @@ class CheckStarFn(beam.DoFn):
             for v in neighbours:  # a second pass: Beam's grouped values can be iterated again
                 shipped += 1
                 yield TaggedOutput(RESIDUAL, (node, v))
-            self.residual.inc(shipped)
+            self.counters.count(RESIDUAL_EDGES, shipped)
         yield (node, node if parent is None else parent)
 
 
@@ -125,16 +125,17 @@ class ConnectedComponents(beam.PTransform):
 
     def expand(self, edges):
         for r in range(1, self.rounds + 1):
-            counter = stats.counter_name(self.stage, f"cc_round_{r}", "changed")
+            counter = f"cc_round_{r}{stats.SEP}changed"  # <stage>|cc_round_<r>|changed
             edges = (edges
-                     | f"LargeStar{r}" >> StarStep(large=True, counter=counter)
-                     | f"SmallStar{r}" >> StarStep(large=False, counter=counter))
+                     | f"LargeStar{r}" >> StarStep(large=True, stage=self.stage, counter=counter)
+                     | f"SmallStar{r}" >> StarStep(large=False, stage=self.stage, counter=counter))
         checked = (edges
                    | "CheckBothWays" >> beam.FlatMap(_both_ways)
                    | "CheckGroup" >> beam.GroupByKey()
-                   | "Check" >> beam.ParDo(CheckStarFn(stage=self.stage)).with_outputs(RESIDUAL, main="parents"))
-        residual_roots = (checked[RESIDUAL]
+                   | "Check" >> Counted(CheckStarFn(stage=self.stage), tags=(RESIDUAL,)))
+        parents, residual = checked
+        residual_roots = (residual
                           | "OneKey" >> beam.WithKeys(0)
                           | "GatherResidual" >> beam.GroupByKey()
                           | "FinishResidual" >> beam.ParDo(FinishResidualFn(stage=self.stage, rounds=self.rounds)))
-        return checked.parents | "Relabel" >> beam.Map(_relabel, roots=AsDict(residual_roots))
+        return parents | "Relabel" >> beam.Map(_relabel, roots=AsDict(residual_roots))

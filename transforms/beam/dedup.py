@@ -16,7 +16,7 @@ from typing import Iterator
 import apache_beam as beam
 from apache_beam.pvalue import TaggedOutput
 
-from transforms.beam.metrics import StageCounters
+from transforms.beam.metrics import Counted, CountingFn
 from transforms.beam.minhash_dedup import MinHashLosers
 from transforms.beam.paragraph_dedup import ParagraphContainment
 from transforms.beam.spill import SpillPartitioned, read_spilled, row_digest
@@ -77,14 +77,14 @@ class ExactLosers(beam.PTransform):
                 | "Losers" >> beam.FlatMap(lambda kv: ((loser, None) for loser in kv[1][1])))
 
 
-class ApplyPartition(beam.DoFn):
+class ApplyPartition(CountingFn):
     """One partition: its decisions in a dict, its spilled rows streamed through every stage in order."""
 
     def __init__(self, cfg: DedupConfig, *, emit_rejected: bool) -> None:
         self.cfg, self.emit_rejected = cfg, emit_rejected
 
     def setup(self) -> None:
-        self.counters = {stage: StageCounters(stage) for stage in self.cfg.stages}
+        self.counters = {stage: self.stage_counters(stage) for stage in self.cfg.stages}
 
     def process(self, kv) -> Iterator:
         _, grouped = kv
@@ -157,5 +157,6 @@ class Dedup(beam.PTransform):
                                                           partitions=parts, partition_of=row_digest, codec=self.codec)))
         applied = ({"files": files, "decisions": by_partition}
                    | "JoinByPartition" >> beam.CoGroupByKey()
-                   | "Apply" >> beam.ParDo(ApplyPartition(cfg, emit_rejected=self.emit)).with_outputs(REJECTED, main="rows"))
-        return {"rows": applied.rows, REJECTED: applied[REJECTED]}
+                   | "Apply" >> Counted(ApplyPartition(cfg, emit_rejected=self.emit), tags=(REJECTED,)))
+        rows, rejected = applied
+        return {"rows": rows, REJECTED: rejected}

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 
 from transforms import stats
-from transforms.beam.metrics import StageCounters
+from transforms.beam.metrics import Counted, CountingFn
 from transforms.llm.cache import CorruptEntry, Generation, GenerationCache, Message, cache_key
 from transforms.llm.handlers import GenerationConfig, Handler, PromptCounter, build_handler, require_backend
 
@@ -46,15 +45,11 @@ class BeamStore:
         FileSystems.rename([tmp], [path])  # readers only ever open the final name, so never half an entry
 
 
-def stage_counter(stage: str, kind: str) -> Any:
-    return Metrics.counter(stats.NAMESPACE, stats.counter_name(stage, kind))
-
-
 def prompt_chars(messages: list[Message]) -> int:
     return sum(len(m["content"]) for m in messages)
 
 
-class LookupFn(beam.DoFn):
+class LookupFn(CountingFn):
     """Answers a request from the cache, drops an over-long prompt, or tags it a miss for the model."""
 
     def __init__(self, cfg: GenerationConfig, *, cache_prefix: str, stage: str) -> None:
@@ -62,7 +57,7 @@ class LookupFn(beam.DoFn):
 
     def setup(self) -> None:
         self.cache = GenerationCache(self.cache_prefix, BeamStore())
-        self.counters, self.hits = StageCounters(self.stage), stage_counter(self.stage, CACHE_HITS)
+        self.counters = self.stage_counters(self.stage)
         self.count_tokens = (PromptCounter(self.cfg.tokenizer_path or self.cfg.model_path)
                              if self.cfg.max_prompt_tokens is not None else None)
 
@@ -77,7 +72,7 @@ class LookupFn(beam.DoFn):
             self.counters.count_error(CACHE_UNREADABLE)
             hit = None
         if hit is not None:
-            self.hits.inc()
+            self.counters.count(CACHE_HITS)
             self.counters.count_out(len(hit.text))
             yield key, hit
         elif self.count_tokens is not None and self.count_tokens(messages) > self.cfg.max_prompt_tokens:
@@ -101,11 +96,13 @@ class LLMModelHandler(ModelHandler):
 
     def run_inference(self, batch: Sequence[tuple[str, list[Message]]], model: Handler,
                       inference_args: dict | None = None) -> list[PredictionResult]:
-        stage_counter(self.stage, MODEL_CALLS).inc()
         generations = model.generate([messages for _, messages in batch])
         if len(generations) != len(batch):
             raise RuntimeError(f"{self.cfg.backend} returned {len(generations)} responses for {len(batch)} prompts")
-        return [PredictionResult(example, g, model_id=self.cfg.model_name) for example, g in zip(batch, generations)]
+        # The first result of each call says so, for WriteCacheFn to count model calls as data (stats.json): a
+        # count made here, inside RunInference's DoFn, could only be a Beam metric.
+        return [PredictionResult((*example, i == 0), g, model_id=self.cfg.model_name)
+                for i, (example, g) in enumerate(zip(batch, generations))]
 
     def get_num_bytes(self, batch: Sequence[tuple[str, list[Message]]]) -> int:
         return sum(prompt_chars(messages) for _, messages in batch)
@@ -114,7 +111,7 @@ class LLMModelHandler(ModelHandler):
         return f"{stats.NAMESPACE}.{self.stage}.run_inference"
 
 
-class WriteCacheFn(beam.DoFn):
+class WriteCacheFn(CountingFn):
     """Saves each generation the moment it arrives, then passes it on as (key, Generation)."""
 
     def __init__(self, *, cache_prefix: str, stage: str) -> None:
@@ -122,13 +119,15 @@ class WriteCacheFn(beam.DoFn):
 
     def setup(self) -> None:
         self.cache = GenerationCache(self.cache_prefix, BeamStore())
-        self.counters, self.generated = StageCounters(self.stage), stage_counter(self.stage, GENERATED)
+        self.counters = self.stage_counters(self.stage)
 
     def process(self, keyed: tuple[str, PredictionResult]) -> Iterator[tuple[str, Generation]]:
         key, result = keyed
-        ck, _ = result.example
+        ck, _, first_of_call = result.example
         self.cache.put(ck, result.inference)
-        self.generated.inc()
+        if first_of_call:
+            self.counters.count(MODEL_CALLS)
+        self.counters.count(GENERATED)
         self.counters.count_out(len(result.inference.text))
         yield key, result.inference
 
@@ -142,9 +141,9 @@ class Generate(beam.PTransform):
         self.cfg, self.cache_prefix, self.stage = cfg, cache_prefix, stage
 
     def expand(self, requests):
-        looked = requests | "LookupCache" >> beam.ParDo(
-            LookupFn(self.cfg, cache_prefix=self.cache_prefix, stage=self.stage)).with_outputs(MISSES, main="hits")
-        generated = (looked[MISSES]
+        hits, misses = requests | "LookupCache" >> Counted(
+            LookupFn(self.cfg, cache_prefix=self.cache_prefix, stage=self.stage), tags=(MISSES,))
+        generated = (misses
                      | "RunInference" >> RunInference(KeyedModelHandler(LLMModelHandler(self.cfg, stage=self.stage)))
-                     | "WriteCache" >> beam.ParDo(WriteCacheFn(cache_prefix=self.cache_prefix, stage=self.stage)))
-        return (looked.hits, generated) | "Merge" >> beam.Flatten()
+                     | "WriteCache" >> Counted(WriteCacheFn(cache_prefix=self.cache_prefix, stage=self.stage)))
+        return (hits, generated) | "Merge" >> beam.Flatten()

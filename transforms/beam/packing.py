@@ -19,7 +19,7 @@ from apache_beam.pvalue import TaggedOutput
 from training.data.format import ShardMeta, pack, rows_table, shard_name
 from training.tokenizer import tokenizer_from_json
 from transforms.beam.buffered import BufferingFn
-from transforms.beam.metrics import StageCounters
+from transforms.beam.metrics import CountingFn
 from transforms.packing import Mixture, copies, doc_key, placement, split_of, unigram_entropy
 
 NOT_UNICODE = "tokenize.not_unicode"  # a lone surrogate (e.g. JSON "\ud800"): not text the tokenizer can take
@@ -28,7 +28,7 @@ NOT_SAMPLED, NO_PLAN = "mix.not_sampled", "mix.no_plan"  # zero copies drawn; th
 COUNTS = "counts"
 
 
-class KeyFn(beam.DoFn):
+class KeyFn(CountingFn):
     """Sample -> (source, key, text); text that is not valid Unicode (a lone surrogate, e.g. JSON "\\ud800") is
     counted and dropped here, since neither Beam's string coder nor the tokenizer can take it."""
 
@@ -36,7 +36,7 @@ class KeyFn(beam.DoFn):
         self.source = source
 
     def setup(self) -> None:
-        self.counters = StageCounters("tokenize")
+        self.counters = self.stage_counters("tokenize")
 
     def process(self, sample) -> Iterator[tuple[str, int, str]]:
         try:
@@ -58,7 +58,7 @@ class TokenizeFn(BufferingFn):
     def setup(self) -> None:
         self.tok = tokenizer_from_json(self.tokenizer_json)
         self.tok.encode_special_tokens = True  # a literal "<|endoftext|>" in a document is text, not a boundary
-        self.counters = StageCounters("tokenize")
+        self.counters = self.stage_counters("tokenize")
 
     def process(self, item: tuple[str, int, str]) -> Iterator:
         yield from self.buffer(item, len(item[2]))
@@ -76,14 +76,14 @@ class TokenizeFn(BufferingFn):
             yield source, key, tokens.tobytes()
 
 
-class CopyFn(beam.DoFn):
+class CopyFn(CountingFn):
     """(source, key, tokens) -> ((split, shard), (order, source, tokens)), once per copy the mixture draws."""
 
     def __init__(self, *, seed: int, valid_fraction: float) -> None:
         self.seed, self.valid_fraction = seed, valid_fraction
 
     def setup(self) -> None:
-        self.counters = StageCounters("mix")
+        self.counters = self.stage_counters("mix")
 
     def process(self, doc: tuple[str, int, bytes], mixture: Mixture) -> Iterator:
         source, key, tokens = doc
@@ -115,14 +115,14 @@ def write_rows(path: str, rows: np.ndarray, meta: ShardMeta, *, row_group_rows: 
     FileSystems.rename([tmp], [path])
 
 
-class WriteShardFn(beam.DoFn):
+class WriteShardFn(CountingFn):
     """((split, shard), copies) -> a shard file in shuffled order; yields its summary and (train) its token counts."""
 
     def __init__(self, *, output: str, meta: ShardMeta, row_group_rows: int, dtype: str) -> None:
         self.output, self.meta, self.row_group_rows, self.dtype = output.rstrip("/"), meta, row_group_rows, dtype
 
     def setup(self) -> None:
-        self.counters = StageCounters("pack")
+        self.counters = self.stage_counters("pack")
 
     def process(self, element, mixture: Mixture) -> Iterator:
         (split, index), values = element

@@ -22,7 +22,7 @@ from apache_beam.pvalue import TaggedOutput
 from apache_beam.transforms.core import RestrictionProvider
 
 from transforms import stats
-from transforms.beam.metrics import StageCounters
+from transforms.beam.metrics import Counted, CountingFn, StageCounters
 from transforms.document import Page, Rejected
 from transforms.io import warc, warc_ranges
 
@@ -74,14 +74,14 @@ class WholeFile(OffsetRange):
     """The byte range of a file that has no record boundaries to split at (plain, whole-file gzip, ARC)."""
 
 
-class _DetectLayoutFn(beam.DoFn):
+class _DetectLayoutFn(CountingFn):
     """(path, size, splittable) per file; empty files are counted here, there is nothing to read."""
 
     def __init__(self, *, emit_rejected: bool) -> None:
         self.emit_rejected = emit_rejected
 
     def setup(self) -> None:
-        self.counters = StageCounters(STAGE)
+        self.counters = self.stage_counters(STAGE)
 
     def process(self, metadata: fileio.FileMetadata) -> Iterator:
         with _open(metadata.path) as fh:
@@ -95,7 +95,7 @@ class _DetectLayoutFn(beam.DoFn):
         yield metadata.path, metadata.size_in_bytes, layout.splittable
 
 
-class _ReadFileFn(beam.DoFn, RestrictionProvider):
+class _ReadFileFn(CountingFn, RestrictionProvider):
     """Splittable DoFn over (path, size, splittable): Common-Crawl-layout files as byte ranges claimed at each
     member start; other files as one unsplittable range. One DoFn for both, so pages flow straight into
     extraction: a Flatten of two readers would make the local runner buffer every page's HTML."""
@@ -104,8 +104,10 @@ class _ReadFileFn(beam.DoFn, RestrictionProvider):
         self.max_record_bytes = max_record_bytes
         self.split_bytes = split_bytes
         self.emit_rejected = emit_rejected
-        self.counters = StageCounters(STAGE)
         self.ranges = Metrics.counter(stats.NAMESPACE, f"{STAGE}.ranges")  # not a `stage|kind` name: no report row
+
+    def setup(self) -> None:
+        self.counters = self.stage_counters(STAGE)
 
     def initial_restriction(self, element: tuple[str, int, bool]) -> OffsetRange:
         return OffsetRange(0, element[1]) if element[2] else WholeFile(0, element[1])
@@ -180,12 +182,12 @@ class ReadWarcPages(beam.PTransform):
         self.emit_rejected = emit_rejected
 
     def expand(self, patterns):
-        files = (patterns
-                 | "MatchWarcFiles" >> fileio.MatchAll(fileio.EmptyMatchTreatment.ALLOW)
-                 | "DetectLayout" >> beam.ParDo(_DetectLayoutFn(emit_rejected=self.emit_rejected)).with_outputs(
-                     REJECTED, main="files"))
-        read = files.files | "ReadFiles" >> beam.ParDo(_ReadFileFn(
+        files, layout_rejected = (patterns
+                                  | "MatchWarcFiles" >> fileio.MatchAll(fileio.EmptyMatchTreatment.ALLOW)
+                                  | "DetectLayout" >> Counted(_DetectLayoutFn(emit_rejected=self.emit_rejected),
+                                                              tags=(REJECTED,)))
+        pages, read_rejected = files | "ReadFiles" >> Counted(_ReadFileFn(
             max_record_bytes=self.max_record_bytes, split_bytes=self.split_bytes,
-            emit_rejected=self.emit_rejected)).with_outputs(REJECTED, main="pages")
-        rejected = (files[REJECTED], read[REJECTED]) | "FlattenReadRejected" >> beam.Flatten()
-        return read.pages, rejected
+            emit_rejected=self.emit_rejected), tags=(REJECTED,))
+        rejected = (layout_rejected, read_rejected) | "FlattenReadRejected" >> beam.Flatten()
+        return pages, rejected

@@ -11,7 +11,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.pvalue import TaggedOutput
 
-from transforms.beam.metrics import StageCounters
+from transforms.beam.metrics import Counted, CountingFn
 from transforms.document import Rejected
 from transforms.io.compressed import damage_of, open_decompressed
 from transforms.io.samples import (
@@ -26,7 +26,7 @@ DAMAGE_FIX = "the lines before it were read; copy the file again, or leave it ou
 log = logging.getLogger(__name__)
 
 
-class ReadFileFn(beam.DoFn):
+class ReadFileFn(CountingFn):
     """One matched file -> its samples; files are the unit of parallelism (shards are many and similar in size)."""
 
     def __init__(self, *, fields: SampleFields, max_bytes: int, source_language: str, emit_rejected: bool) -> None:
@@ -34,7 +34,7 @@ class ReadFileFn(beam.DoFn):
         self.emit_rejected = emit_rejected
 
     def setup(self) -> None:
-        self.counters = StageCounters(STAGE)
+        self.counters = self.stage_counters(STAGE)
 
     def process(self, readable: fileio.ReadableFile) -> Iterator:
         path, size = readable.metadata.path, readable.metadata.size_in_bytes
@@ -90,11 +90,9 @@ class ReadSamples(beam.PTransform):
         self.emit_rejected = emit_rejected
 
     def expand(self, globs):
-        read = (globs
+        return (globs
                 | "Match" >> fileio.MatchAll()
                 | "Open" >> fileio.ReadMatches()
-                | "Read" >> beam.ParDo(ReadFileFn(fields=self.fields, max_bytes=self.max_bytes,
-                                                  source_language=self.source_language,
-                                                  emit_rejected=self.emit_rejected)).with_outputs(
-                    REJECTED, main="samples"))
-        return read.samples, read[REJECTED]
+                | "Read" >> Counted(ReadFileFn(fields=self.fields, max_bytes=self.max_bytes,
+                                               source_language=self.source_language,
+                                               emit_rejected=self.emit_rejected), tags=(REJECTED,)))

@@ -6,6 +6,7 @@ from typing import Callable, Iterator
 import apache_beam as beam
 
 from transforms.beam.generate import Generate
+from transforms.beam.metrics import Counted
 from transforms.beam.stages import REJECTED, StageFn
 from transforms.io.samples import Sample
 from transforms.llm.cache import Generation
@@ -54,9 +55,9 @@ class Rewrite(beam.PTransform):
         parsed = (samples
                   | "ToRequest" >> beam.ParDo(ToRequestFn(self.prompt))
                   | "Generate" >> Generate(self.generation, cache_prefix=self.cache_prefix, stage=f"{self.stage}_llm")
-                  | "Parse" >> beam.ParDo(ParseFn(stage=self.stage, parse=self.parse, emit_rejected=self.emit))
-                  .with_outputs(REJECTED, main="samples"))
-        return {"samples": parsed.samples, REJECTED: parsed[REJECTED]}
+                  | "Parse" >> Counted(ParseFn(stage=self.stage, parse=self.parse, emit_rejected=self.emit),
+                                       tags=(REJECTED,)))
+        return {"samples": parsed[0], REJECTED: parsed[1]}
 
 
 def rewritten(sample: Sample, generation: Generation, text: str, *, stage: str, **columns) -> Sample:

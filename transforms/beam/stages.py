@@ -8,11 +8,10 @@ from __future__ import annotations
 import logging
 from typing import Iterator
 
-import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.pvalue import TaggedOutput
 
-from transforms.beam.metrics import Progress, StageCounters
+from transforms.beam.metrics import CountingFn, Progress
 from transforms.document import Document, Page, Rejected
 from transforms.extract import (
     ExtractConfig, ExtractionTimeout, ExtractorCrashed, ExtractorFailed, PageTooLarge, SandboxedExtractor,
@@ -34,7 +33,7 @@ def read_text(path: str) -> str:
         return fh.read().decode("utf-8")
 
 
-class StageFn(beam.DoFn):
+class StageFn(CountingFn):
     """Counters and rejected routing shared by every stage."""
 
     STAGE = ""  # the stage name in counters and the report; set by each subclass
@@ -43,7 +42,7 @@ class StageFn(beam.DoFn):
         self.stage, self.cfg, self.emit_rejected = self.STAGE, cfg, emit_rejected
 
     def setup(self) -> None:
-        self.counters = StageCounters(self.stage)
+        self.counters = self.stage_counters(self.stage)
 
     def route(self, verdict, element, *, chars: int, text: str = "") -> Iterator:
         """Yield the element if the verdict keeps it, else its rejection; count either way."""
@@ -148,7 +147,7 @@ class QualityStepsFn(StageFn):
 
     def setup(self) -> None:
         super().setup()
-        self.step_counters = [StageCounters(s.spec.name) for s in self.steps]
+        self.step_counters = [self.stage_counters(s.spec.name) for s in self.steps]
 
     def process(self, doc: Document) -> Iterator:
         chars_in, view = len(doc.text), TextView(doc.text)

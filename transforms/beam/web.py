@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import apache_beam as beam
 
+from transforms.beam.metrics import Counted
 from transforms.beam.stages import REJECTED, ExtractFn, LangIdFn, QualityStepsFn, UrlFilterFn
 from transforms.recipe import WebRecipe
 
@@ -17,14 +18,14 @@ class WebDocuments(beam.PTransform):
     def expand(self, pages):
         r, rejected = self.recipe, []
         if r.url_filter is not None:
-            pages, rej = pages | "UrlFilter" >> beam.ParDo(UrlFilterFn(r.url_filter, emit_rejected=self.emit)).with_outputs(REJECTED, main="out")
+            pages, rej = pages | "UrlFilter" >> Counted(UrlFilterFn(r.url_filter, emit_rejected=self.emit), tags=(REJECTED,))
             rejected.append(rej)
-        docs, rej = pages | "Extract" >> beam.ParDo(ExtractFn(r.extract, emit_rejected=self.emit)).with_outputs(REJECTED, main="out")
+        docs, rej = pages | "Extract" >> Counted(ExtractFn(r.extract, emit_rejected=self.emit), tags=(REJECTED,))
         rejected.append(rej)
         if r.langid is not None:
-            docs, rej = docs | "LanguageId" >> beam.ParDo(LangIdFn(r.langid, emit_rejected=self.emit)).with_outputs(REJECTED, main="out")
+            docs, rej = docs | "LanguageId" >> Counted(LangIdFn(r.langid, emit_rejected=self.emit), tags=(REJECTED,))
             rejected.append(rej)
         if r.steps:
-            docs, rej = docs | "Quality" >> beam.ParDo(QualityStepsFn(r.steps, emit_rejected=self.emit)).with_outputs(REJECTED, main="out")
+            docs, rej = docs | "Quality" >> Counted(QualityStepsFn(r.steps, emit_rejected=self.emit), tags=(REJECTED,))
             rejected.append(rej)
         return docs, rejected

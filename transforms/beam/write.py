@@ -4,7 +4,7 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.io.parquetio import WriteToParquet
 
-from transforms.beam.metrics import StageCounters
+from transforms.beam.metrics import Counted, CountingFn
 from transforms.io.parquet import REJECTED_SCHEMA, document_row, document_schema, rejected_row
 
 
@@ -29,11 +29,11 @@ class ToRows(beam.PTransform):
         return docs | "ToRow" >> beam.ParDo(_ToRowFn(self.stat_names))
 
 
-class _CountRowsFn(beam.DoFn):
+class _CountRowsFn(CountingFn):
     """Counts what reaches the shards."""
 
     def setup(self) -> None:
-        self.counters = StageCounters("write")
+        self.counters = self.stage_counters("write")
 
     def process(self, row: dict):
         self.counters.count_in(row["char_count"])
@@ -52,7 +52,7 @@ class WriteRows(beam.PTransform):
     def expand(self, rows):
         return (
             rows
-            | "CountRows" >> beam.ParDo(_CountRowsFn())
+            | "CountRows" >> Counted(_CountRowsFn())
             | "WriteParquet" >> WriteToParquet(
                 file_path_prefix=f"{self.prefix.rstrip('/')}/part",
                 schema=self.schema,
