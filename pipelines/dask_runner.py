@@ -1,0 +1,436 @@
+"""`--runner=DaskRunner`: Beam's DaskRunner with the translations our pipelines need that Beam 2.77's lacks.
+
+Beam's DaskRunner (apache_beam/runners/dask) maps each transform onto a dask Bag, but it drops what a DoFn emits
+in finish_bundle, mixes a multi-output ParDo's outputs into one bag, computes only the last transform (a second
+sink never runs), reads a splittable DoFn's element whole, recomputes a side input's whole upstream inside every
+task that reads it, sets a DoFn up for every partition, and has no metrics. Here a PCollection is a list of dask
+tasks (one per partition, each a list of WindowedValues); a bundle runs through Beam's own DoFnRunner on a DoFn
+set up once per worker and returns its outputs by tag; every PCollection nothing reads is computed; and a job
+given no --dask_client_address starts a LocalCluster and always closes it.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import heapq
+import multiprocessing
+import os
+import uuid
+from typing import Any, Sequence
+
+import dask
+from apache_beam.internal import pickler
+from apache_beam.metrics.execution import MetricsContainer
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.pipeline import AppliedPTransform, PipelineVisitor
+from apache_beam.runners.common import DoFnRunner, DoFnSignature, Receiver
+from apache_beam.runners.dask.dask_runner import DaskOptions, DaskRunner
+from apache_beam.runners.dask.overrides import _Create, _Flatten, _GroupByKey, _GroupByKeyOnly, _Reshuffle, dask_overrides
+from apache_beam.runners.direct.direct_metrics import DirectMetrics
+from apache_beam.runners.runner import PipelineResult, PipelineState
+from apache_beam.runners.worker import statesampler
+from apache_beam.transforms.core import CombinePerKey, Impulse, ParDo
+from apache_beam.transforms.sideinputs import SideInputMap
+from apache_beam.transforms.window import GlobalWindows
+from apache_beam.utils.counters import CounterFactory
+from dask.delayed import Delayed
+
+from pipelines.jobs import JobError
+
+PARTITIONS_PER_THREAD = 2  # default partitions per worker thread, so that one slow partition idles no worker
+# Per worker process, by job token. Set-up DoFns waiting for their next bundle (Beam's DaskRunner deserializes
+# and sets up a DoFn for every partition: a model load or an extractor process each time), and the metric
+# updates of finished bundles by (step, partition), collected when the job ends rather than by a task per
+# bundle. A worker lost mid-job takes its share of the metrics along; stats.json does not use them.
+_IDLE: dict[tuple[str, str], list] = {}
+_METRICS: dict[str, dict] = {}
+
+
+class RefineryDaskOptions(PipelineOptions):
+    """The local cluster's size; Beam's DaskOptions has the rest (--dask_client_address, --dask_npartitions)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser) -> None:
+        parser.add_argument(
+            "--dask_workers", type=int, default=None,
+            help="DaskRunner without --dask_client_address: worker processes of the LocalCluster the job starts "
+            "(one thread each) and closes when it ends. Default: every core this process may use.")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Step:
+    """What a ParDo's bundles need; pickled with Beam's pickler, so each worker unpickles its own DoFn."""
+
+    fn: Any
+    args: Sequence
+    kwargs: dict
+    windowing: Any
+    tags: tuple
+    views: tuple  # (view class, view options) per side input, in the DoFn's argument order
+
+
+class _Receivers(dict):
+    """Tag -> receiver into the current bundle's output lists; an undeclared tag is dropped, as on DirectRunner."""
+
+    def __init__(self, tags: tuple) -> None:
+        super().__init__({tag: _ListReceiver(self, tag) for tag in tags})
+        self.outputs: dict = {}
+
+    def __missing__(self, tag: str) -> Receiver:
+        return _ListReceiver(None, tag)
+
+
+class _ListReceiver(Receiver):
+    def __init__(self, owner: _Receivers | None, tag: str | None) -> None:
+        self.owner, self.tag = owner, tag
+
+    def receive(self, windowed_value) -> None:
+        if self.owner is not None:
+            self.owner.outputs.setdefault(self.tag, []).append(windowed_value)
+
+
+def _run_bundle(ref: tuple[str, str, bytes], index: int, elements: list, *side_values: list) -> dict:
+    """One ParDo bundle -> its outputs by tag, finish_bundle's included (Beam 2.77's apply_dofn_to_bundle builds
+    its results before it calls finish_bundle, so those are lost)."""
+    job, label, spec = ref
+    if not elements:
+        return {}
+    idle = _IDLE.setdefault((job, label), [])
+    runner, receivers = idle.pop() if idle else _set_up(label, spec, side_values)
+    receivers.outputs = {}
+    container, sampler = MetricsContainer(label), statesampler.StateSampler(label, CounterFactory())
+    statesampler.set_current_tracker(sampler)  # Beam metrics find their container through the thread's sampler
+    try:
+        with sampler.scoped_state(label, "process", metrics_container=container):
+            runner.start()
+            for element in elements:
+                _process(runner, element)
+            runner.finish()
+    except BaseException:
+        runner.teardown()  # a failed bundle's DoFn is not reused, as in Beam's SDK harness
+        raise
+    finally:
+        statesampler.set_current_tracker(None)
+    idle.append((runner, receivers))
+    _METRICS.setdefault(job, {})[(label, index)] = container.get_cumulative()  # a rerun replaces, not adds
+    return receivers.outputs
+
+
+def _set_up(label: str, spec: bytes, side_values: Sequence[list]) -> tuple[DoFnRunner, _Receivers]:
+    step: _Step = pickler.loads(spec)
+    receivers = _Receivers(step.tags)
+    sides = [SideInputMap(view, options, values) for (view, options), values in zip(step.views, side_values)]
+    runner = DoFnRunner(step.fn, step.args, step.kwargs, sides, step.windowing, receivers, step_name=label)
+    runner.setup()
+    return runner, receivers
+
+
+def _process(runner: DoFnRunner, element) -> None:
+    """An element, or for a splittable DoFn an (element, restriction, estimator state, size) from `_split`."""
+    if isinstance(element, tuple):
+        wv, restriction, state, size = element
+        residuals = runner.process_with_sized_restriction(wv.with_value(((wv.value, (restriction, state)), size)))
+    else:
+        residuals = runner.process(element)
+    if residuals:  # dask cannot resume work later (no checkpoints); Beam's DaskRunner cannot either
+        raise NotImplementedError(f"{runner.step_name}: a splittable DoFn deferred work; DaskRunner cannot resume it")
+
+
+def _release(job: str) -> dict:
+    """At the job's end, on each worker: tear its DoFns down and hand over its metric updates."""
+    for key in [k for k in _IDLE if k[0] == job]:
+        for runner, _ in _IDLE.pop(key):
+            runner.teardown()
+    return _METRICS.pop(job, {})
+
+
+def _split(spec: bytes, elements: list) -> list[tuple]:
+    """A splittable DoFn's elements as the DoFn splits them, with sizes for `_balance` (Beam's DaskRunner reads
+    each element whole, so one big file is read by one worker)."""
+    signature = DoFnSignature(pickler.loads(spec).fn)
+    provider, estimator = signature.get_restriction_provider(), signature.get_watermark_estimator_provider()
+    return [(wv, r, estimator.initial_estimator_state(wv.value, r), provider.restriction_size(wv.value, r))
+            for wv in elements for r in provider.split(wv.value, provider.initial_restriction(wv.value))]
+
+
+def _balance(count: int, *splits: list) -> list[list]:
+    """Restrictions into `count` partitions of about equal size: largest first, onto the least loaded."""
+    bins: list[list] = [[] for _ in range(count)]
+    loads = [(0.0, i) for i in range(count)]
+    for item in sorted((x for s in splits for x in s), key=lambda x: -x[3]):
+        load, i = heapq.heappop(loads)
+        bins[i].append(item)
+        heapq.heappush(loads, (load + item[3], i))
+    return bins
+
+
+def _select(outputs: dict, tag: str | None) -> list:
+    return outputs.get(tag, [])
+
+
+def _item(values: list, index: int):
+    return values[index]
+
+
+def _concat(*parts: list) -> list:
+    return [x for p in parts for x in p]
+
+
+def _drain(part: list) -> int:
+    return len(part)
+
+
+def _key(wv) -> Any:
+    return wv.value[0]
+
+
+def _grouped(groups: list) -> list:
+    """bag.groupby's (key, [WindowedValue((key, value))]) -> GroupByKey's (key, [value]) in the global window."""
+    return [GlobalWindows.windowed_value((k, [wv.value[1] for wv in items])) for k, items in groups]
+
+
+def _precombine(spec: bytes, elements: list) -> list:
+    """Combiner lifting: each partition's values per key folded before the shuffle (Beam's DaskRunner has none,
+    so every value crosses it)."""
+    fn, accumulators = pickler.loads(spec), {}
+    fn.setup()
+    for wv in elements:
+        k, v = wv.value
+        accumulators[k] = fn.add_input(accumulators[k] if k in accumulators else fn.create_accumulator(), v)
+    fn.teardown()
+    return [GlobalWindows.windowed_value((k, fn.compact(a))) for k, a in accumulators.items()]
+
+
+def _postcombine(spec: bytes, groups: list) -> list:
+    fn = pickler.loads(spec)
+    fn.setup()
+    out = [GlobalWindows.windowed_value((k, fn.extract_output(fn.merge_accumulators(wv.value[1] for wv in items))))
+           for k, items in groups]
+    fn.teardown()
+    return out
+
+
+class _GraphBuilder(PipelineVisitor):
+    """Translates the (overridden) Beam graph into dask tasks: a list of partition tasks per PCollection."""
+
+    def __init__(self, *, npartitions: int, partition_size: int | None) -> None:
+        self.npartitions, self.partition_size = npartitions, partition_size
+        self.token = uuid.uuid4().hex[:8]
+        self.parts: dict = {}  # PCollection -> its partitions' tasks
+        self.consumed: set = set()
+        self._inside: AppliedPTransform | None = None  # a composite translated whole: its parts are skipped
+
+    def task(self, fn, *args, label: str, index: int = 0) -> Delayed:
+        key = (f"{label}-{fn.__name__.strip('_')}-{self.token}", index)
+        return dask.delayed(fn, pure=False, traverse=False)(*args, dask_key_name=key)
+
+    def graph(self) -> tuple[dict, list]:
+        """Every PCollection nothing reads, a task per partition (Beam's DaskRunner computes only the last
+        transform's bag: branches off its path, such as the rejected writer or the stats, never ran), as one
+        graph with each chain of single-input steps fused into one task. A task that two branches share (a
+        ParDo with two outputs) must stay one task, so the graph is fused whole; dask.bag's optimizer does that
+        for graphs that mix bag layers (the shuffles) and Delayed tasks, which dask.optimize cannot."""
+        from dask.bag.core import optimize
+        from dask.highlevelgraph import HighLevelGraph
+
+        leaves = [self.task(_drain, p, label=f"drain/{pc.producer.full_label}", index=i)
+                  for pc, parts in self.parts.items() if pc not in self.consumed for i, p in enumerate(parts)]
+        keys = [leaf.key for leaf in leaves]
+        return optimize(dict(HighLevelGraph.merge(*(leaf.dask for leaf in leaves))), keys), keys
+
+    def enter_composite_transform(self, node: AppliedPTransform) -> None:
+        windowing = getattr(node.inputs[0], "windowing", None) if node.inputs else None
+        if self._inside is not None or windowing is None or not windowing.is_default():
+            return
+        transform, label = node.transform, node.full_label
+        if isinstance(transform, _GroupByKey):  # the global window: group at once, no reify and unreify steps
+            self._set(node, self._shuffle(self._read(node.inputs[0]), _grouped, label=label))
+        elif isinstance(transform, CombinePerKey) and not transform.args and not transform.kwargs:
+            spec = pickler.dumps(transform.fn)
+            pre = [self.task(_precombine, spec, p, label=label, index=i) for i, p in enumerate(self._read(node.inputs[0]))]
+            self._set(node, [self.task(_postcombine, spec, p, label=label, index=i)
+                             for i, p in enumerate(self._shuffle(pre, None, label=label))])
+        else:
+            return
+        self._inside = node
+
+    def leave_composite_transform(self, node: AppliedPTransform) -> None:
+        if node is self._inside:
+            self._inside = None
+
+    def visit_transform(self, node: AppliedPTransform) -> None:
+        if self._inside is not None:
+            return
+        transform, label = node.transform, node.full_label
+        if isinstance(transform, (_Create, Impulse)):  # Impulse starts beam.io.Read, read by its splittable DoFn
+            self._set(node, self._create(list(transform.values) if isinstance(transform, _Create) else [b""], label))
+        elif isinstance(transform, ParDo):
+            self._pardo(node)
+        elif isinstance(transform, _GroupByKeyOnly):  # other windows: ReifyWindows and GroupByWindow run as ParDos
+            self._set(node, self._shuffle(self._read(node.inputs[0]), _grouped, label=label))
+        elif isinstance(transform, _Flatten):
+            self._set(node, [p for pc in node.inputs for p in self._read(pc)])
+        elif isinstance(transform, _Reshuffle):  # Beam's DaskRunner passes it through; here it rebalances
+            self._set(node, self._from_bag(self._bag(self._read(node.inputs[0])), label))
+        else:
+            raise NotImplementedError(f"DaskRunner: no translation for {type(transform).__name__} ({label})")
+
+    def _read(self, pcoll) -> list:
+        self.consumed.add(pcoll)
+        return self.parts[pcoll]
+
+    def _set(self, node: AppliedPTransform, parts: list) -> None:
+        (pcoll,) = node.outputs.values()
+        self.parts[pcoll] = parts
+
+    def _create(self, values: list, label: str) -> list:
+        size = self.partition_size or max(1, -(-len(values) // self.npartitions))
+        return [dask.delayed([GlobalWindows.windowed_value(v) for v in values[i:i + size]], traverse=False,
+                             name=(f"{label}-{self.token}", i // size)) for i in range(0, len(values), size)]
+
+    def _pardo(self, node: AppliedPTransform) -> None:
+        transform, label = node.transform, node.full_label
+        spec = pickler.dumps(_Step(fn=transform.fn, args=transform.args, kwargs=transform.kwargs,
+                                   windowing=node.inputs[0].windowing, tags=tuple(node.outputs),
+                                   views=tuple((type(si), si._view_options()) for si in node.side_inputs)))
+        # A side input is computed once, as a task the bundles depend on (Beam's DaskRunner lists the side
+        # input's bag inside each task that reads it, recomputing its whole upstream there).
+        sides = [self.task(_concat, *self._read(si.pvalue), label=f"side/{label}", index=n)
+                 for n, si in enumerate(node.side_inputs)]
+        inputs = self._read(node.inputs[0])
+        if DoFnSignature(transform.fn).is_splittable_dofn() and inputs:
+            plan = self.task(_balance, self.npartitions, *(self.task(_split, spec, p, label=label, index=i)
+                                                           for i, p in enumerate(inputs)), label=label)
+            inputs = [self.task(_item, plan, i, label=label, index=i) for i in range(self.npartitions)]
+        ref = (self.token, label, spec)
+        bundles = [self.task(_run_bundle, ref, i, p, *sides, label=label, index=i) for i, p in enumerate(inputs)]
+        for tag, pcoll in node.outputs.items():  # Beam's DaskRunner gives every output all of them, mixed
+            self.parts[pcoll] = [self.task(_select, b, tag, label=f"{label}[{tag}]", index=i)
+                                 for i, b in enumerate(bundles)]
+
+    def _bag(self, parts: list):
+        import dask.bag as db
+
+        return db.from_delayed(parts).repartition(npartitions=self.npartitions)
+
+    def _from_bag(self, bag, label: str) -> list:
+        return [self.task(_concat, p, label=label, index=i) for i, p in enumerate(bag.to_delayed(optimize_graph=False))]
+
+    def _shuffle(self, parts: list, after, *, label: str) -> list:
+        """Group by key across workers with dask's task shuffle. It places a key by tokenize(key), an md5 of its
+        value, not by hash(), so placement agrees across worker processes whatever their PYTHONHASHSEED."""
+        if not parts:
+            return []
+        grouped = self._bag(parts).groupby(_key, shuffle="tasks")
+        return self._from_bag(grouped.map_partitions(after) if after else grouped, label)
+
+
+class RefineryDaskResult(PipelineResult):
+    """The running job: waits for every leaf, then collects metrics and closes what it opened, even on failure."""
+
+    def __init__(self, *, client, cluster, futures: list, job: str) -> None:
+        super().__init__(PipelineState.RUNNING)
+        self._client, self._cluster, self._futures, self._job = client, cluster, futures, job
+        self._metrics = DirectMetrics()
+
+    def wait_until_finish(self, duration: int | None = None) -> str:
+        from distributed import as_completed
+
+        if PipelineState.is_terminal(self._state):
+            return self._state
+        try:
+            with self._client.as_current():  # the job's client is not the process default (set_as_default=False)
+                erred = next((f for f in as_completed(self._futures, timeout=duration and duration / 1000)
+                              if f.status == "error"), None)
+        except TimeoutError:
+            return self._state
+        try:
+            if erred is not None:
+                erred.result()  # raises the task's exception; DoFnRunner names the Beam step in it
+            self._state = PipelineState.DONE
+        except BaseException:
+            self._state = PipelineState.FAILED
+            raise
+        finally:
+            self._close()
+        return self._state
+
+    def cancel(self) -> str:
+        self._client.cancel(self._futures)
+        self._close()
+        self._state = PipelineState.CANCELLED
+        return self._state
+
+    def metrics(self) -> DirectMetrics:
+        """Beam metrics summed over the bundles that succeeded (Beam's DaskRunner raises NotImplementedError)."""
+        return self._metrics
+
+    def _close(self) -> None:
+        try:
+            bundles: dict = {}
+            for per_worker in self._client.run(_release, self._job).values():
+                bundles.update(per_worker)  # keyed by (step, partition): a bundle run twice counts once
+            for updates in bundles.values():
+                self._metrics.commit_logical(None, updates)
+                self._metrics.commit_physical(None, updates)
+        finally:
+            _close(self._client, self._cluster)
+
+
+def _close(client, cluster) -> None:
+    """The client always; the cluster only if this job started it."""
+    with contextlib.suppress(Exception):
+        client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+def _is_daemon() -> bool:
+    return multiprocessing.current_process().daemon
+
+
+def _connect(options: PipelineOptions):
+    """A client of the cluster at --dask_client_address, else of a LocalCluster started here (and the cluster)."""
+    from distributed import Client, LocalCluster
+
+    kwargs = options.view_as(DaskOptions).get_all_options(drop_default=True, current_only=True)
+    DaskOptions._extract_bag_kwargs(kwargs)  # pylint: disable=protected-access
+    cluster = None
+    if not kwargs.get("address") and not kwargs.get("scheduler_file"):
+        workers = options.view_as(RefineryDaskOptions).dask_workers or len(os.sched_getaffinity(0))
+        # Our DoFns start child processes (the extractor sandbox, pylint pools); daemonic workers may not. The
+        # Nanny reads this whenever it (re)starts a worker, so it is set for the process, not for a block.
+        dask.config.set({"distributed.worker.daemon": False})
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        kwargs["address"] = cluster
+    try:
+        client = Client(**kwargs, set_as_default=False)
+        if cluster is None and any(client.run(_is_daemon).values()):
+            raise JobError(f"the Dask workers at {client.scheduler.address} are daemonic processes, which may not "
+                           "start the child processes our DoFns use; restart them with DASK_DISTRIBUTED__WORKER__DAEMON"
+                           "=False in their environment (or distributed.worker.daemon: false in their Dask config)")
+    except BaseException:
+        if cluster is not None:
+            cluster.close()
+        raise
+    return client, cluster
+
+
+class RefineryDaskRunner(DaskRunner):
+    """Runs a Refinery pipeline on a Dask cluster; the module docstring says what differs from Beam's."""
+
+    def run_pipeline(self, pipeline, options) -> RefineryDaskResult:
+        client, cluster = _connect(options)
+        try:
+            bag_kwargs = DaskOptions._extract_bag_kwargs(dict(options.view_as(DaskOptions).get_all_options()))
+            threads = sum(client.nthreads().values()) or 1
+            # Beam's Read override makes Read a no-op here; unreplaced, it is Impulse + a splittable DoFn.
+            pipeline.replace_all([o for o in dask_overrides() if type(o).__name__ != "ReadOverride"])
+            builder = _GraphBuilder(npartitions=bag_kwargs.get("npartitions") or PARTITIONS_PER_THREAD * threads,
+                                    partition_size=bag_kwargs.get("partition_size"))
+            pipeline.visit(builder)
+            futures = client.get(*builder.graph(), sync=False)
+        except BaseException:
+            _close(client, cluster)
+            raise
+        return RefineryDaskResult(client=client, cluster=cluster, futures=futures, job=builder.token)
