@@ -229,3 +229,37 @@ def test_gpu_constraints_keep_the_dev_pins_and_fit_the_package_ranges():
         assert pinned is not None, f"{req.name} has no pin in constraints-gpu.txt"
         version = next(iter(pinned.specifier)).version
         assert req.specifier.contains(version, prereleases=True), f"{req} excludes the GPU pin {version}"
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_runs_every_part_on_the_cpu(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHON"}
+    done = subprocess.run(["bash", "scripts/gpu_check.sh", "--dry-run", str(tmp_path)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    install = re.search(r"install \(not run in a dry run\): (.+)", done.stdout).group(1)
+    assert "-c constraints-gpu.txt" in install and "python3.11 -m venv" in install
+    extras = re.search(r'-e "?\.\[([a-z,]+)\]', install).group(1).split(",")
+    assert "gpu" in extras and set(extras) <= set(PYPROJECT["project"]["optional-dependencies"])
+    report = json.loads((tmp_path / "gpu_check.json").read_text(encoding="utf-8"))
+    assert not [p for p in ("vllm", "swallowcode", "train", "streambp") if "error" in report[p]], report
+
+    from transformers import AutoConfig, AutoTokenizer  # the model folder is a Hugging Face Llama folder
+    tok = AutoTokenizer.from_pretrained(report["model"]["folder"], local_files_only=True)
+    config = AutoConfig.from_pretrained(report["model"]["folder"], local_files_only=True)
+    assert config.architectures == ["LlamaForCausalLM"] and config.vocab_size == len(tok) == report["model"]["vocab"]
+    assert "### assistant" in tok.apply_chat_template([{"role": "user", "content": "x"}], add_generation_prompt=True,
+                                                      tokenize=False)
+
+    vllm = report["vllm"]  # the transformers backend stood in; what vLLM would get is what vllm_api builds
+    assert sum(vllm["finish_reasons"].values()) == vllm["prompts"] == 4
+    assert vllm["vllm_llm_args"]["load_format"] == "dummy" and vllm["vllm_llm_args"]["dtype"] == "bfloat16"
+    assert vllm["vllm_sampling_args"]["n"] == 1 and vllm["vllm_chat_args"]["use_tqdm"] is False
+    snippets = sorted((tmp_path / "swallowcode" / "code").glob("*.py"))
+    compiled = [f for f in snippets if compile(f.read_text(encoding="utf-8"), str(f), "exec")]
+    code = report["swallowcode"]  # every snippet compiles, so each reaches the rewrite and is generated once
+    assert len(compiled) == code["inputs"] == code["generated"] == code["stages"]["sgcr_llm"]["docs_in"] == 4
+    train = report["train"]
+    assert train["steps"] == 3 and train["step_s"] > 0 and train["mfu"] is None  # no MFU without a GPU peak
+    streambp = report["streambp"]
+    assert streambp["exact"] and {r["dtype"] for r in streambp["exactness"]} == {"float64", "float32"}
