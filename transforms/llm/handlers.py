@@ -164,6 +164,9 @@ class VLLMHandler:
     def load(self) -> None:
         require_local_model(self.cfg.model_path, flag="--model")
         enforce_offline()
+        # vLLM forks its engine process unless told otherwise; a Beam worker holds gRPC threads that a fork would
+        # copy mid-lock, so spawn (vLLM itself switches only when CUDA is already initialised).
+        os.environ.setdefault("VLLM_WORKER_MULTIPROC_METHOD", "spawn")
         import vllm
 
         self.llm = vllm.LLM(**engine_args(self.cfg))
