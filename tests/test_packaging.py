@@ -137,14 +137,10 @@ def absolute_imports(path: Path) -> set[str]:
     return names
 
 
-def resolves(module: str) -> bool:
-    """A first-party module name is a file or package folder in this checkout (or a name defined in one)."""
-    parts = module.split(".")
-    for n in range(len(parts), 0, -1):
-        stem = REPO.joinpath(*parts[:n])
-        if stem.with_suffix(".py").is_file() or (stem / "__init__.py").is_file():
-            return True
-    return False
+def is_module(name: str) -> bool:
+    """A dotted name is a module file or a package folder of this checkout."""
+    stem = REPO.joinpath(*name.split("."))
+    return stem.with_suffix(".py").is_file() or (stem / "__init__.py").is_file()
 
 
 def test_worker_image_copies_every_package_that_the_modules_import():
@@ -154,7 +150,9 @@ def test_worker_image_copies_every_package_that_the_modules_import():
                    if m.split(".")[0] in PACKAGES or (REPO / m.split(".")[0]).is_dir()}
     outside = sorted(m for m in first_party if m.split(".")[0] not in copied)
     assert not outside, f"modules of the package import repository code the image lacks: {outside}"
-    assert all(resolves(m) or resolves(m.rsplit(".", 1)[0]) for m in first_party)
+    # `import a.b` names a module; `from a.b import c` a module a.b whose c is a submodule or a name in it
+    unresolved = sorted(m for m in first_party if not is_module(m) and not is_module(m.rpartition(".")[0]))
+    assert not unresolved, f"imports that name no module of the checkout: {unresolved}"
 
 
 def requirement_closure(names: list[str]) -> set[str]:
