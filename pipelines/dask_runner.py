@@ -305,8 +305,11 @@ class _GraphBuilder(PipelineVisitor):
         ref = (self.token, label, spec)
         bundles = [self.task(_run_bundle, ref, i, p, *sides, label=label, index=i) for i, p in enumerate(inputs)]
         for tag, pcoll in node.outputs.items():  # Beam's DaskRunner gives every output all of them, mixed
-            self.parts[pcoll] = [self.task(_select, b, tag, label=f"{label}[{tag}]", index=i)
-                                 for i, b in enumerate(bundles)]
+            parts = [self.task(_select, b, tag, label=f"{label}[{tag}]", index=i) for i, b in enumerate(bundles)]
+            # Fewer partitions than workers (a Create of a few globs and what matching them fans out to): the main
+            # output is spread over all partitions, or one worker would run the whole job.
+            few = tag is None and len(parts) < self.npartitions
+            self.parts[pcoll] = self._from_bag(self._bag(parts), f"{label}[spread]") if few else parts
 
     def _bag(self, parts: list):
         import dask.bag as db
@@ -361,6 +364,11 @@ class RefineryDaskResult(PipelineResult):
         self._state = PipelineState.CANCELLED
         return self._state
 
+    @property
+    def cluster(self):
+        """The LocalCluster this job started (closed once the job has finished), or None on a given cluster."""
+        return self._cluster
+
     def metrics(self) -> DirectMetrics:
         """Beam metrics summed over the bundles that succeeded (Beam's DaskRunner raises NotImplementedError)."""
         return self._metrics
@@ -401,7 +409,7 @@ def _connect(options: PipelineOptions):
         # Our DoFns start child processes (the extractor sandbox, pylint pools); daemonic workers may not. The
         # Nanny reads this whenever it (re)starts a worker, so it is set for the process, not for a block.
         dask.config.set({"distributed.worker.daemon": False})
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
         kwargs["address"] = cluster
     try:
         client = Client(**kwargs, set_as_default=False)

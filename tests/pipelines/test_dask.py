@@ -1,0 +1,259 @@
+"""--runner=DaskRunner on a real 2-worker-process LocalCluster: every job gives FnApiRunner's rows and stats.json
+counts, each gap of Beam's own DaskRunner that we work around has a focused test, and a job that starts its own
+cluster closes it, whether it succeeds or fails."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import uuid
+from collections import Counter
+from multiprocessing import resource_tracker
+from pathlib import Path
+from typing import Iterator
+
+import apache_beam as beam
+import dask
+import psutil
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.runners.runner import PipelineState
+from apache_beam.transforms.window import GlobalWindows
+from distributed import LocalCluster
+
+from pipelines import swallowcode, swallowmath, tokenize, werp
+from pipelines.dask_runner import RefineryDaskRunner
+from tests.pipelines.runs import run_both, token_rows
+from tests.pipelines.test_swallowcode import stdlib_inputs
+from tests.pipelines.test_swallowmath import write_input
+from tests.pipelines.test_tokenize import corpus, mixture_config  # noqa: F401 (corpus is a fixture)
+from tests.test_classify_beam import model_path  # noqa: F401 (a fixture: a fastText model trained here)
+
+TOKEN_ENV = "REFINERY_DASK_TEST_TOKEN"  # marks every process a test's job starts, orphans included
+
+
+@pytest.fixture(scope="module")
+def address() -> Iterator[str]:
+    """One 2-process LocalCluster for the module; its workers may start children (our extractor sandbox)."""
+    with dask.config.set({"distributed.worker.daemon": False}):
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()
+
+
+def dask_flags(address: str) -> list[str]:
+    return ["--runner=DaskRunner", f"--dask_client_address={address}"]
+
+
+def assert_same(reference, dask_run) -> None:
+    assert reference.rows or reference.rejected, "a comparison of nothing proves nothing"
+    assert dask_run.rows == reference.rows
+    assert dask_run.stages == reference.stages
+    assert dask_run.rejected == reference.rejected
+
+
+# -- every job, compared with FnApiRunner ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("recipe", ["fineweb", "dclm"])
+def test_werp_recipes_match_fnapi(address, tmp_path, recipe):
+    """fineweb: MinHash (connected components, many GroupByKeys) and PII; dclm: BFF paragraph dedup."""
+    reference, on_dask = run_both(werp.run, [f"--config={recipe}"], dask=dask_flags(address), tmp=tmp_path,
+                                  rejected=True)
+    assert_same(reference, on_dask)
+    assert sum(on_dask.rejected.values()) > 0
+
+
+def test_werp_bluwerp_with_a_classifier_matches_fnapi(address, tmp_path, model_path):  # noqa: F811
+    """Paragraph dedup through the shuffle exchange (what `auto` resolves to off the local runner), then BETR's
+    top-fraction classifier: a CombineGlobally histogram read as a side input after a Reshuffle."""
+    args = ["--config=bluwerp", f"--classifier_model={model_path}", "--classifier_top_fraction=0.5"]
+    reference, on_dask = run_both(werp.run, args, dask=dask_flags(address), tmp=tmp_path, rejected=True)
+    assert_same(reference, on_dask)
+    assert on_dask.stages["classifier"]["dropped"] and on_dask.stages["dedup_paragraph"]["dropped"]
+
+
+def test_swallowcode_filters_match_fnapi(address, tmp_path):
+    src = stdlib_inputs(tmp_path, n=4)
+    reference, on_dask = run_both(swallowcode.run, [f"--input={src}/*.py", "--config=filter"],
+                                  dask=dask_flags(address), tmp=tmp_path)
+    assert_same(reference, on_dask)
+
+
+def test_swallowcode_rewrites_match_fnapi(address, tmp_path, tiny_model):
+    rows = [{"blob_id": f"b{i}", "language": "Python", "text": f"def f{i}(x):\n    return x + {i}\n"} for i in range(3)]
+    (tmp_path / "stack.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    args = [f"--input={tmp_path / 'stack.jsonl'}", f"--model={tiny_model}", "--max_tokens=16", "--batch_size=1"]
+    reference, on_dask = run_both(swallowcode.run, args, dask=dask_flags(address), tmp=tmp_path, rejected=True)
+    assert_same(reference, on_dask)  # the tiny model writes gibberish: SGCR drops every sample, each a rejected row
+    assert on_dask.stages["sgcr_llm"]["other"]["generated"] == 3
+
+
+def test_swallowmath_matches_fnapi(address, tmp_path, tiny_model):
+    write_input(tmp_path / "math.jsonl", n=3)
+    args = [f"--input={tmp_path / 'math.jsonl'}", f"--model={tiny_model}", "--max_tokens=48", "--batch_size=1"]
+    reference, on_dask = run_both(swallowmath.run, args, dask=dask_flags(address), tmp=tmp_path, rejected=True)
+    assert_same(reference, on_dask)
+
+
+def test_tokenize_mixture_matches_fnapi(address, tmp_path, corpus):  # noqa: F811
+    """Side inputs (AsDict, AsSingleton), CombinePerKey, ToDict, ToList; the shards are the same byte for byte."""
+    config = mixture_config(corpus, tmp_path / "c.yaml")
+    reference, on_dask = run_both(tokenize.run, [f"--config={config}"], dask=dask_flags(address), tmp=tmp_path,
+                                  rows=token_rows)
+    assert_same(reference, on_dask)
+    for name in ("manifest.json", *(str(p.relative_to(tmp_path / "fnapi")) for p in (tmp_path / "fnapi").glob("*/*"))):
+        assert (tmp_path / "dask" / name).read_bytes() == (tmp_path / "fnapi" / name).read_bytes(), name
+
+
+# -- one test per gap of Beam 2.77's DaskRunner (each fails there) ---------------------------------------------
+
+
+def run_on_dask(address: str, build) -> beam.Pipeline:
+    with beam.Pipeline(runner=RefineryDaskRunner(), options=PipelineOptions(dask_flags(address))) as p:
+        build(p)
+    return p
+
+
+def read_lines(prefix: Path) -> list[str]:
+    return [line for f in sorted(prefix.parent.glob(f"{prefix.name}-*")) for line in f.read_text().splitlines()]
+
+
+class BufferAll(beam.DoFn):
+    """Emits nothing while processing: every output leaves in finish_bundle, as our batching DoFns do."""
+
+    def start_bundle(self) -> None:
+        self.seen: list[int] = []
+
+    def process(self, n: int) -> Iterator:
+        self.seen.append(n)
+        return iter(())
+
+    def finish_bundle(self) -> Iterator:
+        for n in self.seen:
+            yield GlobalWindows.windowed_value(n * 10)
+        yield beam.pvalue.TaggedOutput("sizes", GlobalWindows.windowed_value(len(self.seen)))
+
+
+def test_finish_bundle_outputs_reach_the_next_step(address, tmp_path):
+    """Beam's DaskRunner collects a bundle's outputs before it calls finish_bundle: it would write nothing."""
+    def build(p):
+        out = p | beam.Create(range(100)) | beam.ParDo(BufferAll()).with_outputs("sizes", main="main")
+        out.main | "Main" >> beam.io.WriteToText(str(tmp_path / "main"))
+        out.sizes | "Sum" >> beam.CombineGlobally(sum) | "Sizes" >> beam.io.WriteToText(str(tmp_path / "sizes"))
+
+    run_on_dask(address, build)
+    assert sorted(map(int, read_lines(tmp_path / "main"))) == [n * 10 for n in range(100)]
+    assert read_lines(tmp_path / "sizes") == ["100"]
+
+
+def split_parity(n: int) -> Iterator:
+    yield n if n % 2 == 0 else beam.pvalue.TaggedOutput("odd", n)
+    if n % 5 == 0:
+        yield beam.pvalue.TaggedOutput("fives", n)
+
+
+def test_each_tagged_output_gets_only_its_own_elements(address, tmp_path):
+    """Beam's DaskRunner gives every consumer of a multi-output ParDo all of its outputs, mixed."""
+    def build(p):
+        out = p | beam.Create(range(30)) | beam.FlatMap(split_parity).with_outputs("odd", "fives", main="even")
+        for tag in ("even", "odd", "fives"):
+            out[tag] | f"Write {tag}" >> beam.io.WriteToText(str(tmp_path / tag))
+
+    run_on_dask(address, build)
+    written = {tag: sorted(map(int, read_lines(tmp_path / tag))) for tag in ("even", "odd", "fives")}
+    assert written == {"even": list(range(0, 30, 2)), "odd": list(range(1, 30, 2)), "fives": list(range(0, 30, 5))}
+
+
+def test_every_sink_runs_not_only_the_last(address, tmp_path):
+    """Beam's DaskRunner computes the last transform's bag only: the first two writers would never run."""
+    def build(p):
+        numbers = p | beam.Create(range(10))
+        numbers | "Squares" >> beam.Map(lambda n: n * n) | "WriteSquares" >> beam.io.WriteToText(str(tmp_path / "sq"))
+        p | "Words" >> beam.Create(["a", "b"]) | "WriteWords" >> beam.io.WriteToText(str(tmp_path / "words"))
+        numbers | "Total" >> beam.CombineGlobally(sum) | "WriteTotal" >> beam.io.WriteToText(str(tmp_path / "total"))
+
+    run_on_dask(address, build)
+    assert sorted(map(int, read_lines(tmp_path / "sq"))) == [n * n for n in range(10)]
+    assert sorted(read_lines(tmp_path / "words")) == ["a", "b"] and read_lines(tmp_path / "total") == ["45"]
+
+
+def test_group_by_str_key_across_two_processes(address, tmp_path):
+    """Keys are placed by dask's tokenize (md5), and the workers share PYTHONHASHSEED (distributed's Nanny sets
+    6640), so each str key meets in one group although its values come from both processes."""
+    rng = random.Random(0)
+    words = ["".join(rng.choices("abcdefgh", k=3)) for _ in range(40)]
+    pairs = [(words[i % len(words)], i) for i in range(400)]
+    expected: dict[str, list[int]] = {}
+    for w, i in pairs:
+        expected.setdefault(w, []).append(i)
+
+    def build(p):
+        (p | beam.Create(pairs) | "Tag" >> beam.MapTuple(lambda w, i: (w, (i, os.getpid())))
+         | beam.GroupByKey() | "Sort" >> beam.MapTuple(lambda w, vs: json.dumps([w, sorted(vs)]))
+         | beam.io.WriteToText(str(tmp_path / "groups")))
+
+    run_on_dask(address, build)
+    groups = [json.loads(line) for line in read_lines(tmp_path / "groups")]
+    assert Counter(w for w, _ in groups) == Counter(expected.keys()), "every key in exactly one group"
+    assert {w: [i for i, _ in vs] for w, vs in groups} == expected
+    pids = {pid for _, vs in groups for _, pid in vs}
+    assert len(pids) == 2, "the values came from both worker processes"
+    assert all(len({pid for _, pid in vs}) == 2 for _, vs in groups), "every group joined values of both processes"
+
+
+def test_metrics_are_summed_over_bundles(address):
+    """Beam's DaskRunner raises NotImplementedError from metrics()."""
+    def count(n: int) -> int:
+        beam.metrics.Metrics.counter("test", "seen").inc(n)
+        return n
+
+    p = run_on_dask(address, lambda p: p | beam.Create(range(1, 101)) | beam.Map(count))
+    (counter,) = p.result.metrics().query(beam.metrics.MetricsFilter().with_name("seen"))["counters"]
+    assert counter.committed == counter.attempted == 5050
+
+
+# -- the cluster a job starts itself --------------------------------------------------------------------------
+
+
+def marked_processes(token: str) -> list[psutil.Process]:
+    """Every live process that inherited the test's token: the job's workers and whatever they started."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.pid != os.getpid() and proc.environ().get(TOKEN_ENV) == token:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def fail_on_seven(n: int) -> int:
+    if n == 7:
+        raise ValueError("seven is refused")
+    return n
+
+
+def test_a_self_started_cluster_has_its_workers_and_is_closed_after_success_and_failure(monkeypatch, tmp_path):
+    resource_tracker.ensure_running()  # this test process's own helper, for its whole life: started unmarked
+    token = uuid.uuid4().hex
+    monkeypatch.setenv(TOKEN_ENV, token)
+    options = PipelineOptions(["--runner=DaskRunner", "--dask_workers=2"])
+    for fn, expected in ((abs, PipelineState.DONE), (fail_on_seven, ValueError)):
+        p = beam.Pipeline(runner=RefineryDaskRunner(), options=options)
+        _ = p | beam.Create(range(20)) | beam.Map(fn) | beam.io.WriteToText(str(tmp_path / fn.__name__))
+        result = p.run()
+        workers = [psutil.Process(n.process.pid) for n in result.cluster.workers.values()]
+        assert len(workers) == 2 and all(w.environ()[TOKEN_ENV] == token for w in workers)
+        if expected is PipelineState.DONE:
+            assert result.wait_until_finish() == PipelineState.DONE
+            assert sorted(map(int, read_lines(tmp_path / "abs"))) == list(range(20))
+        else:
+            with pytest.raises(ValueError, match="seven is refused"):
+                result.wait_until_finish()
+            assert result.state == PipelineState.FAILED
+        assert result.cluster.status.name == "closed"
+        _, alive = psutil.wait_procs(marked_processes(token), timeout=30)
+        assert not alive, [p.cmdline() for p in alive]
