@@ -14,7 +14,6 @@ import contextlib
 import dataclasses
 import heapq
 import multiprocessing
-import os
 import uuid
 from typing import Any, Sequence
 
@@ -36,6 +35,7 @@ from apache_beam.utils.counters import CounterFactory
 from dask.delayed import Delayed
 
 from pipelines.jobs import JobError
+from pipelines.options import usable_cores
 
 PARTITIONS_PER_THREAD = 2  # default partitions per worker thread, so that one slow partition idles no worker
 # Per worker process, by job token. Set-up DoFns waiting for their next bundle (Beam's DaskRunner deserializes
@@ -96,7 +96,10 @@ def _run_bundle(ref: tuple[str, str, bytes], index: int, elements: list, *side_v
     if not elements:
         return {}
     idle = _IDLE.setdefault((job, label), [])
-    runner, receivers = idle.pop() if idle else _set_up(label, spec, side_values)
+    try:
+        runner, receivers = idle.pop()  # pop, not test-then-pop: a worker may run several threads
+    except IndexError:
+        runner, receivers = _set_up(label, spec, side_values)
     receivers.outputs = {}
     container, sampler = MetricsContainer(label), statesampler.StateSampler(label, CounterFactory())
     statesampler.set_current_tracker(sampler)  # Beam metrics find their container through the thread's sampler
@@ -308,7 +311,7 @@ class _GraphBuilder(PipelineVisitor):
             parts = [self.task(_select, b, tag, label=f"{label}[{tag}]", index=i) for i, b in enumerate(bundles)]
             # Fewer partitions than workers (a Create of a few globs and what matching them fans out to): the main
             # output is spread over all partitions, or one worker would run the whole job.
-            few = tag is None and len(parts) < self.npartitions
+            few = tag is None and 0 < len(parts) < self.npartitions
             self.parts[pcoll] = self._from_bag(self._bag(parts), f"{label}[spread]") if few else parts
 
     def _bag(self, parts: list):
@@ -405,7 +408,7 @@ def _connect(options: PipelineOptions):
     DaskOptions._extract_bag_kwargs(kwargs)  # pylint: disable=protected-access
     cluster = None
     if not kwargs.get("address") and not kwargs.get("scheduler_file"):
-        workers = options.view_as(RefineryDaskOptions).dask_workers or len(os.sched_getaffinity(0))
+        workers = options.view_as(RefineryDaskOptions).dask_workers or usable_cores()
         # Our DoFns start child processes (the extractor sandbox, pylint pools); daemonic workers may not. The
         # Nanny reads this whenever it (re)starts a worker, so it is set for the process, not for a block.
         dask.config.set({"distributed.worker.daemon": False})
