@@ -267,7 +267,7 @@ class _GraphBuilder(PipelineVisitor):
         transform, label = node.transform, node.full_label
         if isinstance(transform, (_Create, Impulse)):  # Impulse starts beam.io.Read, read by its splittable DoFn
             self._set(node, self._create(list(transform.values) if isinstance(transform, _Create) else [b""], label))
-        elif isinstance(transform, ParDo):
+        elif isinstance(transform, ParDo):  # subclasses too: WindowInto, GroupByWindow were no-ops in Beam's
             self._pardo(node)
         elif isinstance(transform, _GroupByKeyOnly):  # other windows: ReifyWindows and GroupByWindow run as ParDos
             self._set(node, self._shuffle(self._read(node.inputs[0]), _grouped, label=label))
@@ -275,7 +275,7 @@ class _GraphBuilder(PipelineVisitor):
             self._set(node, [p for pc in node.inputs for p in self._read(pc)])
         elif isinstance(transform, _Reshuffle):  # Beam's DaskRunner passes it through; here it rebalances
             self._set(node, self._from_bag(self._bag(self._read(node.inputs[0])), label))
-        else:
+        else:  # Beam's DaskRunner looks up the exact class and makes any other step a silent no-op
             raise NotImplementedError(f"DaskRunner: no translation for {type(transform).__name__} ({label})")
 
     def _read(self, pcoll) -> list:
@@ -287,6 +287,7 @@ class _GraphBuilder(PipelineVisitor):
         self.parts[pcoll] = parts
 
     def _create(self, values: list, label: str) -> list:
+        """Spread over the partitions (Beam's DaskRunner packs 128 elements into one: a few globs, one worker)."""
         size = self.partition_size or max(1, -(-len(values) // self.npartitions))
         return [dask.delayed([GlobalWindows.windowed_value(v) for v in values[i:i + size]], traverse=False,
                              name=(f"{label}-{self.token}", i // size)) for i in range(0, len(values), size)]

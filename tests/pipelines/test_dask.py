@@ -23,6 +23,7 @@ from distributed import LocalCluster
 
 from pipelines import swallowcode, swallowmath, tokenize, werp
 from pipelines.dask_runner import RefineryDaskRunner
+from pipelines.jobs import JobError
 from tests.pipelines.runs import run_both, token_rows
 from tests.pipelines.test_swallowcode import stdlib_inputs
 from tests.pipelines.test_swallowmath import write_input
@@ -269,3 +270,15 @@ def test_a_self_started_cluster_has_its_workers_and_is_closed_after_success_and_
         assert result.cluster.status.name == "closed"
         _, alive = psutil.wait_procs(marked_processes(token), timeout=30)
         assert not alive, [p.cmdline() for p in alive]
+
+
+def test_daemonic_workers_are_refused_with_the_fix(tmp_path):
+    """Our DoFns start child processes, which daemonic workers (dask's default) may not: say so before the run."""
+    with dask.config.set({"distributed.worker.daemon": True}):  # a self-started job set False for this process
+        cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0")
+    try:
+        with pytest.raises(JobError, match="DASK_DISTRIBUTED__WORKER__DAEMON=False"):
+            run_on_dask(cluster.scheduler_address, lambda p: p | beam.Create([1]) | sink(tmp_path, "never"))
+    finally:
+        cluster.close()
+    assert not saved(tmp_path / "never")
