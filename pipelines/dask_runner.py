@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import heapq
+import logging
 import multiprocessing
 import uuid
 from typing import Any, Sequence
@@ -37,6 +38,7 @@ from dask.delayed import Delayed
 from pipelines.jobs import JobError
 from pipelines.options import usable_cores
 
+log = logging.getLogger("refinery")
 PARTITIONS_PER_THREAD = 2  # default partitions per worker thread, so that one slow partition idles no worker
 # Per worker process, by job token. Set-up DoFns waiting for their next bundle (Beam's DaskRunner deserializes
 # and sets up a DoFn for every partition: a model load or an extractor process each time), and the metric
@@ -378,21 +380,24 @@ class RefineryDaskResult(PipelineResult):
         return self._metrics
 
     def _close(self) -> None:
+        bundles: dict = {}
         try:
-            bundles: dict = {}
             for per_worker in self._client.run(_release, self._job).values():
                 bundles.update(per_worker)  # keyed by (step, partition): a bundle run twice counts once
-            for updates in bundles.values():
-                self._metrics.commit_logical(None, updates)
-                self._metrics.commit_physical(None, updates)
+        except Exception as exc:  # pylint: disable=broad-except  # a teardown's error must not hide the job's
+            log.warning("DaskRunner: releasing the job's DoFns on the workers failed: %s", exc)
         finally:
             _close(self._client, self._cluster)
+        for updates in bundles.values():
+            self._metrics.commit_logical(None, updates)
+            self._metrics.commit_physical(None, updates)
 
 
 def _close(client, cluster) -> None:
     """The client always; the cluster only if this job started it."""
-    with contextlib.suppress(Exception):
-        client.close()
+    if client is not None:
+        with contextlib.suppress(Exception):  # already closed, or the scheduler is gone: nothing left to close
+            client.close()
     if cluster is not None:
         cluster.close()
 
@@ -415,6 +420,7 @@ def _connect(options: PipelineOptions):
         dask.config.set({"distributed.worker.daemon": False})
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
         kwargs["address"] = cluster
+    client = None
     try:
         client = Client(**kwargs, set_as_default=False)
         if cluster is None and any(client.run(_is_daemon).values()):
@@ -422,8 +428,7 @@ def _connect(options: PipelineOptions):
                            "start the child processes our DoFns use; restart them with DASK_DISTRIBUTED__WORKER__DAEMON"
                            "=False in their environment (or distributed.worker.daemon: false in their Dask config)")
     except BaseException:
-        if cluster is not None:
-            cluster.close()
+        _close(client, cluster)
         raise
     return client, cluster
 
