@@ -24,7 +24,7 @@ from distributed import LocalCluster
 from pipelines import swallowcode, swallowmath, tokenize, werp
 from pipelines.dask_runner import RefineryDaskRunner
 from pipelines.jobs import JobError
-from tests.pipelines.runs import run_both, token_rows
+from tests.pipelines.runs import Outcome, run_both, token_rows
 from tests.pipelines.test_swallowcode import stdlib_inputs
 from tests.pipelines.test_swallowmath import write_input
 from tests.pipelines.test_tokenize import corpus, mixture_config  # noqa: F401 (corpus is a fixture)
@@ -45,6 +45,7 @@ def address() -> Iterator[str]:
 
 
 def dask_flags(address: str, *, partitions: int | None = None) -> list[str]:
+    """The module's cluster; --dask_npartitions only when given (the default is two per worker thread)."""
     return ["--runner=DaskRunner", f"--dask_client_address={address}",
             *([f"--dask_npartitions={partitions}"] if partitions else [])]
 
@@ -54,7 +55,7 @@ def job_flags(address: str) -> list[str]:
     return dask_flags(address, partitions=2)
 
 
-def assert_same(reference, dask_run) -> None:
+def assert_same(reference: Outcome, dask_run: Outcome) -> None:
     assert reference.rows or reference.rejected, "a comparison of nothing proves nothing"
     assert dask_run.rows == reference.rows
     assert dask_run.stages == reference.stages
@@ -121,7 +122,7 @@ def test_tokenize_mixture_matches_fnapi(address, tmp_path, corpus):  # noqa: F81
         assert (tmp_path / "dask" / name).read_bytes() == (tmp_path / "fnapi" / name).read_bytes(), name
 
 
-# -- one test per gap of Beam 2.77's DaskRunner (each fails there) ---------------------------------------------
+# -- a test per gap of Beam 2.77's DaskRunner, each failing there; and the str-key GroupByKey, which does not --
 
 
 def run_on_dask(address: str, build) -> beam.Pipeline:
@@ -248,7 +249,9 @@ def marked_processes(token: str) -> list[psutil.Process]:
 
 @pytest.mark.slow
 def test_a_self_started_cluster_has_its_workers_and_is_closed_after_success_and_failure(monkeypatch, tmp_path):
-    """The steps are lambdas and Beam's own sink, pickled by value: the new workers need not import this module."""
+    """--dask_workers=2 gives two worker processes, and neither they nor anything they started outlive the job.
+
+    The steps are lambdas and Beam's own sink, pickled by value, so the new workers need not import this module."""
     resource_tracker.ensure_running()  # this test process's own helper, for its whole life: started unmarked
     token = uuid.uuid4().hex
     monkeypatch.setenv(TOKEN_ENV, token)
