@@ -15,6 +15,7 @@ import dataclasses
 import heapq
 import logging
 import multiprocessing
+import os
 import uuid
 from typing import Any, Sequence
 
@@ -418,6 +419,9 @@ def _connect(options: PipelineOptions):
         # Our DoFns start child processes (the extractor sandbox, pylint pools); daemonic workers may not. The
         # Nanny reads this whenever it (re)starts a worker, so it is set for the process, not for a block.
         dask.config.set({"distributed.worker.daemon": False})
+        # A cluster started for one job is plumbing: its start and stop are ~60 INFO lines; warnings still show.
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")  # the worker processes read it at start
+        logging.getLogger("distributed").setLevel(logging.WARNING)
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
         kwargs["address"] = cluster
     client = None

@@ -196,7 +196,8 @@ def job_main(argv: list[str], *, name: str, doc: str, option_classes: Sequence[t
         print_help(prog=f"python -m pipelines.{name}", description=doc, option_classes=option_classes)
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    for noisy in ("apache_beam", "distributed", "dask"):  # a self-started Dask cluster logs ~60 INFO lines
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         run(argv)
     except (ConfigError, JobError) as exc:
