@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import math
 
-# A range costs ~0.5-2 ms to open, find its first record and report (BENCHMARKS.md §16: 44 one-MiB ranges of the
-# bench corpus read 0.02 s slower than one range); one MiB of Common Crawl gzip holds ~45 pages, >= 60 ms of
-# resiliparse and ~1 s of jusText work, so the overhead stays under 3 % even for the fastest extractor.
+# A range costs a few ms to plan, hand out, open and find its first record in (bench/range_balance.py: 2-5 ms on
+# the bench corpus, BENCHMARKS.md §16); one MiB of Common Crawl gzip holds ~45 pages, ~0.9 s of jusText and
+# ~60 ms of resiliparse work, so the floor costs under 1 % with jusText and a few % with the fastest extractor.
 MIN_SPLIT_BYTES = 1 << 20
-# Several ranges per worker even out pages that cost more than others (static assignment cannot rebalance).
-RANGES_PER_WORKER = 4
+# Several ranges per worker even out pages that cost more than others (static assignment cannot rebalance): on the
+# bench corpus (jusText CPU time per page, ranges dealt out in turn) the busier of 2 workers carried 4-7 % more
+# than the mean with 4 ranges each, 1-2.5 % with 8 (BENCHMARKS.md §16).
+RANGES_PER_WORKER = 8
+# A local worker process costs ~2-3 s to start (Beam's SDK harness, our modules, the extractor sandbox), about
+# 3 MiB of jusText work: below 8 ranges of the 1 MiB floor per worker, fewer workers finish sooner.
+MIN_BYTES_PER_WORKER = RANGES_PER_WORKER * MIN_SPLIT_BYTES
 
 
 def split_bytes_for(*, total_bytes: int, workers: int, max_split_bytes: int, min_split_bytes: int = MIN_SPLIT_BYTES,
@@ -30,6 +35,15 @@ def split_bytes_for(*, total_bytes: int, workers: int, max_split_bytes: int, min
         return max_split_bytes
     wanted = math.ceil(total_bytes / (workers * ranges_per_worker))
     return min(max_split_bytes, max(min_split_bytes, wanted))
+
+
+def useful_workers(*, total_bytes: int, workers: int, min_bytes_per_worker: int = MIN_BYTES_PER_WORKER) -> int:
+    """How many of `workers` are worth starting for `total_bytes` of input: each gets at least
+    `min_bytes_per_worker`, and a single worker is enough for less (it runs in the job's own process)."""
+    if total_bytes < 0 or workers < 1 or min_bytes_per_worker < 1:
+        raise ValueError(f"total_bytes ({total_bytes}) must be >= 0, workers ({workers}) and min_bytes_per_worker "
+                         f"({min_bytes_per_worker}) >= 1")
+    return max(1, min(workers, total_bytes // min_bytes_per_worker))
 
 
 def byte_ranges(size: int, split_bytes: int) -> list[tuple[int, int]]:
