@@ -1,9 +1,12 @@
 """ReadWarcPages: file globs in, `Page`s (and the read stage's `Rejected` rows) out.
 
-A file with one gzip member per WARC record is split into `split_bytes` ranges (and further by the runner);
-a record belongs to the range its gzip member group starts in (docs/feasibility.md section 8; a group is a
-member that starts a record and any after it that do not, warc_ranges.MemberGroups). Plain, whole-file
-gzip and ARC files have no such boundaries and are read whole, one reader per file. Every record dropped and
+A file with one gzip member per WARC record is cut into ranges of at most `split_bytes`, all of one size
+(transforms/io/range_sizing.py), which a Reshuffle spreads over the workers before they are read (the local
+runner hands a stage's input out once, per upstream bundle: without it the ranges of the files one worker listed
+all stay on that worker); the runner may split a range further. A record belongs to the range its gzip member
+group starts in (docs/feasibility.md section 8; a group is a member that starts a record and any after it that
+do not, warc_ranges.MemberGroups). Plain, whole-file gzip and ARC files have no such boundaries and are read
+whole, one reader per file. Every record dropped and
 every file-level error becomes a `Rejected` row (stage "read") when asked, so the audit trail misses nothing.
 """
 from __future__ import annotations
@@ -25,6 +28,7 @@ from transforms import stats
 from transforms.beam.metrics import Counted, CountingFn, StageCounters
 from transforms.document import Page, Rejected
 from transforms.io import warc, warc_ranges
+from transforms.io.range_sizing import byte_ranges
 
 STAGE = "read"
 REJECTED = "rejected"  # the tag of the Rejected rows (the same as transforms.beam.stages.REJECTED)
@@ -74,6 +78,16 @@ class WholeFile(OffsetRange):
     """The byte range of a file that has no record boundaries to split at (plain, whole-file gzip, ARC)."""
 
 
+FileRange = tuple[str, int, bool, int, int]  # (path, size, splittable, start, stop): one reader's share of a file
+
+
+def plan_ranges(file: tuple[str, int, bool], split_bytes: int) -> Iterator[FileRange]:
+    """A splittable file's equal ranges of at most `split_bytes`; any other file whole."""
+    path, size, splittable = file
+    for start, stop in byte_ranges(size, split_bytes) if splittable else [(0, size)]:
+        yield path, size, splittable, start, stop
+
+
 class _DetectLayoutFn(CountingFn):
     """(path, size, splittable) per file; empty files are counted here, there is nothing to read."""
 
@@ -96,36 +110,32 @@ class _DetectLayoutFn(CountingFn):
 
 
 class _ReadFileFn(CountingFn, RestrictionProvider):
-    """Splittable DoFn over (path, size, splittable): Common-Crawl-layout files as byte ranges claimed at each
+    """Splittable DoFn over planned `FileRange`s: Common-Crawl-layout files as byte ranges claimed at each
     member start; other files as one unsplittable range. One DoFn for both, so pages flow straight into
     extraction: a Flatten of two readers would make the local runner buffer every page's HTML."""
 
-    def __init__(self, *, max_record_bytes: int, split_bytes: int, emit_rejected: bool) -> None:
+    def __init__(self, *, max_record_bytes: int, emit_rejected: bool) -> None:
         self.max_record_bytes = max_record_bytes
-        self.split_bytes = split_bytes
         self.emit_rejected = emit_rejected
         self.ranges = Metrics.counter(stats.NAMESPACE, f"{STAGE}.ranges")  # not a `stage|kind` name: no report row
 
     def setup(self) -> None:
         self.counters = self.stage_counters(STAGE)
 
-    def initial_restriction(self, element: tuple[str, int, bool]) -> OffsetRange:
-        return OffsetRange(0, element[1]) if element[2] else WholeFile(0, element[1])
+    def initial_restriction(self, element: FileRange) -> OffsetRange:
+        return OffsetRange(element[3], element[4]) if element[2] else WholeFile(0, element[1])
 
     def create_tracker(self, restriction: OffsetRange):
         tracker = OffsetRestrictionTracker(restriction)
         return UnsplittableRestrictionTracker(tracker) if isinstance(restriction, WholeFile) else tracker
 
-    def split(self, element: tuple[str, int, bool], restriction: OffsetRange) -> Iterator[OffsetRange]:
-        if isinstance(restriction, WholeFile):
-            yield restriction
-        else:
-            yield from restriction.split(self.split_bytes)
+    def split(self, element: FileRange, restriction: OffsetRange) -> Iterator[OffsetRange]:
+        yield restriction  # cut already (plan_ranges), before the Reshuffle that spreads the ranges
 
-    def restriction_size(self, element: tuple[str, int, bool], restriction: OffsetRange) -> int:
+    def restriction_size(self, element: FileRange, restriction: OffsetRange) -> int:
         return restriction.size()
 
-    def process(self, element: tuple[str, int, bool], tracker=beam.DoFn.RestrictionParam()) -> Iterator:
+    def process(self, element: FileRange, tracker=beam.DoFn.RestrictionParam()) -> Iterator:
         restriction = tracker.current_restriction()
         started = time.monotonic()
         counts = _ReadCounts(self.counters, element[0], emit_rejected=self.emit_rejected)
@@ -186,8 +196,10 @@ class ReadWarcPages(beam.PTransform):
                                   | "MatchWarcFiles" >> fileio.MatchAll(fileio.EmptyMatchTreatment.ALLOW)
                                   | "DetectLayout" >> Counted(_DetectLayoutFn(emit_rejected=self.emit_rejected),
                                                               tags=(REJECTED,)))
-        pages, read_rejected = files | "ReadFiles" >> Counted(_ReadFileFn(
-            max_record_bytes=self.max_record_bytes, split_bytes=self.split_bytes,
-            emit_rejected=self.emit_rejected), tags=(REJECTED,))
+        ranges = (files
+                  | "PlanRanges" >> beam.FlatMap(plan_ranges, self.split_bytes)
+                  | "SpreadRanges" >> beam.Reshuffle())
+        pages, read_rejected = ranges | "ReadFiles" >> Counted(_ReadFileFn(
+            max_record_bytes=self.max_record_bytes, emit_rejected=self.emit_rejected), tags=(REJECTED,))
         rejected = (layout_rejected, read_rejected) | "FlattenReadRejected" >> beam.Flatten()
         return pages, rejected

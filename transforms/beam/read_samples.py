@@ -92,6 +92,7 @@ class ReadSamples(beam.PTransform):
     def expand(self, globs):
         return (globs
                 | "Match" >> fileio.MatchAll()
+                | "SpreadFiles" >> beam.Reshuffle()  # else one glob's files are all read where it was matched
                 | "Open" >> fileio.ReadMatches()
                 | "Read" >> Counted(ReadFileFn(fields=self.fields, max_bytes=self.max_bytes,
                                                source_language=self.source_language,
