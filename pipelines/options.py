@@ -11,7 +11,11 @@ import os
 import sys
 from typing import Sequence
 
+from apache_beam.io.filesystem import BeamIOError
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+
+from transforms.io.range_sizing import byte_ranges, split_bytes_for, useful_workers
 
 LOCAL_RUNNERS = {None, "DirectRunner", "direct", "FnApiRunner"}
 DIRECT_RUNNERS = {None, "DirectRunner", "direct"}  # the default: every core; FnApiRunner is Beam's engine as is
@@ -145,6 +149,36 @@ def plan_local_run(options: PipelineOptions) -> int:
     direct = options.view_as(DirectOptions)
     direct.direct_num_workers, direct.direct_running_mode = workers, mode
     return workers
+
+
+def input_sizes(patterns: Sequence[str]) -> list[int]:
+    """Byte size of every file the patterns match (each file once)."""
+    sizes: dict[str, int] = {}
+    try:
+        for result in FileSystems.match(list(patterns)):
+            sizes.update((m.path, m.size_in_bytes) for m in result.metadata_list)
+    except BeamIOError as exc:  # checked by expand_inputs already; a file gone since is the reader's to report
+        log.warning("sizing the inputs: %s", exc)
+    return list(sizes.values())
+
+
+def plan_byte_ranges(options: PipelineOptions, *, patterns: Sequence[str],
+                     max_split_bytes: int) -> tuple[PipelineOptions, int]:
+    """(options, range size) for a reader of byte ranges: several ranges per worker where the worker count is
+    known here, no more local workers than the input keeps busy (an input under 8 MiB, such as the built-in
+    sample, stays in this process; transforms/io/range_sizing.py), and `max_split_bytes` (the recipe's) where
+    the count is not known."""
+    workers = planned_workers(options)
+    if workers is None or workers == 1:
+        return options, max_split_bytes
+    sizes = input_sizes(patterns)
+    capped = at_most_local_workers(options, useful_workers(total_bytes=sum(sizes), workers=workers))
+    if capped is not options:
+        return plan_byte_ranges(capped, patterns=patterns, max_split_bytes=max_split_bytes)
+    split = split_bytes_for(total_bytes=sum(sizes), workers=workers, max_split_bytes=max_split_bytes)
+    log.info("%d input bytes in %d byte ranges of up to %d bytes for %d workers", sum(sizes),
+             sum(len(byte_ranges(size, split)) for size in sizes), split, workers)
+    return options, split
 
 
 def make_runner(options: PipelineOptions):

@@ -13,7 +13,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines.jobs import JobError, apply_flags, expand_inputs, job_main
-from pipelines.options import LOCAL_RUNNERS, RefineryOptions, split_globs
+from pipelines.options import LOCAL_RUNNERS, RefineryOptions, plan_byte_ranges, split_globs
 from pipelines.sample_warc import SAMPLE_PATH
 from pipelines.staging import plan_outputs, run_staged
 from transforms.beam.classify import Classify
@@ -138,6 +138,8 @@ def run(argv: list[str] | None = None) -> dict:
     options = PipelineOptions(argv)
     recipe, globs, output = resolve(options)
     inputs = expand_inputs(globs)
+    options, split_bytes = plan_byte_ranges(options, patterns=inputs.patterns, max_split_bytes=recipe.read.split_bytes)
+    recipe = dataclasses.replace(recipe, read=dataclasses.replace(recipe.read, split_bytes=split_bytes))
     out, rej = plan_outputs(output, options.view_as(RefineryOptions).rejected_output, artifacts=ARTIFACTS,
                             rejected_artifacts=REJECTED_ARTIFACTS)
     return run_staged(out=out, rejected=rej, options=options, stage_order=stage_order(recipe),

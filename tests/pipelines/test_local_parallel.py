@@ -14,7 +14,8 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
 from pipelines import werp
 from pipelines.options import (
-    IN_MEMORY, MULTI_PROCESSING, at_most_local_workers, local_parallelism, plan_local_run, planned_workers,
+    IN_MEMORY, MULTI_PROCESSING, at_most_local_workers, local_parallelism, plan_byte_ranges, plan_local_run,
+    planned_workers,
 )
 from pipelines.sample_warc import SAMPLE_PATH
 from transforms.resources import configs_dir
@@ -67,6 +68,24 @@ def test_a_small_input_keeps_one_worker_unless_the_flags_chose() -> None:
     assert plan_local_run(chosen) == 2
     tests = at_most_local_workers(PipelineOptions(["--runner=FnApiRunner"]), 1)
     assert plan_local_run(tests) == 1
+
+
+def test_range_plan_from_the_input_and_the_workers(tmp_path: Path) -> None:
+    big = tmp_path / "big.warc.gz"
+    big.write_bytes(bytes(20 << 20))  # 20 MiB: sizes are all the plan reads
+    # 2 Dask workers (known, not capped): 20 MiB / (2 x 8 ranges) = 1,310,720 bytes per range.
+    dask = PipelineOptions(["--runner=DaskRunner", "--dask_workers=2"])
+    assert plan_byte_ranges(dask, patterns=[str(big)], max_split_bytes=64 << 20) == (dask, 1_310_720)
+    # The built-in sample on the DirectRunner: one worker in this process, the recipe's range size.
+    options, split = plan_byte_ranges(PipelineOptions(["--runner=DirectRunner"]), patterns=[str(SAMPLE_PATH)],
+                                      max_split_bytes=64 << 20)
+    assert plan_local_run(options) == 1 and split == 64 << 20
+    # 20 MiB on the DirectRunner: 2 workers are worth starting (8 MiB each), if the machine has them.
+    options, split = plan_byte_ranges(PipelineOptions(["--runner=DirectRunner"]), patterns=[str(big)],
+                                      max_split_bytes=64 << 20)
+    workers = min(CORES, 2)
+    assert plan_local_run(options) == workers
+    assert split == (64 << 20 if workers == 1 else 1_310_720)
 
 
 def documents(output: Path) -> set[tuple[str, str]]:
