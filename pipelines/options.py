@@ -18,6 +18,8 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions,
 from transforms.io.range_sizing import byte_ranges, split_bytes_for, useful_workers
 
 LOCAL_RUNNERS = {None, "DirectRunner", "direct", "FnApiRunner"}
+# Beam's worker processes log their start-up and shutdown at INFO (~23 lines each); ours stay (refinery, root).
+QUIET_WORKER_LOGS = {"sdk_harness_log_level_overrides": {"apache_beam": "WARNING", "__main__": "WARNING"}}
 DIRECT_RUNNERS = {None, "DirectRunner", "direct"}  # the default: every core; FnApiRunner is Beam's engine as is
 DASK_RUNNERS = {"DaskRunner", "dask"}
 MULTI_PROCESSING, IN_MEMORY = "multi_processing", "in_memory"
@@ -195,12 +197,24 @@ def make_runner(options: PipelineOptions):
         workers = plan_local_run(options)
         log.info("local run: %s", f"{workers} worker processes (--direct_num_workers=N to change)" if workers > 1
                  else "one worker, in this process")
-        return FnApiRunner()
+        return FnApiRunner(provision_info=_worker_provision_info())
     if name in DASK_RUNNERS:  # Beam's DaskRunner, with what our pipelines need that it lacks (pipelines/dask_runner.py)
         from pipelines.dask_runner import RefineryDaskRunner
 
         return RefineryDaskRunner()
     return name
+
+
+def _worker_provision_info():
+    """What FnApiRunner hands its worker processes: Beam's default plus QUIET_WORKER_LOGS as pipeline options."""
+    from apache_beam.portability.api import beam_provision_api_pb2
+    from apache_beam.runners.portability.fn_api_runner.fn_runner import ExtendedProvisionInfo
+    from google.protobuf import struct_pb2
+
+    worker_options = struct_pb2.Struct()
+    worker_options.update(QUIET_WORKER_LOGS)
+    return ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(
+        retrieval_token="unused-retrieval-token", pipeline_options=worker_options))
 
 
 def print_help(*, prog: str, description: str, option_classes: Sequence[type[PipelineOptions]]) -> None:
