@@ -9,8 +9,8 @@ STAMP := $(VENV)/.installed
 demo: $(STAMP)  ## Run the Blu-WERP pipeline on the built-in sample WARC -> ./output/werp/
 	$(BIN)/python -m pipelines.werp --runner=DirectRunner
 
-test: $(STAMP)  ## Run the whole test suite
-	$(BIN)/python -m pytest -q
+test: $(STAMP)  ## Run the whole test suite, test files spread over 2 processes (CI: 2 cores, 20 min)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 train-demo: $(STAMP)  ## werp -> tokenizer -> token shards -> the tiny model on CPU -> HF export (~2 min)
 	bash scripts/train_demo.sh
