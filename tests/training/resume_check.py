@@ -13,13 +13,13 @@ import os
 import random
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from training.config import load_config
-from training.distributed import barrier, setup, teardown
+from training.distributed import Dist, barrier, setup, teardown
 from training.metrics import read_metrics
 from training.pretrain import train
 
@@ -103,18 +103,23 @@ def run_case(case: dict, shards: str, out: Path, d: Any) -> dict | None:
             "flipped": flipped}
 
 
-def main() -> int:
-    cases, shards, out = json.loads(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+def run_cases(cases: list, run: Callable[[int, Any, Dist], dict | None]) -> int:
+    """Each case in turn on every rank, in step; a rank with a result prints it as one JSON line."""
     d = setup("cpu")
     try:
-        for case in cases:
-            result = run_case(case, shards, out, d)
+        for i, case in enumerate(cases):
+            result = run(i, case, d)
             if result is not None:
                 print(json.dumps(result), flush=True)
             barrier(d)
     finally:
         teardown(d)
     return 0
+
+
+def main() -> int:
+    cases, shards, out = json.loads(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+    return run_cases(cases, lambda _, case, d: run_case(case, shards, out, d))
 
 
 if __name__ == "__main__":

@@ -22,9 +22,9 @@ import pytest
 import torch
 
 from tests.training.markov import write_markov_shards
-from tests.training.resume_check import SMALL, checkpoint_leaves, same_bits, scramble
+from tests.training.resume_check import SMALL, checkpoint_leaves, run_cases, same_bits, scramble
 from training import checkpoint
-from training.distributed import Dist, all_gather_object, barrier, setup, teardown
+from training.distributed import Dist, all_gather_object
 from training.metrics import read_metrics
 
 HERE = Path(__file__).resolve().parent
@@ -111,16 +111,7 @@ def run_case(name: str, shards: str, out: Path, d: Dist) -> dict | None:
 
 def main() -> int:
     names, shards, out = json.loads(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
-    d = setup("cpu")
-    try:
-        for i, name in enumerate(names):
-            result = run_case(name, shards, out / f"case{i}", d)
-            if result is not None:
-                print(json.dumps(result), flush=True)
-            barrier(d)
-    finally:
-        teardown(d)
-    return 0
+    return run_cases(names, lambda i, name, d: run_case(name, shards, out / f"case{i}", d))
 
 
 # -- every trainer, in one launch of 2 ranks --------------------------------------------------------------------
