@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import math
 
-# A range costs a few ms to plan, hand out, open and find its first record in (bench/range_balance.py: 2-5 ms on
-# the bench corpus, BENCHMARKS.md §16); one MiB of Common Crawl gzip holds ~45 pages, ~0.9 s of jusText and
-# ~60 ms of resiliparse work, so the floor costs under 1 % with jusText and a few % with the fastest extractor.
+# A range costs ~1 ms to plan, hand out, open and find its first record in on an idle core, up to 5 ms under load
+# (bench/range_balance.py, BENCHMARKS.md §16); one MiB of Common Crawl gzip holds ~45 pages, ~0.9 s of jusText and
+# ~60 ms of resiliparse work, so the floor costs under 1 % with jusText and a few % at most with resiliparse.
 MIN_SPLIT_BYTES = 1 << 20
 # Several ranges per worker even out pages that cost more than others (static assignment cannot rebalance): on the
 # bench corpus (jusText CPU time per page, ranges dealt out in turn) the busier of 2 workers carried 4-7 % more
-# than the mean with 4 ranges each, 1-2.5 % with 8 (BENCHMARKS.md §16).
+# than the mean with 4 ranges each, 0.4-2.5 % with 8 (three runs; BENCHMARKS.md §16).
 RANGES_PER_WORKER = 8
 # A local worker process costs ~2-3 s to start (Beam's SDK harness, our modules, the extractor sandbox), about
 # 3 MiB of jusText work: below 8 ranges of the 1 MiB floor per worker, fewer workers finish sooner.
