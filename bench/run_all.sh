@@ -75,4 +75,10 @@ $PY bench/local_pipeline.py --trainer --microbatches 8 --rows 2   # needs output
 $PY bench/warc_read.py --pages 2000 --reps 5 --ref b10cefc
 $PY bench/checkpoint_integrity.py --config 150m --reps 3
 
-echo "results: bench/out/{datatrove_fineweb,stages,e2e_vs_datatrove,memory,minhash_signatures,dedup,betr_demo,pylint_speed,tokenize_speed,loader_speed,train_speed_*,warc_read,checkpoint_integrity}.json"
+# 16. Beyond one machine (~35 minutes; the scaling runs need both cores otherwise idle): what a byte range costs
+#     and how evenly ranges share the work; werp on 1 and 2 local worker processes and a 2-worker Dask
+#     LocalCluster, alternated; per-core rates, worker memory and shuffle bytes per recipe; Common Crawl on paper.
+$PY bench/range_balance.py --input bench/out/corpus.warc.gz --workers 2 4 --reps "$REPS"
+$PY bench/scaling.py --input bench/out/corpus.warc.gz --reps "$REPS"
+
+echo "results: bench/out/{datatrove_fineweb,stages,e2e_vs_datatrove,memory,minhash_signatures,dedup,betr_demo,pylint_speed,tokenize_speed,loader_speed,train_speed_*,warc_read,checkpoint_integrity,range_balance,scaling}.json"
