@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import CORE, OUT, PY, REPO, machine, one_core_env  # noqa: E402
 from bench.process_tree import run_tree  # noqa: E402
+from transforms.dedup.config import DedupConfig  # noqa: E402
 
 CONFIGS = {  # runner flags; the worker counts are explicit so the figures do not depend on the machine's cores
     "direct1": ("--runner=DirectRunner", "--direct_num_workers=1"),
@@ -44,6 +45,7 @@ RECIPES = ("bluwerp", "fineweb", "dclm")
 CRAWL = {"name": "CC-MAIN-2019-09", "pages": 2.9e9, "warc_files": 64_000, "compressed_tib": 59.86,
          "uncompressed_tib": 225.0, "cores": 1000}
 RESULTS = OUT / "scaling.json"
+BUCKETS = 1 << DedupConfig().bucket_bits  # paragraph dedup's GroupByBucket keys (dedup.bucket_bits)
 
 
 def werp_cmd(warc: Path, out: Path, *, flags: tuple[str, ...], recipe: str) -> list[str]:
@@ -197,9 +199,12 @@ def paper(report: dict) -> dict:
         core_h = CRAWL["pages"] / rate["docs_per_cpu_s"] / 3600
         shuffle_row = report.get("shuffle", {}).get(recipe, {})
         roles = report.get("memory", {}).get(recipe, {})
+        bucket_bytes = sum(b for name, b in shuffle_row.get("gbk_bytes", {}).items() if "GroupByBucket" in name)
         out[recipe] = {
             "core_hours": round(core_h), "wall_h_on_cores": round(core_h / CRAWL["cores"], 1),
             "shuffle_tib": round(shuffle_row.get("bytes_per_page", 0) * CRAWL["pages"] / 2**40, 1),
+            "paragraph_bucket_gib": round(bucket_bytes / shuffle_row["pages"] * CRAWL["pages"] / BUCKETS / 2**30, 1)
+            if bucket_bytes else None,
             "worker_peak_rss_mib": roles.get("beam_worker", {}).get("max_peak_rss_mib"),
             "sandbox_peak_rss_mib": roles.get("sandbox", {}).get("max_peak_rss_mib"),
             "read_gb_per_s": round(CRAWL["compressed_tib"] * 2**40 / (core_h / CRAWL["cores"] * 3600) / 1e9, 2)}
