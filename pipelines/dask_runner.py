@@ -4,9 +4,10 @@ Beam's DaskRunner (apache_beam/runners/dask) maps each transform onto a dask Bag
 in finish_bundle, mixes a multi-output ParDo's outputs into one bag, computes only the last transform (a second
 sink never runs), reads a splittable DoFn's element whole, recomputes a side input's whole upstream inside every
 task that reads it, sets a DoFn up for every partition, and has no metrics. Here a PCollection is a list of dask
-tasks (one per partition, each a list of WindowedValues); a bundle runs through Beam's own DoFnRunner on a DoFn
-set up once per worker and returns its outputs by tag; every PCollection nothing reads is computed; and a job
-given no --dask_client_address starts a LocalCluster and always closes it.
+tasks (one per partition, each a list of WindowedValues); chains of ParDos are fused into one task per partition
+whose bundle runs through Beam's own DoFnRunners, set up once per worker, and returns its outputs by step and tag
+(pipelines/dask_graph.py builds the tasks, pipelines/dask_tasks.py runs them); every PCollection nothing reads is
+computed; and a job given no --dask_client_address starts a LocalCluster and always closes it.
 """
 from __future__ import annotations
 
@@ -14,30 +15,25 @@ import contextlib
 import logging
 import multiprocessing
 import os
-import uuid
 
 import dask
-from apache_beam.internal import pickler
 from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.pipeline import AppliedPTransform, PipelineVisitor
-from apache_beam.runners.common import DoFnSignature
 from apache_beam.runners.dask.dask_runner import DaskOptions, DaskRunner
-from apache_beam.runners.dask.overrides import _Create, _Flatten, _GroupByKey, _GroupByKeyOnly, _Reshuffle, dask_overrides
+from apache_beam.runners.dask.overrides import dask_overrides
 from apache_beam.runners.direct.direct_metrics import DirectMetrics
 from apache_beam.runners.runner import PipelineResult, PipelineState
-from apache_beam.transforms.core import CombinePerKey, Impulse, ParDo
-from apache_beam.transforms.window import GlobalWindows
-from dask.delayed import Delayed
 
-from pipelines.dask_tasks import (
-    _balance, _concat, _drain, _grouped, _item, _key, _postcombine, _precombine, _release, _run_bundle, _select,
-    _split, _Step,
-)
+from pipelines.dask_graph import GraphBuilder
+from pipelines.dask_tasks import _release
 from pipelines.jobs import JobError
 from pipelines.options import usable_cores
 
 log = logging.getLogger("refinery")
 PARTITIONS_PER_THREAD = 2  # default partitions per worker thread, so that one slow partition idles no worker
+# A splittable read (the WARC byte ranges) is dealt into more, smaller partitions: with 8 per thread each worker
+# pulls the next as it finishes one (dask queues root tasks), and one costly range delays the end by ~1/8 of a
+# worker's share (BENCHMARKS.md §16: 4 partitions of 4 ranges ran 41-44 s, 16 of 1 range 37 s).
+SPLIT_PARTITIONS_PER_THREAD = 8
 
 
 class RefineryDaskOptions(PipelineOptions):
@@ -49,125 +45,6 @@ class RefineryDaskOptions(PipelineOptions):
             "--dask_workers", type=int, default=None,
             help="DaskRunner without --dask_client_address: worker processes of the LocalCluster the job starts "
             "(one thread each) and closes when it ends. Default: every core this process may use.")
-
-
-class _GraphBuilder(PipelineVisitor):
-    """Translates the (overridden) Beam graph into dask tasks: a list of partition tasks per PCollection."""
-
-    def __init__(self, *, npartitions: int, partition_size: int | None) -> None:
-        self.npartitions, self.partition_size = npartitions, partition_size
-        self.token = uuid.uuid4().hex[:8]
-        self.parts: dict = {}  # PCollection -> its partitions' tasks
-        self.consumed: set = set()
-        self._inside: AppliedPTransform | None = None  # a composite translated whole: its parts are skipped
-
-    def task(self, fn, *args, label: str, index: int = 0) -> Delayed:
-        key = (f"{label}-{fn.__name__.strip('_')}-{self.token}", index)
-        return dask.delayed(fn, pure=False, traverse=False)(*args, dask_key_name=key)
-
-    def graph(self) -> tuple[dict, list]:
-        """Every PCollection nothing reads, a task per partition (Beam's DaskRunner computes only the last
-        transform's bag: branches off its path, such as the rejected writer or the stats, never ran), as one
-        graph with each chain of single-input steps fused into one task. A task that two branches share (a
-        ParDo with two outputs) must stay one task, so the graph is fused whole; dask.bag's optimizer does that
-        for graphs that mix bag layers (the shuffles) and Delayed tasks, which dask.optimize cannot."""
-        from dask.bag.core import optimize
-        from dask.highlevelgraph import HighLevelGraph
-
-        leaves = [self.task(_drain, p, label=f"drain/{pc.producer.full_label}", index=i)
-                  for pc, parts in self.parts.items() if pc not in self.consumed for i, p in enumerate(parts)]
-        keys = [leaf.key for leaf in leaves]
-        return optimize(dict(HighLevelGraph.merge(*(leaf.dask for leaf in leaves))), keys), keys
-
-    def enter_composite_transform(self, node: AppliedPTransform) -> None:
-        windowing = getattr(node.inputs[0], "windowing", None) if node.inputs else None
-        if self._inside is not None or windowing is None or not windowing.is_default():
-            return
-        transform, label = node.transform, node.full_label
-        if isinstance(transform, _GroupByKey):  # the global window: group at once, no reify and unreify steps
-            self._set(node, self._shuffle(self._read(node.inputs[0]), _grouped, label=label))
-        elif isinstance(transform, CombinePerKey) and not transform.args and not transform.kwargs:
-            spec = pickler.dumps(transform.fn)
-            pre = [self.task(_precombine, spec, p, label=label, index=i) for i, p in enumerate(self._read(node.inputs[0]))]
-            self._set(node, [self.task(_postcombine, spec, p, label=label, index=i)
-                             for i, p in enumerate(self._shuffle(pre, None, label=label))])
-        else:
-            return
-        self._inside = node
-
-    def leave_composite_transform(self, node: AppliedPTransform) -> None:
-        if node is self._inside:
-            self._inside = None
-
-    def visit_transform(self, node: AppliedPTransform) -> None:
-        if self._inside is not None:
-            return
-        transform, label = node.transform, node.full_label
-        if isinstance(transform, (_Create, Impulse)):  # Impulse starts beam.io.Read, read by its splittable DoFn
-            self._set(node, self._create(list(transform.values) if isinstance(transform, _Create) else [b""], label))
-        elif isinstance(transform, ParDo):  # subclasses too: WindowInto, GroupByWindow were no-ops in Beam's
-            self._pardo(node)
-        elif isinstance(transform, _GroupByKeyOnly):  # other windows: ReifyWindows and GroupByWindow run as ParDos
-            self._set(node, self._shuffle(self._read(node.inputs[0]), _grouped, label=label))
-        elif isinstance(transform, _Flatten):
-            self._set(node, [p for pc in node.inputs for p in self._read(pc)])
-        elif isinstance(transform, _Reshuffle):  # Beam's DaskRunner passes it through; here it rebalances
-            self._set(node, self._from_bag(self._bag(self._read(node.inputs[0])), label))
-        else:  # Beam's DaskRunner looks up the exact class and makes any other step a silent no-op
-            raise NotImplementedError(f"DaskRunner: no translation for {type(transform).__name__} ({label})")
-
-    def _read(self, pcoll) -> list:
-        self.consumed.add(pcoll)
-        return self.parts[pcoll]
-
-    def _set(self, node: AppliedPTransform, parts: list) -> None:
-        (pcoll,) = node.outputs.values()
-        self.parts[pcoll] = parts
-
-    def _create(self, values: list, label: str) -> list:
-        """Spread over the partitions (Beam's DaskRunner packs 128 elements into one: a few globs, one worker)."""
-        size = self.partition_size or max(1, -(-len(values) // self.npartitions))
-        return [dask.delayed([GlobalWindows.windowed_value(v) for v in values[i:i + size]], traverse=False,
-                             name=(f"{label}-{self.token}", i // size)) for i in range(0, len(values), size)]
-
-    def _pardo(self, node: AppliedPTransform) -> None:
-        transform, label = node.transform, node.full_label
-        spec = pickler.dumps(_Step(fn=transform.fn, args=transform.args, kwargs=transform.kwargs,
-                                   windowing=node.inputs[0].windowing, tags=tuple(node.outputs),
-                                   views=tuple((type(si), si._view_options()) for si in node.side_inputs)))
-        # A side input is computed once, as a task the bundles depend on (Beam's DaskRunner lists the side
-        # input's bag inside each task that reads it, recomputing its whole upstream there).
-        sides = [self.task(_concat, *self._read(si.pvalue), label=f"side/{label}", index=n)
-                 for n, si in enumerate(node.side_inputs)]
-        inputs = self._read(node.inputs[0])
-        if DoFnSignature(transform.fn).is_splittable_dofn() and inputs:
-            plan = self.task(_balance, self.npartitions, *(self.task(_split, spec, p, label=label, index=i)
-                                                           for i, p in enumerate(inputs)), label=label)
-            inputs = [self.task(_item, plan, i, label=label, index=i) for i in range(self.npartitions)]
-        ref = (self.token, label, spec)
-        bundles = [self.task(_run_bundle, ref, i, p, *sides, label=label, index=i) for i, p in enumerate(inputs)]
-        for tag, pcoll in node.outputs.items():  # Beam's DaskRunner gives every output all of them, mixed
-            parts = [self.task(_select, b, tag, label=f"{label}[{tag}]", index=i) for i, b in enumerate(bundles)]
-            # Fewer partitions than workers (a Create of a few globs and what matching them fans out to): the main
-            # output is spread over all partitions, or one worker would run the whole job.
-            few = tag is None and 0 < len(parts) < self.npartitions
-            self.parts[pcoll] = self._from_bag(self._bag(parts), f"{label}[spread]") if few else parts
-
-    def _bag(self, parts: list):
-        import dask.bag as db
-
-        return db.from_delayed(parts).repartition(npartitions=self.npartitions)
-
-    def _from_bag(self, bag, label: str) -> list:
-        return [self.task(_concat, p, label=label, index=i) for i, p in enumerate(bag.to_delayed(optimize_graph=False))]
-
-    def _shuffle(self, parts: list, after, *, label: str) -> list:
-        """Group by key across workers with dask's task shuffle. It places a key by tokenize(key), an md5 of its
-        value, not by hash(), so placement agrees across worker processes whatever their PYTHONHASHSEED."""
-        if not parts:
-            return []
-        grouped = self._bag(parts).groupby(_key, shuffle="tasks")
-        return self._from_bag(grouped.map_partitions(after) if after else grouped, label)
 
 
 class RefineryDaskResult(PipelineResult):
@@ -238,6 +115,20 @@ def _close(client, cluster) -> None:
         cluster.close()
 
 
+def cluster_threads(*, address: str | None, scheduler_file: str | None, timeout_s: float = 10.0) -> int | None:
+    """Worker threads of the running cluster at `address` (or `scheduler_file`), to size the input's byte
+    ranges; None when it has none yet or does not answer (the job's own connection then reports why)."""
+    from distributed import Client
+
+    try:
+        with Client(address=address, scheduler_file=scheduler_file, timeout=timeout_s, set_as_default=False) as client:
+            return sum(client.nthreads().values()) or None
+    except (OSError, TimeoutError, ValueError) as exc:
+        log.warning("DaskRunner: could not ask the scheduler how many workers it has (%s); byte ranges keep the "
+                    "recipe's size", exc)
+        return None
+
+
 def _is_daemon() -> bool:
     return multiprocessing.current_process().daemon
 
@@ -282,8 +173,10 @@ class RefineryDaskRunner(DaskRunner):
             threads = sum(client.nthreads().values()) or 1
             # Beam's Read override makes Read a no-op here; unreplaced, it is Impulse + a splittable DoFn.
             pipeline.replace_all([o for o in dask_overrides() if type(o).__name__ != "ReadOverride"])
-            builder = _GraphBuilder(npartitions=bag_kwargs.get("npartitions") or PARTITIONS_PER_THREAD * threads,
-                                    partition_size=bag_kwargs.get("partition_size"))
+            partitions = bag_kwargs.get("npartitions") or PARTITIONS_PER_THREAD * threads
+            builder = GraphBuilder(pipeline, npartitions=partitions,
+                                   split_partitions=SPLIT_PARTITIONS_PER_THREAD * threads,
+                                   partition_size=bag_kwargs.get("partition_size"))
             pipeline.visit(builder)
             futures = client.get(*builder.graph(), sync=False)
         except BaseException:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import time
 import uuid
 from collections import Counter
 from multiprocessing import resource_tracker
@@ -18,17 +19,20 @@ import psutil
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.runners.runner import PipelineState
+from apache_beam.io.restriction_trackers import OffsetRange, OffsetRestrictionTracker
 from apache_beam.transforms.window import GlobalWindows
-from distributed import LocalCluster
+from distributed import Client, LocalCluster
 
 from pipelines import swallowcode, swallowmath, tokenize, werp
-from pipelines.dask_runner import RefineryDaskRunner
+from pipelines.dask_runner import RefineryDaskRunner, cluster_threads
 from pipelines.jobs import JobError
+from pipelines.options import planned_workers
 from tests.pipelines.runs import Outcome, run_both, token_rows
 from tests.pipelines.test_swallowcode import stdlib_inputs
 from tests.pipelines.test_swallowmath import write_input
 from tests.pipelines.test_tokenize import corpus, mixture_config  # noqa: F401 (corpus is a fixture)
 from tests.test_classify_beam import model_path  # noqa: F401 (a fixture: a fastText model trained here)
+from transforms.document import Page
 
 TOKEN_ENV = "REFINERY_DASK_TEST_TOKEN"  # marks every process a test's job starts, orphans included
 
@@ -219,6 +223,103 @@ def test_group_by_str_key_across_two_processes(address, tmp_path):
     pids = {pid for _, vs in groups for _, pid in vs}
     assert len(pids) == 2, "the values came from both worker processes"
     assert all(len({pid for _, pid in vs}) == 2 for _, vs in groups), "every group joined values of both processes"
+
+
+class _Offsets(beam.DoFn, beam.transforms.core.RestrictionProvider):
+    """A splittable DoFn over the offsets [0, n) of one element, split in blocks of 4: a file read in byte ranges."""
+
+    def initial_restriction(self, n: int) -> OffsetRange:
+        return OffsetRange(0, n)
+
+    def create_tracker(self, restriction: OffsetRange) -> OffsetRestrictionTracker:
+        return OffsetRestrictionTracker(restriction)
+
+    def split(self, n: int, restriction: OffsetRange) -> Iterator[OffsetRange]:
+        return restriction.split(4)
+
+    def restriction_size(self, n: int, restriction: OffsetRange) -> int:
+        return restriction.size()
+
+    def process(self, n: int, tracker=beam.DoFn.RestrictionParam()) -> Iterator:
+        offset = tracker.current_restriction().start
+        while tracker.try_claim(offset):
+            time.sleep(0.01)  # work to share: one worker cannot drain every block before the other starts
+            yield offset, os.getpid()
+            offset += 1
+
+
+def test_one_splittable_element_is_read_by_both_processes_once(address, tmp_path):
+    """Beam's DaskRunner reads a splittable element whole (one big file, one worker); here its 16 blocks are
+    dealt out, and each offset is read exactly once."""
+    run_on_dask(address, lambda p: p | beam.Create([64]) | beam.ParDo(_Offsets()) | sink(tmp_path, "offsets"))
+    read = saved(tmp_path / "offsets")
+    assert sorted(o for o, _ in read) == list(range(64))
+    assert len({pid for _, pid in read}) == 2, "both worker processes read blocks of the one element"
+
+
+def test_dask_sizes_a_windowed_page_by_its_text(address):
+    """dask's sizeof sees 80 bytes for any WindowedValue (sys.getsizeof of the wrapper), which made the scheduler
+    move whole bundles of pages to save nothing; on a worker it must count the page's 100,000 characters."""
+    def size_there() -> int:
+        from dask.sizeof import sizeof
+
+        return sizeof(GlobalWindows.windowed_value(Page(id="i", url="u", warc_date="d", html="x" * 100_000)))
+
+    with Client(address, set_as_default=False) as client:
+        sizes = client.run(size_there)
+    assert len(sizes) == 2 and all(100_000 <= s < 101_000 for s in sizes.values()), sizes
+
+
+def test_a_given_cluster_is_asked_for_its_workers(address):
+    """Byte ranges are sized for the workers a run will have: a given cluster reports them (the fixture's two
+    one-thread workers); one that does not answer leaves the recipe's range size (None)."""
+    assert planned_workers(PipelineOptions(["--runner=DaskRunner", f"--dask_client_address={address}"])) == 2
+    assert planned_workers(PipelineOptions(["--runner=DaskRunner", f"--dask_client_address={address}",
+                                            "--dask_workers=5"])) == 5  # the flag wins: a cluster still scaling up
+    assert cluster_threads(address="tcp://127.0.0.1:9", scheduler_file=None, timeout_s=1) is None
+
+
+_PROCESSED: dict[str, int] = {}  # per worker process: elements the first step has processed in its current bundle
+
+
+class _CountProcessed(beam.DoFn):
+    def start_bundle(self) -> None:
+        _PROCESSED["n"] = 0
+
+    def process(self, x: int) -> Iterator[int]:
+        _PROCESSED["n"] += 1
+        yield x
+
+
+def _with_processed(x: int) -> tuple[int, int]:
+    return x, _PROCESSED["n"]
+
+
+def test_a_chain_of_pardos_streams_each_element_through_every_step(address, tmp_path):
+    """Fused as a Beam runner fuses a stage: the second step gets each element as soon as the first emits it, so
+    it sees 1, 2, ... elements processed before it; run step by step it would see the whole partition each time."""
+    run_on_dask(address, lambda p: p | beam.Create(range(40)) | beam.ParDo(_CountProcessed())
+                | beam.Map(_with_processed) | sink(tmp_path, "seen"))
+    seen = saved(tmp_path / "seen")
+    assert sorted(x for x, _ in seen) == list(range(40))
+    assert Counter(n for _, n in seen) == Counter({n: 4 for n in range(1, 11)}), "4 partitions of 10, streamed"
+
+
+def _both(x: int) -> Iterator:
+    yield x
+    yield beam.pvalue.TaggedOutput("copy", x)
+
+
+def test_a_step_whose_side_input_comes_from_the_stage_is_not_fused_into_it(address, tmp_path):
+    """B reads A's main output and, as a side input, the sum of A's other output: fused into A's task it would
+    wait on itself."""
+    def build(p):
+        out = p | beam.Create(range(1, 11)) | beam.FlatMap(_both).with_outputs("copy", main="main")
+        total = (out.copy,) | beam.Flatten() | beam.CombineGlobally(sum)  # a Flatten: no step joins A's stage
+        _ = out.main | beam.Map(lambda x, t: x * t, beam.pvalue.AsSingleton(total)) | sink(tmp_path, "scaled")
+
+    run_on_dask(address, build)
+    assert sorted(saved(tmp_path / "scaled")) == [x * 55 for x in range(1, 11)]
 
 
 def test_metrics_are_summed_over_bundles(address):
