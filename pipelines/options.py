@@ -121,16 +121,21 @@ def _local_flags(options: PipelineOptions) -> tuple[int, str]:
 
 
 def planned_workers(options: PipelineOptions) -> int | None:
-    """How many worker processes the run will have, where this process can know: local runs, and Dask when it
-    starts its own cluster (--dask_workers, default one per core); None for a remote cluster or service."""
+    """How many workers the run will have, where this process can know: local runs, Dask when it starts its own
+    cluster (--dask_workers, default one per core) or as the given cluster's scheduler reports its worker threads
+    now; None for a service (Dataflow, Flink, Spark) or a Dask scheduler that does not answer."""
     runner = options.view_as(StandardOptions).runner
     if runner in LOCAL_RUNNERS:
         return _local_flags(options)[0]
     if runner in DASK_RUNNERS:
         given = given_flags(options, ("dask_workers", int), ("dask_client_address", str), ("dask_scheduler_file", str))
-        if given["dask_client_address"] or given["dask_scheduler_file"]:
+        if given["dask_workers"]:
             return given["dask_workers"]
-        return given["dask_workers"] or usable_cores()
+        if given["dask_client_address"] or given["dask_scheduler_file"]:
+            from pipelines.dask_runner import cluster_threads  # dask is an extra: imported for Dask runs only
+
+            return cluster_threads(address=given["dask_client_address"], scheduler_file=given["dask_scheduler_file"])
+        return usable_cores()
     return None
 
 
@@ -164,19 +169,28 @@ def input_sizes(patterns: Sequence[str]) -> list[int]:
     return list(sizes.values())
 
 
+def fit_local_workers(options: PipelineOptions, *, patterns: Sequence[str]) -> PipelineOptions:
+    """`options` with no more local workers than the input keeps busy (at least 8 MiB each): a worker process
+    costs ~2 s to start, so a small input, such as the built-in sample or a test's, runs in this process."""
+    if options.view_as(StandardOptions).runner not in DIRECT_RUNNERS:
+        return options
+    workers = planned_workers(options)
+    if workers is None or workers == 1:
+        return options
+    return at_most_local_workers(options, useful_workers(total_bytes=sum(input_sizes(patterns)), workers=workers))
+
+
 def plan_byte_ranges(options: PipelineOptions, *, patterns: Sequence[str],
                      max_split_bytes: int) -> tuple[PipelineOptions, int]:
     """(options, range size) for a reader of byte ranges: several ranges per worker where the worker count is
     known here, no more local workers than the input keeps busy (an input under 8 MiB, such as the built-in
     sample, stays in this process; transforms/io/range_sizing.py), and `max_split_bytes` (the recipe's) where
     the count is not known."""
+    options = fit_local_workers(options, patterns=patterns)
     workers = planned_workers(options)
     if workers is None or workers == 1:
         return options, max_split_bytes
     sizes = input_sizes(patterns)
-    capped = at_most_local_workers(options, useful_workers(total_bytes=sum(sizes), workers=workers))
-    if capped is not options:
-        return plan_byte_ranges(capped, patterns=patterns, max_split_bytes=max_split_bytes)
     split = split_bytes_for(total_bytes=sum(sizes), workers=workers, max_split_bytes=max_split_bytes)
     log.info("%d input bytes in %d byte ranges of up to %d bytes for %d workers", sum(sizes),
              sum(len(byte_ranges(size, split)) for size in sizes), split, workers)

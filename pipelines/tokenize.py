@@ -27,7 +27,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import AsDict, AsSingleton
 
 from pipelines.jobs import JobError, expand_inputs, job_main, run_counted
-from pipelines.options import RefineryOptions, make_runner, split_globs
+from pipelines.options import RefineryOptions, fit_local_workers, make_runner, split_globs
 from pipelines.staging import plan_output, staged
 from training.data.format import ShardMeta
 from training.tokenizer import TokenizerError, eos_id, load_tokenizer, tokenizer_sha256
@@ -192,6 +192,7 @@ def run(argv: list[str] | None = None) -> dict:
     """Parse flags, load and check the tokenizer, run, and return the stats report."""
     options = PipelineOptions(argv)
     cfg, output = resolve(options)
+    options = fit_local_workers(options, patterns=[p for source in cfg.sources for p in source.paths])
     try:
         tok = load_tokenizer(cfg.tokenizer)
         meta = ShardMeta(seq_len=cfg.seq_len, vocab_size=tok.get_vocab_size(), eos_id=eos_id(tok),

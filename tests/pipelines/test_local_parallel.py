@@ -14,8 +14,8 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
 from pipelines import werp
 from pipelines.options import (
-    IN_MEMORY, MULTI_PROCESSING, at_most_local_workers, local_parallelism, plan_byte_ranges, plan_local_run,
-    planned_workers,
+    IN_MEMORY, MULTI_PROCESSING, at_most_local_workers, fit_local_workers, local_parallelism, plan_byte_ranges,
+    plan_local_run, planned_workers,
 )
 from pipelines.sample_warc import SAMPLE_PATH
 from transforms.resources import configs_dir
@@ -57,7 +57,6 @@ def test_planned_workers_per_runner() -> None:
     assert planned_workers(PipelineOptions(["--runner=FnApiRunner"])) == 1
     assert planned_workers(PipelineOptions(["--runner=DaskRunner", "--dask_workers=3"])) == 3
     assert planned_workers(PipelineOptions(["--runner=DaskRunner"])) == CORES  # a local cluster, a worker per core
-    assert planned_workers(PipelineOptions(["--runner=DaskRunner", "--dask_client_address=tcp://h:8786"])) is None
     assert planned_workers(PipelineOptions(["--runner=DataflowRunner"])) is None
 
 
@@ -119,3 +118,17 @@ def test_two_worker_processes_give_the_rows_and_counts_of_one(shared_data: Path,
     assert len(one) > 20
     assert documents(tmp_path / "two") == one
     assert counts(tmp_path / "two") == counts(tmp_path / "one")
+
+
+def test_local_workers_fit_the_input(tmp_path: Path) -> None:
+    """One worker per 8 MiB of input at most, on the DirectRunner only; what the flags chose stands."""
+    small, big = tmp_path / "small.parquet", tmp_path / "big.parquet"
+    small.write_bytes(bytes(1 << 20))
+    big.write_bytes(bytes(20 << 20))  # two workers' worth: 20 MiB // 8 MiB = 2
+    assert plan_local_run(fit_local_workers(PipelineOptions(["--runner=DirectRunner"]), patterns=[str(small)])) == 1
+    assert plan_local_run(fit_local_workers(PipelineOptions(["--runner=DirectRunner"]),
+                                            patterns=[str(big)])) == min(CORES, 2)
+    assert plan_local_run(fit_local_workers(PipelineOptions(["--runner=DirectRunner", "--direct_num_workers=2"]),
+                                            patterns=[str(small)])) == 2
+    dask = PipelineOptions(["--runner=DaskRunner", "--dask_workers=2"])
+    assert fit_local_workers(dask, patterns=[str(small)]) is dask  # a cluster's workers are not ours to cap

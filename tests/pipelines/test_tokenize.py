@@ -343,3 +343,12 @@ def test_a_cut_jsonl_gz_is_a_counted_error_and_its_whole_lines_are_tokenized(cor
     assert read["errors"] == {"input.truncated_gzip": 1} and read["dropped"] == ({"input.bad_json": 1} if torn else {})
     assert read["docs_out"] == whole_lines
     assert_balanced(report)
+
+
+def test_a_small_input_on_the_default_runner_stays_in_this_process(corpus, tmp_path, caplog):
+    """The corpus is a few hundred KiB, under the 8 MiB that makes a second local worker worth its ~2 s start: the
+    default DirectRunner runs it in this process whatever the machine's cores (werp does the same)."""
+    config = mixture_config(corpus, tmp_path / "c.yaml")
+    with caplog.at_level("INFO"):
+        tokenize.run(["--runner=DirectRunner", f"--config={config}", f"--output={tmp_path / 'out'}"])
+    assert "local run: one worker, in this process" in caplog.text
