@@ -7,15 +7,48 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("REFINERY_SHARED_DATA", REPO.parent / "shared" / "data"))  # elsewhere: set it
+
+
+# Tests on real data (crawl files, extraction benchmarks) read ../shared/data. The project never needs it: every
+# feature has fixtures of its own. Without it those tests are not run and the run says so in one line; under
+# CI=true its absence fails the run before any test.
+REAL_DATA_SKIP = "real-data test: ../shared/data is not present"
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared/data. Without the folder the test is not run (counted in the run's real-data line);
+    with the folder, a missing file fails: the data is incomplete, not absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(REAL_DATA_SKIP)
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.fail(f"{path} is missing from the shared test data (see {SHARED_DATA / 'PROVENANCE.md'})")
+    return path
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """../shared/data, or a skip that says why (the project itself never needs it)."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared test data not present at {SHARED_DATA}")
-    return SHARED_DATA
+    return shared_path()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if os.environ.get("CI", "").lower() == "true" and not SHARED_DATA.is_dir():
+        pytest.exit(f"CI=true and the shared test data is missing: put it at {SHARED_DATA} (beside the clone); the "
+                    "real-data tests must run in CI", returncode=3)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    """One line for the real-data tests not run, instead of a skip per test: their reports move from "skipped"
+    (listed one by one under -ra) to their own count in the final line ("N real-data not run")."""
+    stats = terminalreporter.stats
+    real = [r for r in stats.get("skipped", [])
+            if isinstance(r.longrepr, tuple) and REAL_DATA_SKIP in str(r.longrepr[2])]
+    if real:
+        stats["skipped"] = [r for r in stats["skipped"] if r not in real]
+        stats["real-data not run"] = real
+        terminalreporter.write_line(f"{len(real)} real-data tests not run: {SHARED_DATA} is not present (every feature "
+                                    "is also tested on the project's own fixtures)", yellow=True)
 
 
 # A tiny random-init Llama with a tokenizer trained here, saved to a folder: real model plumbing in ~0.1 s.

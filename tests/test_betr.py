@@ -12,7 +12,6 @@ import pytest
 from pipelines import betr as cli
 from transforms.quality.betr import balance_classes, best_rank_scores, embed, label_top_fraction, reservoir_sample
 
-pytest.importorskip("sentence_transformers", reason="the BETR embedder needs: pip install 'refinery[quality]'")
 
 TOPICS = {
     "science": ["Plants use photosynthesis to turn sunlight, water and carbon dioxide into glucose and oxygen.",

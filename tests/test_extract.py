@@ -7,10 +7,10 @@ import json
 import os
 import re
 import signal
-from pathlib import Path
 
 import pytest
 
+from tests.conftest import shared_path
 from transforms.config import ConfigError, from_mapping
 from transforms.extract import (
     ExtractConfig,
@@ -22,7 +22,6 @@ from transforms.extract import (
     extract_text,
 )
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "extraction"
 EXTRACTORS = ("justext", "trafilatura", "resiliparse")
 
 # jusText keeps a paragraph only when it is longer than 200 chars with enough stopwords, so these are long.
@@ -126,9 +125,7 @@ def test_config_errors_name_the_value(bad: dict, match: str) -> None:
 # --- real pages ------------------------------------------------------------------------------------------
 
 def scrapinghub_pages(n: int) -> list[tuple[str, str]]:
-    root = DATA / "scrapinghub-aeb"
-    if not (root / "ground-truth.json").exists():
-        pytest.skip(f"extraction benchmark data not found at {root}")
+    root = shared_path("extraction", "scrapinghub-aeb")
     truth = json.loads((root / "ground-truth.json").read_text())
     keys = sorted(truth)[:n]
     return [(gzip.open(root / "html" / f"{k}.html.gz").read().decode("utf-8", "replace"), truth[k]["articleBody"])
@@ -152,9 +149,14 @@ def test_sandbox_gives_the_in_process_text(extractor: str) -> None:
     cfg = ExtractConfig(extractor=extractor, timeout_s=60)
     with SandboxedExtractor(cfg) as sandbox:
         assert sandbox.extract(PAGE) == extract_text(PAGE, cfg)
-        if DATA.exists():
-            for html, _ in scrapinghub_pages(3):
-                assert sandbox.extract(html) == extract_text(html, cfg)
+
+
+@pytest.mark.parametrize("extractor", EXTRACTORS)
+def test_sandbox_gives_the_in_process_text_of_real_pages(extractor: str) -> None:
+    cfg = ExtractConfig(extractor=extractor, timeout_s=60)
+    with SandboxedExtractor(cfg) as sandbox:
+        for html, _ in scrapinghub_pages(3):
+            assert sandbox.extract(html) == extract_text(html, cfg)
 
 
 def test_no_timeout_runs_in_process() -> None:

@@ -94,7 +94,6 @@ DE_WORDS = ("der die und in den von zu das mit sich des auf für ist im dem nich
 
 @pytest.fixture(scope="module")
 def fasttext_model(tmp_path_factory: pytest.TempPathFactory) -> str:
-    pytest.importorskip("fasttext", reason="optional: pip install 'refinery[fasttext]'")
     from transforms.quality.betr import train_supervised_file
     lines = []
     for label, vocab in (("en", EN_WORDS.split()), ("de", DE_WORDS.split())):

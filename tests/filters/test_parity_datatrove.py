@@ -13,10 +13,11 @@ from typing import Callable
 
 import pytest
 
+from tests.conftest import SHARED_DATA, shared_path
 from transforms.filters import c4, fineweb, gopher
 from transforms.text import TextView, is_punctuation
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "extraction"
+DATA = SHARED_DATA / "extraction"
 _CLEANEVAL_TAG_RE = re.compile(r"<\s*/?\s*[phlPHL]\s*>")
 # Measured on 127 gold texts: gopher_repetition 94.5%, gopher_quality 94.5%, c4 100%, fineweb 99.2%.
 MIN_AGREEMENT = 0.9
@@ -175,10 +176,7 @@ def _datatrove_keep(block: object) -> Callable[[str], bool]:
 
 def test_parity() -> None:
     """Every disagreement with datatrove has a coded cause, and agreement is high for each filter."""
-    if not DATA.is_dir():
-        pytest.skip(f"extraction gold texts not present at {DATA} (shared test data)")
-    pytest.importorskip("datatrove", reason="datatrove is the test-only reference (pip install -e .[dev])")
-    pytest.importorskip("spacy", reason="datatrove's English word tokenizer needs spacy")
+    shared_path("extraction")
     from datatrove.pipeline.filters import (C4QualityFilter, FineWebQualityFilter, GopherQualityFilter,
                                             GopherRepetitionFilter)
 

@@ -64,9 +64,7 @@ def test_whole_gzip_plain_and_split_files_give_the_same_pages(tmp_path):
                                                             equal_to(expected)), split_bytes=4 << 10)
 
 
-def test_malformed_shared_files_are_counted_by_reason():
-    if not DATA.is_dir():
-        pytest.skip(f"no shared WARC samples under {DATA}")
+def test_malformed_shared_files_are_counted_by_reason(shared_data):
     patterns = [str(DATA / "jhove-invalid" / "*.warc"), str(DATA / "warcio" / "*"), str(DATA / "resiliparse" / "*")]
     counts = run(patterns, lambda pages: None)
     for reason in (warc.EMPTY_FILE, warc.INVALID_HEADER, warc.TRUNCATED_GZIP):

@@ -10,19 +10,18 @@ import pytest
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
+from tests.conftest import SHARED_DATA, shared_path
 from transforms.document import Page
 from transforms.io import warc, warc_ranges
 from transforms.io.warc import ReadIssue, read_records
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "warc"
-SHARED_FILES = sorted(p for p in DATA.rglob("*") if p.is_file()) if DATA.is_dir() else []
+DATA = SHARED_DATA / "warc"
+# Without the shared data, one parameter that the shared_data fixture turns into the run's real-data line.
+SHARED_FILES = sorted(p for p in DATA.rglob("*") if p.is_file()) if DATA.is_dir() else [DATA]
 
 
 def shared(name: str) -> Path:
-    path = DATA / name
-    if not path.is_file():
-        pytest.skip(f"shared sample {path} is absent (see docs/data-seeds.md)")
-    return path
+    return shared_path("warc", name)
 
 
 def read_path(path: Path, **kwargs) -> list[tuple[int, Page | ReadIssue]]:
@@ -58,17 +57,15 @@ def html_bodies(n: int, size: int = 600) -> list[bytes]:
     return [f"<html><body><p>page {i} {'lorem ipsum ' * (size // 12)}</p></body></html>".encode() for i in range(n)]
 
 
-@pytest.mark.parametrize("path", SHARED_FILES, ids=lambda p: str(p.relative_to(DATA)))
-def test_every_shared_file_reads_without_exception(path):
+@pytest.mark.parametrize("path", SHARED_FILES, ids=lambda p: str(p.relative_to(DATA)) or "absent")
+def test_every_shared_file_reads_without_exception(shared_data, path):
     for _, item in read_path(path):
         assert isinstance(item, (Page, ReadIssue))
         if isinstance(item, Page):
             assert item.html and item.id and item.url and item.source == str(path)
 
 
-def test_shared_files_present():
-    if not SHARED_FILES:
-        pytest.skip(f"no shared WARC samples under {DATA}")
+def test_shared_files_present(shared_data):
     assert len(SHARED_FILES) > 50
 
 
