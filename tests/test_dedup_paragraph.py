@@ -77,6 +77,17 @@ def test_a_copied_paragraph_is_removed_from_the_later_document_only():
     assert got[b.id].text == b.text.split("\n")[0]
 
 
+def test_a_paragraph_repeated_inside_one_document_is_removed_there_as_sequential_bff_does():
+    """BFF inserts a paragraph's n-grams before it reads the next paragraph of the same document, so a later copy
+    inside the document is contained by the earlier one: only the copy goes (paragraph 2), the document stays."""
+    para = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho"
+    other = "unique words of this document only that are long enough to count here ok fine and more"
+    doc = make_doc(1, f"{para}\n{other}\n{para}", hour=1)
+    assert bff_reference([doc]) == {doc.id: {2}}
+    got = parallel_decisions([doc])[doc.id]
+    assert got.removed == (2,) and not got.dropped and got.text == f"{para}\n{other}"
+
+
 def test_short_paragraphs_have_no_ngrams_and_are_never_removed():
     short = "too short to have a thirteen gram"
     docs = [make_doc(i, f"{short}\n{short}", hour=i) for i in range(3)]

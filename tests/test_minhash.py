@@ -134,3 +134,23 @@ def test_config_validation():
     assert MinHashConfig(bands=20, rows=13).num_perm == 260
     with pytest.raises(ValueError, match=r"signatures differ in shape"):
         estimated_jaccard(np.zeros(3, np.uint32), np.zeros(4, np.uint32))
+
+
+def test_band_keys_follow_the_written_rule_over_every_row() -> None:
+    """Band i's key is the byte i then an 8-byte blake2b of its `rows` slots as little-endian uint32, written out
+    here with struct; and changing any one slot changes exactly the key of its band (a key that hashes 7 of its
+    8 rows would miss every change in the 8th)."""
+    import struct
+
+    rng = np.random.default_rng(3)
+    sig = rng.integers(0, 2**32, CFG.num_perm, dtype=np.uint64).astype(np.uint32)
+    bands = [sig[i * CFG.rows:(i + 1) * CFG.rows] for i in range(CFG.bands)]
+    expected = [bytes([i]) + hashlib.blake2b(struct.pack(f"<{CFG.rows}I", *map(int, band)), digest_size=8).digest()
+                for i, band in enumerate(bands)]
+    keys = HASHER.band_keys(sig)
+    assert keys == expected
+    for slot in range(CFG.num_perm):
+        changed = sig.copy()
+        changed[slot] ^= 1
+        differs = [i for i, (a, b) in enumerate(zip(keys, HASHER.band_keys(changed))) if a != b]
+        assert differs == [slot // CFG.rows], slot

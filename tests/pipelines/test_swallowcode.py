@@ -119,3 +119,29 @@ def test_sgcr_then_scor_through_an_openai_compatible_endpoint(tmp_path):
     assert df.original.str.startswith("def add").all() and df.final_syntax_error.isna().all()
     assert df.final_pylint_score.notna().all() and (df.model == "rewriter-test-double").all()
     assert_balanced(report)
+
+
+def test_the_lint_stage_applies_the_comment_penalty(tmp_path):
+    """SwallowCode's keep rule is on pylint's score times (1 - comment tokens / all tokens). Both files lint
+    clean (10.0, pylint's own note, checked here); counted by hand with Python's tokenizer, each `Ak = k  # c`
+    line is 5 tokens (NAME OP NUMBER COMMENT NEWLINE) with one comment, a `# note` line 2 (COMMENT NL) with one,
+    the docstring line 2 (STRING NEWLINE) and the end 1. light.py: 10 of 53 -> 8.11, kept; heavy.py, 20 comment
+    lines more: 30 of 93 -> 6.77, dropped though pylint alone gives 10."""
+    from pylint.lint import Run
+    from pylint.reporters import CollectingReporter
+
+    from transforms.code.lint import LOW_SCORE, PYLINT_OPTIONS
+
+    src = tmp_path / "src"
+    src.mkdir()
+    body = '"""Constants."""\n' + "".join(f"A{k} = {k}  # c\n" for k in range(10))
+    (src / "light.py").write_text(body, encoding="utf-8")
+    (src / "heavy.py").write_text(body + "# note\n" * 20, encoding="utf-8")
+    for name in ("light.py", "heavy.py"):
+        run = Run([*PYLINT_OPTIONS, str(src / name)], reporter=CollectingReporter(), exit=False)
+        assert run.linter.stats.global_note == 10.0, run.linter.reporter.messages
+    report = swallowcode.run([*LOCAL, f"--input={src}/*.py", f"--output={tmp_path / 'out'}", "--config=filter"])
+    assert report["stages"]["lint"]["dropped"] == {LOW_SCORE: 1}
+    df = shards(tmp_path / "out")
+    assert list(df.source.map(lambda s: Path(s).name)) == ["light.py"]
+    assert df.pylint_score.iloc[0] == pytest.approx(10.0 * (1 - 10 / 53))

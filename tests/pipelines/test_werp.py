@@ -47,7 +47,10 @@ def test_demo_keeps_articles_and_drops_each_kind_of_junk(demo):
     assert not df.text.str.contains("We use cookies|All rights reserved").any(), "boilerplate leaked"
     stages = report["stages"]
     assert stages["read"]["dropped"].get("warc.not_html") == 1
-    assert stages["url"]["dropped"] == {"url.banned_domain": 1} or sum(stages["url"]["dropped"].values()) == 1
+    # The one adult page is www.pornhub.example.com: not a listed domain (pornhub.com is; example.com is not), no
+    # banned token ("pornhub" is not a word of the hard list), but "pornhub" is on configs/lists/
+    # url_banned_subwords.txt, which RefinedWeb matches inside the URL with "-" and "." removed.
+    assert stages["url"]["dropped"] == {"url.banned_subword": 1}
     assert stages["dedup_paragraph"]["dropped"] == {"paragraph.duplicate_document": 3}  # the planted copies
     assert stages["write"]["docs_out"] == len(df)
     assert_balanced(report)
@@ -67,7 +70,7 @@ def test_shards_read_as_is_by_pandas_and_datasets(demo):
     assert isinstance(df.filter_stats.iloc[0], dict) and df.filter_stats.iloc[0]
     meta = pq.ParquetFile(next((out / "documents").glob("part-*.parquet"))).metadata
     assert meta.row_group(0).column(0).compression == "ZSTD"
-    datasets = pytest.importorskip("datasets")
+    import datasets  # pylint: disable=import-outside-toplevel  # slow to import: only this test needs it
     ds = datasets.load_dataset("parquet", data_files=str(out / "documents" / "*.parquet"), split="train")
     assert ds.num_rows == len(df) and set(ds.column_names) == set(df.columns)
 

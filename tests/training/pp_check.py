@@ -61,7 +61,8 @@ def main() -> int:
             missing = sorted(set(want) - set(got))
             err = max(float((got[n] - want[n]).abs().max()) for n in want if n in got)
             print(json.dumps({"case": case, "loss_err": abs(sum(losses) - want_loss), "grad_err": err,
-                              "params": len(got), "missing": missing}), flush=True)
+                              "params": len(got), "missing": missing, "ran": type(pipe.schedule).__name__}),
+                  flush=True)
         dist.barrier()
     dist.destroy_process_group()
     return 0

@@ -174,11 +174,29 @@ def test_each_method_lowers_its_loss(name):
     assert accuracy(lambda a: model(a).argmax(1), x, y) > 0.9
 
 
-def test_resnet_local_step_isolates_and_learns():
+def resnet_model() -> LocalModel:
     torch.manual_seed(0)
-    model = LocalModel(resnet(widths=(4, 4, 8), strides=(1, 1, 2), classes=4), groups=plan_modules(3, 3), aux=man())
+    return LocalModel(resnet(widths=(4, 4, 8), strides=(1, 1, 2), classes=4), groups=plan_modules(3, 3), aux=man())
+
+
+def test_resnet_local_step_isolates_and_learns():
+    """Isolated: module 0's gradients are the same whatever the later modules, their aux nets and the head hold
+    (scrambled to random values); and it learns."""
     x, y = blobs(64, d=64)
     x = x.view(-1, 1, 8, 8)
+    grads = []
+    for scramble in (False, True):
+        model = resnet_model()
+        if scramble:
+            with torch.no_grad():
+                for mod in [*model.parts[1:], *model.auxes[1:], model.head]:
+                    for p in mod.parameters():
+                        p.normal_()
+        local_step(model, x[:32], y[:32])
+        grads.append([p.grad.clone() for p in [*model.parts[0].parameters(), *model.auxes[0].parameters()]
+                      if p.grad is not None])
+    assert grads[0] and all(torch.equal(a, b) for a, b in zip(*grads, strict=True))
+    model = resnet_model()
     hist = fit(trainable(model), lambda a, b: local_step(model, a, b), x, y, lr=1e-2, epochs=6, batch_size=32,
                seed=0, after_step=model.after_step)
     assert hist[-1] < hist[0]
@@ -207,7 +225,7 @@ def test_recalibrated_batchnorm_holds_the_data_statistics():
 
 @pytest.fixture(scope="module")
 def digits():
-    datasets = pytest.importorskip("sklearn.datasets")
+    from sklearn import datasets  # pylint: disable=import-outside-toplevel  # slow to import: only here
     d = datasets.load_digits()
     x, y = torch.tensor(d.data, dtype=torch.float32), torch.tensor(d.target)
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))

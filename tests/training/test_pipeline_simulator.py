@@ -111,7 +111,7 @@ def test_v_placement_puts_first_and_last_stage_on_rank_0(name):
 def test_1f1b_order_matches_torch_ir_except_its_wrong_last_rank():
     """torch 2.13's Schedule1F1B._get_pipeline_order drops F0 and invents F8 on the last rank; ours follows the
     loop torch executes (_step_microbatches). GPipe's IR is right everywhere."""
-    schedules = pytest.importorskip("torch.distributed.pipelining.schedules")
+    from torch.distributed.pipelining import schedules
     from types import SimpleNamespace
 
     def torch_ir(cls, p, m):
@@ -195,3 +195,17 @@ def test_span_rows_round_trip_and_bad_spans():
         Span(0, 0, "F", 0, 2.0, 1.0)
     with pytest.raises(ValueError, match="kind"):
         Action(0, 0, "X", 0)
+
+
+@pytest.mark.parametrize("microbatches, runs", [(3, "gpipe"), (4, "1f1b"), (8, "1f1b")])
+def test_1f1b_runs_as_gpipe_only_below_one_microbatch_per_stage(microbatches, runs):
+    """torch's Schedule1F1B refuses fewer microbatches than stages, so the plan runs GPipe there (on 4 stages,
+    m = 3); from m = 4 on it must run 1F1B, whose memory (at most p - rank microbatches in flight) is the point."""
+    from training.model import ModelConfig
+    from training.parallel.partition import balanced_layout
+    from training.parallel.pipeline import Plan
+
+    cfg = ModelConfig(vocab_size=64, dim=16, n_layers=4, n_heads=2, n_kv_heads=2, ffn_dim=32, max_seq_len=16)
+    plan = Plan(schedule="1f1b", pp=4, dp=1, stages_per_rank=1, microbatches=microbatches,
+                layout=balanced_layout(cfg, 4, seq_len=16))
+    assert plan.runtime_schedule() == runs

@@ -56,7 +56,7 @@ def check_against_backprop(m: Llama, tokens: torch.Tensor, targets: torch.Tensor
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("chunk", [T // 8, T // 4, T // 2, T, 24])  # 24 leaves an uneven last chunk
+@pytest.mark.parametrize("chunk", [T // 8, T // 4, T // 2, T, 24, 21])  # 24: an uneven last chunk; 21: one token
 @pytest.mark.parametrize("tied", [False, True])
 def test_next_token_gradients_equal_plain_backprop(dtype, chunk, tied):
     m = model(dtype, tied=tied)
@@ -114,6 +114,28 @@ def test_dpo_pairwise_loss(dtype, chunk):
     check_against_backprop(m, tokens, targets, DPO(reference=reference, beta=0.1), StreamConfig(chunk=chunk), dtype)
 
 
+def test_dpo_loss_and_gradients_match_the_papers_formula_written_out():
+    """Rafailov et al. (2023), eq. 7, from F.cross_entropy's token log-probs: chosen rows first, loss = mean of
+    -log sigmoid(beta * ((S_c - R_c) - (S_r - R_r))). The check above takes its reference from DPO.loss itself,
+    so a flipped sign there would pass it; this one would not."""
+    dtype, beta = torch.float64, 0.1
+    m = model(dtype)
+    tokens, targets = batch(b=4, pad_from=None)
+    targets = sft_targets(targets, torch.tensor([10, 10, 30, 30]))
+    reference = torch.randn(4, dtype=dtype, generator=torch.Generator().manual_seed(3)) - 250.0
+    logits = m(tokens)
+    token_logp = -torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, ignore_index=IGNORE,
+                                                    reduction="none")  # 0 where the target is ignored
+    s = token_logp.sum(-1)
+    margin = (s[:2] - reference[:2]) - (s[2:] - reference[2:])
+    want_loss = -torch.log(torch.sigmoid(beta * margin)).mean()
+    want_loss.backward()
+    want = grads(m)
+    loss = streambp_backward(m, tokens, targets, DPO(reference=reference, beta=beta), StreamConfig(chunk=T // 8))
+    assert float(loss) == pytest.approx(want_loss.item(), rel=1e-10)
+    assert_same_grads(grads(m), want, TOL[dtype])
+
+
 def test_activation_memory_falls_with_the_chunk_size():
     """Saved activations (saved_tensors_hooks): one chunk's worth at a time, and no full logits."""
     m = model(torch.float32, layers=2)
@@ -134,6 +156,7 @@ def test_activation_memory_falls_with_the_chunk_size():
 
 def test_chunk_bounds_cover_the_sequence():
     assert chunk_bounds(10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert chunk_bounds(9, 4) == [(0, 4), (4, 8), (8, 9)]  # a last chunk of one token
     assert chunk_bounds(8, 8) == [(0, 8)]
     with pytest.raises(ValueError):
         chunk_bounds(8, 0)
