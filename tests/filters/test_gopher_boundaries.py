@@ -1,7 +1,8 @@
-"""Each Gopher repetition rule at its threshold: a page whose measure equals the limit is kept, the same page
+"""Each Gopher rule at its threshold. Repetition: a page whose measure equals the limit is kept, the same page
 with the limit one float below is dropped with the rule's reason (Rae et al. 2021, Table A1: "remove documents
 where the fraction ... is above the threshold"). The measures are worked out here by hand from how each page
-is built, not read back from the filter; one rule is on at a time, so the reason names the rule.
+is built, not read back from the filter; one rule is on at a time, so the reason names the rule. Quality
+(App. A.1.1): the same, with the limit moved one step the other way (a count by one, a ratio by one float).
 
 A `>` turned into `>=` (or the wrong measure behind a reason) fails these tests."""
 from __future__ import annotations
@@ -13,7 +14,7 @@ import string
 import pytest
 
 from transforms.filters import gopher
-from transforms.filters.gopher import GopherRepetitionConfig
+from transforms.filters.gopher import GopherQualityConfig, GopherRepetitionConfig
 from transforms.text import TextView
 
 OFF = {  # every repetition rule off; a test turns one on (1.0 never fires: a fraction is never above it)
@@ -99,3 +100,59 @@ def test_overlapping_repeats_are_counted_once() -> None:
     value = 16 / sum(map(len, words))
     assert_boundary(" ".join(words), value, gopher.DUP_NGRAM_REASONS[5],
                     lambda limit: {"max_duplicate_ngram_char_fractions": (limit, 1.0, 1.0, 1.0, 1.0, 1.0)})
+
+
+# --- the quality rules (App. A.1.1): counts worked out from how each page is built ------------------------
+
+QUALITY_OFF = {
+    "min_words": None, "max_words": None, "min_mean_word_length": None, "max_mean_word_length": None,
+    "max_hash_ratio": None, "max_ellipsis_ratio": None, "max_bullet_line_fraction": None,
+    "max_ellipsis_line_fraction": None, "min_alpha_word_fraction": None, "min_stop_words": None,
+}
+
+
+def quality_reason(text: str, **rule: object) -> str | None:
+    return gopher.gopher_quality(TextView(text), GopherQualityConfig(**{**QUALITY_OFF, **rule})).reason
+
+
+def above(x: float) -> float:
+    return math.nextafter(x, math.inf)
+
+
+def assert_quality_boundary(text: str, field: str, value: float, worse: float, why: str) -> None:
+    """Kept with the limit at the page's value; dropped with `why` when the limit moves to `worse`."""
+    assert quality_reason(text, **{field: value}) is None, "a page at the limit is kept"
+    assert quality_reason(text, **{field: worse}) == why, "a page past the limit is dropped"
+
+
+def test_word_count_limits_are_inclusive() -> None:
+    text = " ".join(WORDS[:60])  # 60 words
+    assert_quality_boundary(text, "min_words", 60, 61, gopher.TOO_FEW_WORDS)
+    assert_quality_boundary(text, "max_words", 60, 59, gopher.TOO_MANY_WORDS)
+
+
+def test_mean_word_length_limits_are_inclusive() -> None:
+    text = " ".join(w if i % 2 else w * 2 for i, w in enumerate(WORDS[:40]))  # 4- and 2-letter words: mean 3.0
+    assert_quality_boundary(text, "min_mean_word_length", 3.0, above(3.0), gopher.WORDS_TOO_SHORT)
+    assert_quality_boundary(text, "max_mean_word_length", 3.0, below(3.0), gopher.WORDS_TOO_LONG)
+
+
+def test_symbol_ratios_per_token() -> None:
+    """'#' and '...' per token, '...' being three '.' tokens: 9 words + '#' = 10 tokens; 5 words + 3 dots = 8."""
+    assert_quality_boundary(" ".join(WORDS[:9]) + " #", "max_hash_ratio", 0.1, below(0.1), gopher.TOO_MANY_HASHES)
+    assert_quality_boundary(" ".join(WORDS[:5]) + " ...", "max_ellipsis_ratio", 1 / 8, below(1 / 8),
+                            gopher.TOO_MANY_ELLIPSES)
+
+
+def test_line_fractions_count_every_line() -> None:
+    bullets = "- aa ab\n• ac ad\n- ae af\nag ah"  # 3 of 4 lines start with a bullet
+    assert_quality_boundary(bullets, "max_bullet_line_fraction", 0.75, below(0.75), gopher.TOO_MANY_BULLET_LINES)
+    ellipses = "aa ab...\nac ad\nae af\nag ah"  # 1 of 4 lines ends with "..."
+    assert_quality_boundary(ellipses, "max_ellipsis_line_fraction", 0.25, below(0.25),
+                            gopher.TOO_MANY_ELLIPSIS_LINES)
+
+
+def test_alpha_fraction_and_stop_words() -> None:
+    assert_quality_boundary("aa ab 12 34", "min_alpha_word_fraction", 0.5, above(0.5), gopher.TOO_FEW_ALPHA_WORDS)
+    text = "the aa and ab The ac"  # two distinct stop words, case-folded ("the" twice)
+    assert_quality_boundary(text, "min_stop_words", 2, 3, gopher.TOO_FEW_STOP_WORDS)
