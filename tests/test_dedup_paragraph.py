@@ -88,6 +88,25 @@ def test_a_paragraph_repeated_inside_one_document_is_removed_there_as_sequential
     assert got.removed == (2,) and not got.dropped and got.text == f"{para}\n{other}"
 
 
+def threshold_pair(extra: int) -> list:
+    """An earlier document whose one paragraph is 16 + extra words, and a later one with the same words and one
+    more: 13-grams, so the later paragraph has 4 + extra + 1 windows of which 4 + extra are contained."""
+    words = [f"w{i}" for i in range(16 + extra)]
+    return [make_doc(1, " ".join(words), hour=1), make_doc(2, " ".join([*words, "zz"]), hour=2)]
+
+
+@pytest.mark.parametrize("level", ["paragraph", "document"])
+def test_thresholds_are_strict_at_four_of_five_ngrams(level):
+    """BFF removes above the threshold: 4 of 5 contained n-grams (0.8) stay, 5 of 6 (0.83) go; sequential BFF
+    (written out above) agrees. The other level's threshold is 1.0, so it never fires."""
+    cfg = ParagraphDedupConfig(**{"paragraph_threshold": 1.0, "document_threshold": 1.0, f"{level}_threshold": 0.8})
+    for extra, removed in ((0, False), (1, True)):
+        earlier, later = threshold_pair(extra)
+        got = parallel_decisions([earlier, later], cfg)[later.id]
+        assert bff_reference([earlier, later], cfg)[later.id] == ({0} if removed else set())
+        assert (got.dropped if level == "document" else got.removed == (0,)) is removed, (extra, got)
+
+
 def test_short_paragraphs_have_no_ngrams_and_are_never_removed():
     short = "too short to have a thirteen gram"
     docs = [make_doc(i, f"{short}\n{short}", hour=i) for i in range(3)]

@@ -28,3 +28,9 @@ def test_min_sentences_is_inclusive() -> None:
     text = "One is here. Two is here. Three is here."  # three sentences on one line
     assert run(text, min_sentences=3).verdict.reason is None
     assert run(text, min_sentences=4).verdict.reason == c4.TOO_FEW_SENTENCES
+
+
+def test_citations_stay_when_their_removal_is_off() -> None:
+    line = "A sentence that cites a source [1] and goes on."
+    assert run(line, remove_citations=False).text == line
+    assert run(line).text == "A sentence that cites a source  and goes on."  # TFDS removes the marker only

@@ -156,3 +156,16 @@ def test_alpha_fraction_and_stop_words() -> None:
     assert_quality_boundary("aa ab 12 34", "min_alpha_word_fraction", 0.5, above(0.5), gopher.TOO_FEW_ALPHA_WORDS)
     text = "the aa and ab The ac"  # two distinct stop words, case-folded ("the" twice)
     assert_quality_boundary(text, "min_stop_words", 2, 3, gopher.TOO_FEW_STOP_WORDS)
+
+
+def test_a_token_with_any_letter_counts_as_alphabetic() -> None:
+    """Gopher's rule is "contains an alphabetic character": mp3, covid19 and e-mail count, 123 does not (3 of 4)."""
+    text = "mp3 covid19 e-mail 123"
+    assert_quality_boundary(text, "min_alpha_word_fraction", 0.75, above(0.75), gopher.TOO_FEW_ALPHA_WORDS)
+
+
+def test_the_top_ngram_is_the_most_frequent_not_the_first_repeated() -> None:
+    """"aa ab" repeats twice first, "ac ad" three times later: the rule takes "ac ad", 3 x 4 of 24 chars."""
+    text = "aa ab aa ab ac ad ac ad ac ad ae af"
+    stats = gopher.gopher_repetition(TextView(text), GopherRepetitionConfig(**OFF)).stats
+    assert stats["gopher_top_2gram_char_fraction"] == 12 / 24

@@ -41,3 +41,10 @@ def test_removed_word_fraction_is_a_strict_limit() -> None:
     assert run(text, min_words_per_line=2, max_removed_word_fraction=0.1).verdict.reason is None
     dropped = run(text, min_words_per_line=2, max_removed_word_fraction=math.nextafter(0.1, 0.0))
     assert dropped.verdict.reason == refinedweb.TOO_MANY_WORDS_REMOVED
+
+
+def test_counter_lines_with_a_unit_are_removed_and_one_letter_lines_are_not_counters() -> None:
+    """RefinedWeb G.2 removes "N likes"-style counters, "1k" and "3.4K" included; a one-character line is no
+    counter (and must not break the check)."""
+    text = "a line of real words\n1k likes\n3.4K views\nx"
+    assert run(text, drop_counter_lines=True).text == "a line of real words\nx"
