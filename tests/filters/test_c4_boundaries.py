@@ -34,3 +34,13 @@ def test_citations_stay_when_their_removal_is_off() -> None:
     line = "A sentence that cites a source [1] and goes on."
     assert run(line, remove_citations=False).text == line
     assert run(line).text == "A sentence that cites a source  and goes on."  # TFDS removes the marker only
+
+
+def test_removed_line_and_char_fractions() -> None:
+    """One of four lines goes (it mentions javascript): 1/4 of the lines, and its characters plus one newline of
+    the page's."""
+    kept = ["First line of the page.", "Second line of the page.", "Fourth line of the page."]
+    text = "\n".join([kept[0], kept[1], "Enable JavaScript to see this.", kept[2]])
+    stats = run(text).verdict.stats
+    assert stats["c4_removed_line_fraction"] == 1 / 4
+    assert stats["c4_removed_char_fraction"] == 1.0 - len("\n".join(kept)) / len(text)

@@ -48,3 +48,11 @@ def test_counter_lines_with_a_unit_are_removed_and_one_letter_lines_are_not_coun
     counter (and must not break the check)."""
     text = "a line of real words\n1k likes\n3.4K views\nx"
     assert run(text, drop_counter_lines=True).text == "a line of real words\nx"
+
+
+def test_removed_line_fraction_counts_removed_and_emptied_lines() -> None:
+    """Of four lines, "1k likes" is removed and "read more..." is edited down to nothing: 2/4."""
+    text = "a line of real words\n1k likes\nread more...\nanother line of words"
+    edit = run(text, drop_counter_lines=True, remove_suffixes=("read more...",))
+    assert edit.text == "a line of real words\nanother line of words"
+    assert edit.verdict.stats["refinedweb_removed_line_fraction"] == 2 / 4
