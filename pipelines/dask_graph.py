@@ -33,7 +33,6 @@ class _Stage:
     inputs: list  # the first step's partitions
     steps: list = dataclasses.field(default_factory=list)  # (label, spec, tag read from the step before, sides)
     sides: list = dataclasses.field(default_factory=list)  # side input tasks of every step, in step order
-    selects: set = dataclasses.field(default_factory=set)  # key names of the tasks that read its outputs
 
     def placeholders(self) -> list[Delayed]:
         """Its tasks by key only; graph() adds their definitions."""
@@ -199,10 +198,9 @@ class GraphBuilder(PipelineVisitor):
         todo, seen = list(tasks), set()
         while todo:
             for key in todo.pop().dask:
-                name = key[0] if isinstance(key, tuple) else key
-                if name in stage.selects:
+                upstream = self.read_from.get(key[0] if isinstance(key, tuple) else key)
+                if upstream is stage:
                     return True
-                upstream = self.read_from.get(name)
                 if upstream is not None and id(upstream) not in seen:
                     seen.add(id(upstream))
                     todo += upstream.inputs + upstream.sides
@@ -218,7 +216,6 @@ class GraphBuilder(PipelineVisitor):
         label = out.stage.steps[out.step][0]
         parts = [self.task(_select, b, (out.step, out.tag), label=f"{label}[{out.tag}]", index=i)
                  for i, b in enumerate(out.stage.placeholders())]
-        out.stage.selects.update(p.key[0] for p in parts)
         self.read_from.update((p.key[0], out.stage) for p in parts)
         # Fewer partitions than workers (a Create of a few globs and what matching them fans out to): the main
         # output is spread over all partitions, or one worker would run the whole job.
