@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any, Sequence
 
+from transforms.code.astroid_cache import (
+    clear_inference_caches, conflicts, drop, install_tracking_cache, remove_foreign,
+)
 from transforms.code.lint import CRASH, PYLINT_OPTIONS, TIMEOUT, TOO_LARGE, LintConfig
 
 HARD_KILL_GRACE_S = 10.0  # past timeout_s + this, the parent kills a worker that ignored its own alarm
@@ -37,7 +40,7 @@ class SnippetLinter:
         from pylint.reporters import CollectingReporter
 
         self.scratch_dir, self.count = scratch_dir, 0
-        self.cache = _install_tracking_cache()
+        self.cache = install_tracking_cache()
         self.evictions = 0  # modules dropped from astroid's cache, snippets included (bench figure)
         warmup = self._write("", "snippet_warmup")
         self.linter = Run([*PYLINT_OPTIONS, warmup], reporter=CollectingReporter(), exit=False).linter
@@ -84,7 +87,7 @@ class SnippetLinter:
         A writer (functools, contextlib, abc, enum, warnings...: most snippets import one) used to be
         evicted too and rebuilt by the next snippet that imports it: ~60% of all module builds, half the
         time per snippet. Now it stays cached, "dormant": its foreign writes undone and recorded, and the
-        first cache hit on it in a later snippet re-applies them (_TrackingCache._touch), where a fresh
+        first cache hit on it in a later snippet re-applies them (TrackingCache._touch), where a fresh
         process would build it and write them, after waking what its build read or built; the end of that
         snippet undoes them again. A writer is evicted as before when what it read or wrote into is, or
         when a writer it would wake writes the same attribute of the same table (write order could differ)."""
@@ -106,13 +109,13 @@ class SnippetLinter:
                     except (AstroidError, RecursionError):
                         continue
                     for target in targets:
-                        for table, root in _remove_foreign(node, target, module):
+                        for table, root in remove_foreign(node, target, module):
                             writes.setdefault(new, []).append((table, node.attrname, node, root))
             new_modules |= set(cache) - preexisting  # modules built by the inference above
         undone = bool(writes) or bool(cache.active)
         for writer in cache.active:  # dormant writers this snippet woke: back to sleep
             for table, attrname, node, _ in cache.dormant[writer]:
-                _drop(table, attrname, node)
+                drop(table, attrname, node)
         cache.active.clear()
         cache.touched.clear()
         keep = {w for w in writes if w != name}
@@ -122,7 +125,7 @@ class SnippetLinter:
             sleepers.update({w: writes[w] for w in keep if w not in evicted})
             bad = {w for w, ws in sleepers.items()
                    if any(r in evicted or r not in cache for r in cache.reads.get(w, ()))
-                   or any(root in evicted for *_, root in ws) or _conflicts(w, sleepers, cache.reads)}
+                   or any(root in evicted for *_, root in ws) or conflicts(w, sleepers, cache.reads)}
             if not bad:
                 break
             evicted |= bad
@@ -134,135 +137,7 @@ class SnippetLinter:
         for gone in evicted:
             cache.reads.pop(gone, None)
         if undone:
-            _clear_inference_caches()
-
-
-def _conflicts(writer: str, sleepers: dict[str, list], reads: dict[str, dict[str, None]]) -> bool:
-    """Whether a writer woken with `writer` writes the same attribute of the same table: the order of
-    those writes could then differ from a fresh build's, so `writer` is evicted instead."""
-    own = {(id(table), attrname) for table, attrname, *_ in sleepers[writer]}
-    seen, todo = {writer}, list(reads.get(writer, ()))
-    while todo:
-        other = todo.pop()
-        if other in seen:
-            continue
-        seen.add(other)
-        if other in sleepers and own & {(id(table), attrname) for table, attrname, *_ in sleepers[other]}:
-            return True
-        todo.extend(reads.get(other, ()))
-    return False
-
-
-def _drop(table: dict, attrname: str, node: Any) -> None:
-    values = table.get(attrname)
-    if values is not None and node in values:
-        values.remove(node)
-        if not values:
-            del table[attrname]
-
-
-class _TrackingCache(dict):
-    """astroid's module cache (name -> Module) that wakes dormant writers on a hit, and records, per
-    module built, which cached modules its post-build step read and whether it built any other."""
-
-    def __init__(self, *args: Any) -> None:
-        super().__init__(*args)
-        self.touching = False
-        self.dormant: dict[str, list[tuple[dict, str, Any, str]]] = {}  # writer -> undone (table, name, node, module)
-        self.active: set[str] = set()  # dormant writers whose writes are applied in this snippet
-        self.touched: set[str] = set()  # modules hit in this snippet
-        self.reads: dict[str, dict[str, None]] = {}  # module -> modules read or built while it was built, in order
-        self.stack: list[tuple[str, dict]] = []  # (name, reads) per build in progress
-
-    def __getitem__(self, key: str) -> Any:
-        value = super().__getitem__(key)
-        for frame in self.stack:
-            if frame[0] != key:
-                frame[1][key] = None
-        if self.touching and key not in self.touched:
-            self._touch(key)
-        return value
-
-    def _touch(self, key: str) -> None:
-        """A fresh process would build `key` here, and with it what its build read or built: wake the
-        dormant writers among those, the ones read first."""
-        order, todo = [], [(key, False)]
-        while todo:
-            name, done = todo.pop()
-            if done:
-                order.append(name)
-            elif name not in self.touched and dict.__contains__(self, name):
-                self.touched.add(name)
-                todo.append((name, True))
-                todo.extend((read, False) for read in reversed(self.reads.get(name, {})))
-        for name in order:
-            if name in self.dormant:
-                self.active.add(name)
-                for table, attrname, node, _ in self.dormant[name]:
-                    values = table.setdefault(attrname, [])
-                    if node not in values:
-                        values.append(node)
-
-    def setdefault(self, key: str, default: Any = None) -> Any:
-        for frame in self.stack:
-            if frame[0] != key:
-                frame[1][key] = None
-        return super().setdefault(key, default)
-
-
-def _install_tracking_cache() -> _TrackingCache:
-    """Swap astroid's cache dict for a _TrackingCache (same contents) and wrap AstroidBuilder._post_build."""
-    from astroid import MANAGER
-    from astroid.builder import AstroidBuilder
-    from astroid.manager import AstroidManager
-
-    if isinstance(MANAGER.astroid_cache, _TrackingCache):
-        return MANAGER.astroid_cache
-    cache = _TrackingCache(MANAGER.astroid_cache)
-    AstroidManager.brain["astroid_cache"] = MANAGER.astroid_cache = cache
-    original = AstroidBuilder._post_build
-
-    def _post_build(self: Any, module: Any, builder: Any, encoding: str) -> Any:
-        frame = (module.name, {})
-        cache.stack.append(frame)
-        try:
-            return original(self, module, builder, encoding)
-        finally:
-            cache.stack.pop()
-            cache.reads[module.name] = frame[1]
-
-    AstroidBuilder._post_build = _post_build
-    return cache
-
-
-def _remove_foreign(node: Any, target: Any, module: Any) -> list[tuple[dict, str]]:
-    """Drop `node` from another module's locals / instance_attrs: (table, that module's name) it was in."""
-    holder = getattr(target, "_proxied", target)
-    try:
-        root = holder.root()
-    except AttributeError:
-        return []
-    if root is module:
-        return []
-    removed = []
-    for table in (getattr(holder, "instance_attrs", None), getattr(holder, "locals", None)):
-        if isinstance(table, dict) and node in table.get(node.attrname, ()):
-            _drop(table, node.attrname, node)
-            removed.append((table, root.name))
-    return removed
-
-
-def _clear_inference_caches() -> None:
-    """Inference results may hold the undone entries: drop them (cheap, unlike clear_cache's rebuilds)."""
-    from astroid.context import _invalidate_cache
-    from astroid.inference_tip import clear_inference_tip_cache
-    from astroid.nodes._base_nodes import LookupMixIn
-    from pylint.checkers.clear_lru_cache import clear_lru_caches
-
-    _invalidate_cache()
-    clear_inference_tip_cache()
-    LookupMixIn.lookup.cache_clear()
-    clear_lru_caches()
+            clear_inference_caches()
 
 
 def _on_alarm(signum: int, frame: Any) -> None:
