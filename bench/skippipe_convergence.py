@@ -44,7 +44,9 @@ from training.model import Llama, ModelConfig, next_token_loss  # noqa: E402
 from training.optim import build_optimizer, lr_at, set_lr  # noqa: E402
 from training.parallel.partition import Layout, uniform_layout  # noqa: E402
 from training.parallel.paths import dropped_forward, path_forward  # noqa: E402
-from training.parallel.skippipe import assign_stages, heterogeneous_latency, make_problem, plan, validate  # noqa: E402
+from training.parallel.skippipe import plan  # noqa: E402
+from training.parallel.skippipe_check import validate  # noqa: E402
+from training.parallel.skippipe_problem import assign_stages, heterogeneous_latency, make_problem  # noqa: E402
 
 DEMO_TOKENS = Path("output/demo/tokens")  # bash scripts/train_demo.sh writes it (werp output of a synthetic crawl)
 VARIANTS = ("full", "skippipe", "skippipe-inorder", "random")

@@ -44,7 +44,8 @@ def child(args: argparse.Namespace) -> None:
 
     from training.model import Llama, ModelConfig
     from training.parallel.partition import balanced_layout
-    from training.parallel.skippipe import full_pipeline, heterogeneous_latency, make_problem, plan
+    from training.parallel.skippipe import plan
+    from training.parallel.skippipe_problem import full_pipeline, heterogeneous_latency, make_problem
     from training.parallel.skippipe_runtime import SkipPipeNode, microbatch_split, node_module
     from training.trainers.skippipe import stage_nodes
 

@@ -1,6 +1,7 @@
 """SkipPipe vs the full pipeline: simulated iteration time on geo-distributed latency matrices (no training).
 
-For each node count and seed: a clustered latency matrix (training.parallel.skippipe.heterogeneous_latency: 4 sites,
+For each node count and seed: a clustered latency matrix
+(training.parallel.skippipe_problem.heterogeneous_latency: 4 sites,
 0.05-0.4 s per activation message inside a site, 1-8 s between sites, after SkipPipe's geo table), nodes assigned to
 stages by swap local search, then three plans on the same nodes with the same planner and constraints (memory cap 3
 microbatches per node, as create_schedule.py; TC2 load cap; jumps of at most 4 stages):
@@ -24,9 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import save_report  # noqa: E402
-from training.parallel.skippipe import (  # noqa: E402
-    assign_stages, fixed_pipeline_paths, heterogeneous_latency, make_problem, plan, validate,
-)
+from training.parallel.skippipe import fixed_pipeline_paths, plan  # noqa: E402
+from training.parallel.skippipe_check import validate  # noqa: E402
+from training.parallel.skippipe_problem import assign_stages, heterogeneous_latency, make_problem  # noqa: E402
 
 LAYOUTS = {8: [2, 2, 2, 2], 12: [2] * 6, 20: [5, 3, 3, 3, 3, 3]}  # 20 nodes: the paper's partition sizes
 

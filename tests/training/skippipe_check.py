@@ -16,7 +16,8 @@ import torch.nn.functional as F
 
 from training.model import Llama, ModelConfig
 from training.parallel.partition import balanced_layout
-from training.parallel.skippipe import heterogeneous_latency, make_problem, plan
+from training.parallel.skippipe import plan
+from training.parallel.skippipe_problem import heterogeneous_latency, make_problem
 from training.parallel.paths import path_forward
 from training.parallel.skippipe_runtime import IGNORE, SkipPipeNode, microbatch_split, node_module
 

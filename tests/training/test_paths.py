@@ -7,7 +7,9 @@ import torch
 from training.model import Llama, ModelConfig
 from training.parallel.partition import balanced_layout, uniform_layout
 from training.parallel.paths import dropped_forward, layer_order, path_forward, stage_layers
-from training.parallel.skippipe import heterogeneous_latency, make_problem, plan, validate
+from training.parallel.skippipe import plan
+from training.parallel.skippipe_check import validate
+from training.parallel.skippipe_problem import heterogeneous_latency, make_problem
 
 SEQ = 16
 

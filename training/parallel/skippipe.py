@@ -15,80 +15,16 @@ keeps each node's order, which is what a runtime replays.
 from __future__ import annotations
 
 import bisect
-import dataclasses
 import functools
 import heapq
 import itertools
-import math
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
 import numpy as np
 
 from training.parallel.actions import Span
-
-EPS = 1e-9  # seconds; float slack when comparing window ends and starts
-Visit = tuple[int, int]  # (stage, node)
-Window = tuple[float, float]  # [start, end) seconds
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class SkipProblem:
-    """What the path scheduler needs: the network, the stage placement, costs and SkipPipe's constraints."""
-
-    latency_s: tuple[tuple[float, ...], ...]  # [i][j]: seconds for one activation (or gradient) message i -> j
-    stages: tuple[tuple[int, ...], ...]  # stages[s]: the nodes holding stage s's layers
-    n_microbatches: int  # M; each starts on a stage-0 node at time 0
-    forward_s: float = 1.0  # one microbatch's forward through one stage
-    backward_s: float = 2.0  # its backward (about 2x forward; SkipPipe's simulator uses 1.5x)
-    skip: float = 0.0  # fraction of stages skipped: K = S - round(skip * S); the paper's default 2/6
-    reorder: bool = False  # allow one swap of adjacent stages per path (a_star_modified.py: one swap, distance 1)
-    memory_cap: int = 3  # microbatches with live activations per node (create_schedule.py `memory = 3`)
-    load_slack: int = 0  # stages 1.. take at most ceil(M K / S) + load_slack microbatches (TC2)
-    max_jump: int = 4  # stages one hop may skip (a_star_modified.py: "skipping more than 4")
-
-    def __post_init__(self) -> None:
-        n = len(self.latency_s)
-        if any(len(row) != n for row in self.latency_s) or not all(
-                math.isfinite(x) and x >= 0 for row in self.latency_s for x in row):
-            raise ValueError("latency_s must be a square matrix of finite seconds >= 0")
-        hosted = [node for nodes in self.stages for node in nodes]
-        if not self.stages or not all(self.stages) or len(set(hosted)) != len(hosted):
-            raise ValueError(f"stages {self.stages} must be non-empty lists of distinct nodes, one stage per node")
-        if not all(0 <= node < n for node in hosted):
-            raise ValueError(f"stages name nodes outside 0..{n - 1}")
-        if self.forward_s <= 0 or self.backward_s <= 0 or self.n_microbatches < 1:
-            raise ValueError("forward_s and backward_s must be > 0 and n_microbatches >= 1")
-        if not 1 <= self.path_len <= len(self.stages):
-            raise ValueError(f"skip {self.skip} gives path length K={self.path_len} outside 1..S={len(self.stages)}; "
-                             "use 0 <= skip < 1")
-        if self.memory_cap < 1:
-            raise ValueError(f"memory_cap ({self.memory_cap}) < 1: no node could hold an activation; raise it")
-        if self.load_slack < 0 or self.max_jump < 0:
-            raise ValueError("load_slack and max_jump must be >= 0")
-
-    @property
-    def path_len(self) -> int:
-        """K: stages each microbatch visits (round half up, so skip 0.25 of 6 stages drops 2)."""
-        return len(self.stages) - math.floor(self.skip * len(self.stages) + 0.5)
-
-    @property
-    def load_cap(self) -> int:
-        """Most microbatches one stage >= 1 may take, so every stage gets about as many updates (TC2)."""
-        return math.ceil(self.n_microbatches * self.path_len / len(self.stages)) + self.load_slack
-
-
-def make_problem(*, latency_s: np.ndarray | Sequence[Sequence[float]], stages: Sequence[Sequence[int]],
-                 **settings) -> SkipProblem:
-    """A SkipProblem from an array and lists (the dataclass stores tuples so it stays immutable)."""
-    latency = tuple(tuple(float(x) for x in row) for row in np.asarray(latency_s, dtype=float))
-    return SkipProblem(latency_s=latency, stages=tuple(tuple(int(n) for n in s) for s in stages), **settings)
-
-
-def full_pipeline(problem: SkipProblem) -> SkipProblem:
-    """The baseline on the same nodes: every microbatch visits every stage in order."""
-    return dataclasses.replace(problem, skip=0.0, reorder=False)
-
+from training.parallel.skippipe_problem import EPS, SkipProblem, Visit, Window
 
 @dataclass(frozen=True, slots=True)
 class Step:
@@ -123,63 +59,6 @@ class Schedule:
     def spans(self) -> list[Span]:
         """The steps in the shared timeline vocabulary (rank = node)."""
         return [Span(s.node, s.stage, s.kind, s.microbatch, s.start_s, s.end_s) for s in self.steps]
-
-
-def heterogeneous_latency(n: int, *, seed: int, clusters: int = 4, intra_s: tuple[float, float] = (0.05, 0.4),
-                          inter_s: tuple[float, float] = (1.0, 8.0)) -> np.ndarray:
-    """A geo-distributed-like matrix: nodes dealt round-robin to sites (as create_schedule.py deals locations).
-
-    Defaults follow SkipPipe's geo table (communication_costs.py): a 16.7 MB activation takes about 0.4 s inside a
-    site and 1-13 s between continents, against a stage forward of 1-2 s. Inter-site latency grows with the
-    distance between random site positions; each direction gets its own 10% jitter, so L is not symmetric.
-    """
-    rng = np.random.default_rng(seed)
-    site = np.arange(n) % clusters
-    pos = rng.uniform(size=(clusters, 2))
-    dist = np.linalg.norm(pos[:, None] - pos[None], axis=-1)
-    far = inter_s[0] + (inter_s[1] - inter_s[0]) * dist / max(dist.max(), EPS)
-    lat = np.where(site[:, None] == site[None], rng.uniform(*intra_s, size=(n, n)),
-                   far[site][:, site] * rng.uniform(0.9, 1.1, size=(n, n)))
-    np.fill_diagonal(lat, 0.0)
-    return lat
-
-
-def assign_stages(latency_s: np.ndarray, sizes: Sequence[int], *, seed: int = 0,
-                  restarts: int = 4) -> tuple[tuple[int, ...], ...]:
-    """Nodes -> stages by swap local search (stand-in for the paper's GCMA genetic partitioner).
-
-    Cost: for each pair of consecutive stages, the mean over nodes of the latency to the nearest node of the
-    neighbouring stage, both ways. That is a full pipeline's hop cost, so the baseline is favoured, not SkipPipe.
-    """
-    lat = np.asarray(latency_s, dtype=float)
-    if sum(sizes) > len(lat) or min(sizes) < 1:
-        raise ValueError(f"stage sizes {list(sizes)} need {sum(sizes)} nodes, have {len(lat)}")
-    bounds = np.cumsum([0, *sizes])
-    rng = np.random.default_rng(seed)
-
-    def cost(order: np.ndarray) -> float:
-        parts = [order[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-        return sum(lat[np.ix_(p, q)].min(1).mean() + lat[np.ix_(p, q)].min(0).mean() for p, q in zip(parts, parts[1:]))
-
-    best, best_cost = None, math.inf
-    for _ in range(restarts):
-        order = rng.permutation(len(lat))  # nodes past sum(sizes) stay unused but may swap in
-        current = cost(order)
-        improved = True
-        while improved:
-            improved = False
-            for i, j in itertools.combinations(range(len(lat)), 2):
-                if np.searchsorted(bounds, i, "right") == np.searchsorted(bounds, j, "right"):
-                    continue  # same stage (or both unused): swapping changes nothing
-                order[[i, j]] = order[[j, i]]
-                trial = cost(order)
-                if trial < current - EPS:
-                    current, improved = trial, True
-                else:
-                    order[[i, j]] = order[[j, i]]
-        if current < best_cost:
-            best, best_cost = order.copy(), current
-    return tuple(tuple(sorted(int(n) for n in best[a:b])) for a, b in zip(bounds[:-1], bounds[1:]))
 
 
 def stage_moves(problem: SkipProblem, visited: Sequence[int]) -> list[int]:
@@ -445,80 +324,3 @@ def fixed_pipeline_paths(problem: SkipProblem) -> list[list[Visit]]:
     rows = len(problem.stages[0])
     return [[(s, nodes[(m % rows) % len(nodes)]) for s, nodes in enumerate(problem.stages)]
             for m in range(problem.n_microbatches)]
-
-
-def validate(schedule: Schedule, problem: SkipProblem) -> list[str]:
-    """Every broken constraint, in words; written apart from the planner so tests can trust it."""
-    errors = _check_paths(schedule.paths, problem)
-    return errors or _check_times(schedule, problem)
-
-
-def _check_paths(paths: Sequence[Sequence[Visit]], problem: SkipProblem) -> list[str]:
-    errors, load = [], [0] * len(problem.stages)
-    if len(paths) != problem.n_microbatches:
-        errors.append(f"{len(paths)} paths for {problem.n_microbatches} microbatches")
-    for m, path in enumerate(paths):
-        stages = [s for s, _ in path]
-        if len(path) != problem.path_len:
-            errors.append(f"mb {m}: {len(path)} visits, want K={problem.path_len}")
-        if not stages or stages[0] != 0:
-            errors.append(f"mb {m}: first stage is not 0: {stages}")
-        if len(set(stages)) != len(stages):
-            errors.append(f"mb {m}: a stage is visited twice: {stages}")
-        errors += [f"mb {m}: node {n} does not hold stage {s}" for s, n in path
-                   if not 0 <= s < len(problem.stages) or n not in problem.stages[s]]
-        top, swaps = 0, 0
-        for s in stages[1:]:
-            if s > top + 1 + problem.max_jump:
-                errors.append(f"mb {m}: hop {top}->{s} skips more than max_jump={problem.max_jump}")
-            if s < top and (not problem.reorder or s != top - 1):
-                errors.append(f"mb {m}: stage {s} after {top} is not an allowed swap (reorder={problem.reorder})")
-            swaps += s < top
-            top = max(top, s)
-        if swaps > 1:
-            errors.append(f"mb {m}: {swaps} swaps, at most one allowed")
-        for s in set(stages):
-            load[s] += 0 <= s < len(load)
-    errors += [f"stage {s} takes {c} microbatches > load cap {problem.load_cap}"
-               for s, c in enumerate(load) if s and c > problem.load_cap]
-    return errors
-
-
-def _check_times(schedule: Schedule, problem: SkipProblem) -> list[str]:
-    errors, lat = [], problem.latency_s
-    at = {(st.kind, st.microbatch, st.stage): st for st in schedule.steps}
-    if len(at) != len(schedule.steps) or len(at) != 2 * sum(len(p) for p in schedule.paths):
-        errors.append("steps do not match the paths one F and one B per visit")
-    for m, path in enumerate(schedule.paths):
-        fwd = [at.get(("F", m, s)) for s, _ in path]
-        bwd = [at.get(("B", m, s)) for s, _ in path]
-        if None in fwd or None in bwd:
-            errors.append(f"mb {m}: a step of its path is missing")
-            continue
-        nodes = [n for _, n in path]
-        for i, (f, b) in enumerate(zip(fwd, bwd)):
-            if (f.node, b.node) != (nodes[i], nodes[i]):
-                errors.append(f"mb {m} visit {i}: steps run on nodes {f.node}/{b.node}, path says {nodes[i]}")
-            if max(abs(f.end_s - f.start_s - problem.forward_s), abs(b.end_s - b.start_s - problem.backward_s)) > 1e-6:
-                errors.append(f"mb {m} visit {i}: compute windows have the wrong length")
-            want = (nodes[i - 1] if i else None, nodes[i + 1] if i + 1 < len(nodes) else None)
-            if (f.src, f.dst) != want or (b.dst, b.src) != want:
-                errors.append(f"mb {m} visit {i}: message endpoints disagree with the path")
-            if i and f.start_s < fwd[i - 1].end_s + lat[nodes[i - 1]][nodes[i]] - 1e-6:
-                errors.append(f"mb {m}: F at visit {i} starts before its input can arrive")
-            if i + 1 < len(nodes) and b.start_s < bwd[i + 1].end_s + lat[nodes[i + 1]][nodes[i]] - 1e-6:
-                errors.append(f"mb {m}: B at visit {i} starts before its gradient can arrive")
-        if bwd[-1].start_s < fwd[-1].end_s - 1e-6:
-            errors.append(f"mb {m}: backward starts before the loss")
-    for node in {st.node for st in schedule.steps}:
-        prog = schedule.program(node)
-        errors += [f"node {node}: {a.kind}{a.microbatch} and {b.kind}{b.microbatch} overlap"
-                   for a, b in zip(prog, prog[1:]) if b.start_s < a.end_s - 1e-6]
-        events = sorted([(round(st.start_s, 6), 1) for st in prog if st.kind == "F"]
-                        + [(round(st.end_s, 6), -1) for st in prog if st.kind == "B"])
-        peak = max(itertools.accumulate(d for _, d in events))
-        if peak > problem.memory_cap:
-            errors.append(f"node {node}: {peak} microbatches live > memory cap {problem.memory_cap}")
-    if abs(schedule.makespan_s - max(st.end_s for st in schedule.steps)) > EPS:
-        errors.append("makespan is not the last step's end")
-    return errors

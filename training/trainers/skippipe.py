@@ -21,7 +21,8 @@ from training.config import RunConfig
 from training.distributed import Dist, all_reduce_sum
 from training.model import Llama
 from training.parallel.partition import balanced_layout
-from training.parallel.skippipe import full_pipeline, make_problem, plan
+from training.parallel.skippipe import plan
+from training.parallel.skippipe_problem import full_pipeline, make_problem
 from training.parallel.skippipe_runtime import IGNORE, SkipPipeNode, microbatch_split, node_module
 from training.trainers.baseline import Batch, Trainer
 
