@@ -11,11 +11,9 @@ does and the WARC grammar's literals allow (RFC 2616 section 2.1 notation); warc
 """
 from __future__ import annotations
 
-import re
 from collections import deque
 from typing import BinaryIO, Callable, Iterator
 
-from warcio.bufferedreaders import BufferedReader
 from warcio.exceptions import ArchiveLoadFailed
 from warcio.recordloader import ArcWarcRecordLoader
 from warcio.statusandheaders import StatusAndHeadersParserException
@@ -24,6 +22,7 @@ from transforms.document import Page
 from transforms.io import warc_ranges
 from transforms.io.gzip_stream import CORRUPT, TRUNCATED, GzipStream
 from transforms.io.warc_page import HTML_TYPES, record_id_of, record_url, to_page
+from transforms.io.warc_lines import Lines, cut_in_headers, is_arc_header, is_warc_start, next_line
 from transforms.io.warc_payload import decode_html, decode_text
 from transforms.io.warc_ranges import Layout, MemberGroups
 from transforms.io.warc_reasons import (
@@ -41,15 +40,12 @@ __all__ = [  # the reader, and the reasons and decoders callers read as warc.X
 # 8 MiB keeps every such page and only drops outliers from other crawlers.
 DEFAULT_MAX_RECORD_BYTES = 8 << 20
 _BLOCK_BYTES = 1 << 16
-_MAX_LINE_BYTES = 1 << 16
 # Records of one member held until its CRC is checked, at most: a larger member (a whole-file gzip appended to a
 # per-record file) is read as whole-file gzip is, its records out before its CRC. Above DEFAULT_MAX_RECORD_BYTES.
 _MAX_UNCHECKED_BYTES = 64 << 20
 # warcio raises AttributeError/ValueError/IndexError on records that lack required fields
 # (e.g. jhove invalid-warcfile-lonely-revisit.warc has no WARC-Target-URI).
 _HEADER_ERRORS = (ArchiveLoadFailed, StatusAndHeadersParserException, AttributeError, ValueError, IndexError)
-_ARC_HEADER = re.compile(rb"\S+ \S+ \d{14} \S+ \d+\r?\n")  # URL IP-address archive-date content-type length
-_RECORD_STARTS = (b"WARC/", b"filedesc:")  # first line of a WARC record, of an ARC file's header record
 _GZIP_REASONS = {TRUNCATED: TRUNCATED_GZIP}  # any other gzip damage is CORRUPT_GZIP
 
 
@@ -59,24 +55,6 @@ class _RecordError(Exception):
     def __init__(self, reason: str, offset: int, message: str) -> None:
         super().__init__(message)
         self.reason, self.offset = reason, offset
-
-
-class _Lines(BufferedReader):
-    """warcio's line reader that can tell whether its stream is exhausted."""
-
-    last_line = b""  # the last line read: a blank one closes a header block
-
-    def readline(self, length=None) -> bytes:
-        self.last_line = super().readline(length)
-        return self.last_line
-
-    def at_end(self) -> bool:
-        self._fillbuff()
-        return self.empty()
-
-    @property
-    def position(self) -> int:
-        return self.tell() - self.rem_length()
 
 
 def read_records(fh: BinaryIO, *, source: str = "", max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
@@ -128,7 +106,7 @@ class _RecordReader:
 
     def read_stream(self, stream) -> Iterator[tuple[int, Page | ReadIssue]]:
         """A plain or whole-file gzip stream; after a bad header or gzip damage, go on at the next record."""
-        lines = _Lines(stream, block_size=_BLOCK_BYTES)
+        lines = Lines(stream, block_size=_BLOCK_BYTES)
         count, pending = 0, None
         while True:
             try:
@@ -162,7 +140,7 @@ class _RecordReader:
     def _read_group(self, groups: MemberGroups) -> Iterator[tuple[int, Page | ReadIssue]]:
         """A record comes out once every member it lies in passed its CRC: until then it is held, with the
         stream position where it ends."""
-        start, lines, pending = groups.start, _Lines(groups, block_size=_BLOCK_BYTES), None
+        start, lines, pending = groups.start, Lines(groups, block_size=_BLOCK_BYTES), None
         held: deque[tuple[int, Page | ReadIssue]] = deque()
         while True:
             try:
@@ -202,10 +180,10 @@ class _RecordReader:
         else:  # junk where a member should start
             yield member, ReadIssue(MISALIGNED_GZIP, f"no gzip member at {member}: {damage.detail}")
 
-    def _records(self, lines: _Lines, *, fixed_offset: int | None, pending=None):
+    def _records(self, lines: Lines, *, fixed_offset: int | None, pending=None):
         """Parse records until the stream ends; `pending` is an already read (status line, position)."""
         while True:
-            (status, position), pending = pending or _next_line(lines), None
+            (status, position), pending = pending or next_line(lines), None
             if not status:
                 return
             offset = position if fixed_offset is None else fixed_offset
@@ -223,21 +201,21 @@ class _RecordReader:
         """A record-level issue that names the record (URL and id)."""
         return ReadIssue(reason, message, record_url(record), record_id_of(record, offset=offset, source=self.source))
 
-    def _parse(self, lines: _Lines, status: bytes, offset: int):
+    def _parse(self, lines: Lines, status: bytes, offset: int):
         """The record with its WARC-Type lower-cased and HTTP headers read, or a ReadIssue if the file ends
         in its headers; raises _RecordError for headers that are not a record."""
         try:
             record = self._loader.parse_record_stream(lines, status.decode("latin-1"), self._format,
                                                       no_record_parse=True)
         except (EOFError, *_HEADER_ERRORS) as err:
-            if _cut_in_headers(lines, status, self._format):
+            if cut_in_headers(lines, status, self._format):
                 return ReadIssue(_cut_reason(lines.stream), f"the file ends in the headers of the record at {offset}")
             at_start = self._format is None and not status.startswith((b"WARC", b"filedesc:"))
             message = f"{type(err).__name__}: {err}"[:300]
             raise _RecordError(NOT_ARCHIVE if at_start else INVALID_HEADER, offset, message) from err
         self._format = record.format
         if record.length is None:
-            if _cut_in_headers(lines, status, self._format):
+            if cut_in_headers(lines, status, self._format):
                 return self._issue(record, offset, _cut_reason(lines.stream),
                                    f"the file ends in the headers of the record at {offset}")
             raise _RecordError(INVALID_HEADER, offset, f"record at offset {offset} has no Content-Length")
@@ -252,38 +230,9 @@ class _RecordReader:
                 raise _RecordError(INVALID_HEADER, offset, f"{type(err).__name__}: {err}"[:300]) from err
         return record
 
-    def _resync(self, lines: _Lines) -> tuple[bytes, int]:
+    def _resync(self, lines: Lines) -> tuple[bytes, int]:
         """The next line that can start a record: `WARC/1.`, or an ARC header line in an ARC file."""
-        return _next_line(lines, start=_is_arc_header if self._format == "arc" else _is_warc_start)
-
-
-def _cut_in_headers(lines: _Lines, status: bytes, known_format: str | None) -> bool:
-    """Whether the file ends in the headers of a record `status` starts (rather than the headers being bad):
-    no blank line closed them, and the first line is a WARC version warcio reads, cut short, or an ARC line."""
-    if lines.last_line in (b"\r\n", b"\n") or not lines.at_end():
-        return False
-    if known_format == "arc":
-        return True
-    if status.endswith(b"\n"):
-        return status.rstrip().decode("latin-1") in ArcWarcRecordLoader.WARC_TYPES
-    return any(status.startswith(s) or s.startswith(status) for s in _RECORD_STARTS)
-
-
-def _is_warc_start(line: bytes) -> bool:
-    return line.startswith(b"WARC/1.")
-
-
-def _is_arc_header(line: bytes) -> bool:
-    return _ARC_HEADER.fullmatch(line) is not None
-
-
-def _next_line(lines: _Lines, *, start=None) -> tuple[bytes, int]:
-    """The next non-blank line (or next line `start` accepts) and its position in the stream; b"" at the end."""
-    while True:
-        position = lines.position
-        line = lines.readline(_MAX_LINE_BYTES)
-        if not line or (start(line) if start else line.strip()):
-            return line, position
+        return next_line(lines, start=is_arc_header if self._format == "arc" else is_warc_start)
 
 
 def _release(held: deque, start: int, verified_bytes: int) -> Iterator[tuple[int, Page | ReadIssue]]:
