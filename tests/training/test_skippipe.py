@@ -6,9 +6,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from training.parallel.skippipe import Schedule, fixed_pipeline_paths, plan, stage_moves
+from training.parallel.skippipe import Schedule, fixed_pipeline_paths, plan
 from training.parallel.skippipe_check import validate
-from training.parallel.skippipe_problem import assign_stages, full_pipeline, heterogeneous_latency, make_problem
+from training.parallel.skippipe_problem import (
+    assign_stages, full_pipeline, heterogeneous_latency, make_problem, stage_moves,
+)
 
 # (nodes, stage sizes, microbatches): N = 8..20, S = 4..6, M = 6..12; the last is the paper's 20-node default
 SETTINGS = [(8, [2, 2, 2, 2], 6), (10, [2, 2, 2, 2, 2], 8), (12, [2] * 6, 6), (16, [4, 3, 3, 3, 3], 10),

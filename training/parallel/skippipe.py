@@ -15,7 +15,6 @@ keeps each node's order, which is what a runtime replays.
 from __future__ import annotations
 
 import bisect
-import functools
 import heapq
 import itertools
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from typing import Literal, Sequence
 import numpy as np
 
 from training.parallel.actions import Span
-from training.parallel.skippipe_problem import EPS, SkipProblem, Visit, Window
+from training.parallel.skippipe_problem import EPS, SkipProblem, Visit, Window, fillable, stage_moves, stage_sets
 
 @dataclass(frozen=True, slots=True)
 class Step:
@@ -59,28 +58,6 @@ class Schedule:
     def spans(self) -> list[Span]:
         """The steps in the shared timeline vocabulary (rank = node)."""
         return [Span(s.node, s.stage, s.kind, s.microbatch, s.start_s, s.end_s) for s in self.steps]
-
-
-def stage_moves(problem: SkipProblem, visited: Sequence[int]) -> list[int]:
-    """Stages a path that has visited `visited` may take next, ignoring load: SkipPipe's jump and swap rules."""
-    frontier, swapped = _frontier_and_swap(visited)
-    moves = []
-    for s in range(1, len(problem.stages)):
-        if s in visited:
-            continue
-        if s > frontier and s - frontier - 1 <= problem.max_jump:
-            moves.append(s)
-        elif s < frontier and problem.reorder and not swapped and s == frontier - 1:
-            moves.append(s)
-    return moves
-
-
-def _frontier_and_swap(visited: Sequence[int]) -> tuple[int, bool]:
-    frontier, swapped = 0, False
-    for s in visited:
-        swapped |= s < frontier
-        frontier = max(frontier, s)
-    return frontier, swapped
 
 
 def _fit(busy: list[Window], ready: float, dur: float) -> float:
@@ -163,36 +140,7 @@ def _time_path(problem: SkipProblem, table: _Table, path: Sequence[Visit]) -> li
 def _capacity_left(problem: SkipProblem, table: _Table, stages: Sequence[int], agents_after: int) -> bool:
     """Whether `agents_after` more paths still fit the load cap after this one takes `stages`."""
     room = tuple(problem.load_cap - table.load[s] - (s in stages) for s in range(len(problem.stages)))
-    return _fillable(_stage_sets(problem), room, agents_after, 0)
-
-
-@functools.lru_cache(maxsize=64)
-def _stage_sets(problem: SkipProblem) -> tuple[tuple[int, ...], ...]:
-    """Every set of stages >= 1 a path may cover under the jump and swap rules."""
-    found, stack = set(), [[0]]
-    while stack:
-        seq = stack.pop()
-        if len(seq) == problem.path_len:
-            found.add(tuple(sorted(seq[1:])))
-        else:
-            stack += [[*seq, s] for s in stage_moves(problem, seq)]
-    return tuple(sorted(found))
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _fillable(sets: tuple[tuple[int, ...], ...], room: tuple[int, ...], agents: int, first: int) -> bool:
-    """Whether `agents` paths, choosing stage sets from sets[first:] with repeats, fit within `room` per stage."""
-    if agents == 0:
-        return True
-    need = len(sets[0]) if sets else 0
-    if sum(min(r, agents) for r in room[1:]) < agents * need:
-        return False  # each path takes `need` distinct stages, so a stage serves at most `agents` of them
-    for i in range(first, len(sets)):
-        if all(room[s] > 0 for s in sets[i]):
-            rest = tuple(r - (s in sets[i]) for s, r in enumerate(room))
-            if _fillable(sets, rest, agents - 1, i):
-                return True
-    return False
+    return fillable(stage_sets(problem), room, agents_after, 0)
 
 
 def _plan_agent(problem: SkipProblem, table: _Table, agents_after: int, banned: frozenset[int] = frozenset()

@@ -4,6 +4,7 @@ training/parallel/skippipe.py, checked by training/parallel/skippipe_check.py.""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -129,3 +130,54 @@ def assign_stages(latency_s: np.ndarray, sizes: Sequence[int], *, seed: int = 0,
         if current < best_cost:
             best, best_cost = order.copy(), current
     return tuple(tuple(sorted(int(n) for n in best[a:b])) for a, b in zip(bounds[:-1], bounds[1:]))
+
+
+def stage_moves(problem: SkipProblem, visited: Sequence[int]) -> list[int]:
+    """Stages a path that has visited `visited` may take next, ignoring load: SkipPipe's jump and swap rules."""
+    frontier, swapped = _frontier_and_swap(visited)
+    moves = []
+    for s in range(1, len(problem.stages)):
+        if s in visited:
+            continue
+        if s > frontier and s - frontier - 1 <= problem.max_jump:
+            moves.append(s)
+        elif s < frontier and problem.reorder and not swapped and s == frontier - 1:
+            moves.append(s)
+    return moves
+
+
+def _frontier_and_swap(visited: Sequence[int]) -> tuple[int, bool]:
+    frontier, swapped = 0, False
+    for s in visited:
+        swapped |= s < frontier
+        frontier = max(frontier, s)
+    return frontier, swapped
+
+
+@functools.lru_cache(maxsize=64)
+def stage_sets(problem: SkipProblem) -> tuple[tuple[int, ...], ...]:
+    """Every set of stages >= 1 a path may cover under the jump and swap rules."""
+    found, stack = set(), [[0]]
+    while stack:
+        seq = stack.pop()
+        if len(seq) == problem.path_len:
+            found.add(tuple(sorted(seq[1:])))
+        else:
+            stack += [[*seq, s] for s in stage_moves(problem, seq)]
+    return tuple(sorted(found))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def fillable(sets: tuple[tuple[int, ...], ...], room: tuple[int, ...], agents: int, first: int) -> bool:
+    """Whether `agents` paths, choosing stage sets from sets[first:] with repeats, fit within `room` per stage."""
+    if agents == 0:
+        return True
+    need = len(sets[0]) if sets else 0
+    if sum(min(r, agents) for r in room[1:]) < agents * need:
+        return False  # each path takes `need` distinct stages, so a stage serves at most `agents` of them
+    for i in range(first, len(sets)):
+        if all(room[s] > 0 for s in sets[i]):
+            rest = tuple(r - (s in sets[i]) for s, r in enumerate(room))
+            if fillable(sets, rest, agents - 1, i):
+                return True
+    return False
