@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tests.training.markov import write_markov_shards
-from tests.training.test_trainer import SMALL, pretrain
+from tests.training.test_trainer import SMALL, pretrain, pretrain_here
 from training.local.core import LocalModel, backprop_step, local_step, plan_modules
 from training.local.llama import aux_builder, backbone, lm_loss
 from training.memory import SavedActivations
@@ -129,7 +129,7 @@ def test_decoupled_pipeline_trainer_follows_the_local_trainer_and_exports(shards
 
 
 @pytest.mark.slow
-def test_decoupled_pipeline_needs_one_module_per_rank(shards, tmp_path):
-    proc = pretrain("--config", "tiny", f"data.path={shards}", *SMALL, "model.tie_embeddings=false", "--blocks=2",
-                    "--trainer=pipeline", "--schedule=decoupled", f"output={tmp_path}", check=False)
-    assert proc.returncode != 0 and "local.blocks (2) must equal the ranks per replica (1" in proc.stderr
+def test_decoupled_pipeline_needs_one_module_per_rank(shards, tmp_path, capsys):
+    status, err = pretrain_here(capsys, "--config", "tiny", f"data.path={shards}", *SMALL, "model.tie_embeddings=false",
+                                "--blocks=2", "--trainer=pipeline", "--schedule=decoupled", f"output={tmp_path}")
+    assert status == 2 and "local.blocks (2) must equal the ranks per replica (1" in err and err.count("\n") == 1

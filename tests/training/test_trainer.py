@@ -12,6 +12,7 @@ import pytest
 from tests.training.markov import unigram_entropy, write_markov_shards
 from training.data.format import inspect_split, iter_rows
 from training.metrics import read_metrics
+from training.pretrain import main
 
 pytestmark = pytest.mark.slow
 
@@ -40,6 +41,14 @@ def pretrain(*args: str, ranks: int = 1, check: bool = True) -> subprocess.Compl
     return proc
 
 
+def pretrain_here(capsys, *args: str) -> tuple[int, str]:
+    """The CLI's main in this process, for runs refused before any training step: a launch would only add the
+    imports (~4 s each). Returns the exit status and what it wrote to stderr."""
+    capsys.readouterr()
+    status = main(list(args))
+    return status, capsys.readouterr().err
+
+
 def curve(run: Path) -> list[tuple]:
     """Every per-step and evaluation record, without wall-clock fields."""
     keep = ("loss", "lr", "grad_norm", "tokens", "eval_loss")
@@ -58,33 +67,34 @@ def test_tiny_model_learns_below_the_unigram_entropy(shards, tmp_path):
     assert (run / "config.yaml").is_file() and list((run / "checkpoints").glob("step-*"))
 
 
-def test_incompatible_checkpoint_is_refused_with_the_fix(shards, tmp_path):
+def test_incompatible_checkpoint_is_refused_with_the_fix(shards, tmp_path, capsys):
     run = tmp_path / "run"
     common = ["--config", "tiny", f"data.path={shards}", f"output={run}", *SMALL, "train.steps=2"]
     pretrain(*common)
-    proc = pretrain(*common, "train.steps=4", "model.dim=64", check=False)
-    assert proc.returncode == 2
-    assert "model.dim: checkpoint 32, this run 64" in proc.stderr and "checkpoint.resume=false" in proc.stderr
-    assert proc.stderr.count("\n") == 1
-    proc = pretrain(*common, "train.steps=4", "data.num_workers=2", check=False)
-    assert proc.returncode == 2 and "data position" in proc.stderr and "workers" in proc.stderr
+    status, err = pretrain_here(capsys, *common, "train.steps=4", "model.dim=64")
+    assert status == 2
+    assert "model.dim: checkpoint 32, this run 64" in err and "checkpoint.resume=false" in err
+    assert err.count("\n") == 1
+    status, err = pretrain_here(capsys, *common, "train.steps=4", "data.num_workers=2")
+    assert status == 2 and "data position" in err and "workers" in err
     proc = pretrain(*common, "train.steps=4", "model.dim=64", "checkpoint.resume=false", "output=" + str(tmp_path / "b"))
     assert proc.returncode == 0
 
 
-def test_bad_data_gives_clear_errors(shards, tmp_path):
-    proc = pretrain("--config", "tiny", f"data.path={tmp_path / 'nothing'}", f"output={tmp_path / 'r'}", check=False)
-    assert proc.returncode == 2 and "pipelines.tokenize" in proc.stderr
-    proc = pretrain("--config", "tiny", f"data.path={shards}", f"output={tmp_path / 'r'}", "model.vocab_size=10",
-                    check=False)
-    assert proc.returncode == 2 and "model.vocab_size" in proc.stderr
+def test_bad_data_gives_clear_errors(shards, tmp_path, capsys):
+    status, err = pretrain_here(capsys, "--config", "tiny", f"data.path={tmp_path / 'nothing'}",
+                                f"output={tmp_path / 'r'}")
+    assert status == 2 and "pipelines.tokenize" in err
+    status, err = pretrain_here(capsys, "--config", "tiny", f"data.path={shards}", f"output={tmp_path / 'r'}",
+                                "model.vocab_size=10")
+    assert status == 2 and "model.vocab_size" in err
     wrong = tmp_path / "wrong" / "train"
     wrong.mkdir(parents=True)
     import pyarrow as pa
     import pyarrow.parquet as pq
     pq.write_table(pa.table({"text": ["not tokens"]}), wrong / "part-0.parquet")
-    proc = pretrain("--config", "tiny", f"data.path={wrong.parent}", f"output={tmp_path / 'r'}", check=False)
-    assert proc.returncode == 2 and "not a token shard" in proc.stderr
+    status, err = pretrain_here(capsys, "--config", "tiny", f"data.path={wrong.parent}", f"output={tmp_path / 'r'}")
+    assert status == 2 and "not a token shard" in err
 
 
 def test_compiled_bf16_run_logs_to_jsonl_and_tensorboard(shards, tmp_path):
