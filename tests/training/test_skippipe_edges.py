@@ -1,0 +1,253 @@
+"""Edges of SkipPipe's problem, planner and constraint checker that the mutation run of issue 16 showed untested.
+
+Schedules here are timed by hand (`serial`: one microbatch after another, each forward as soon as its input
+arrives, the backward back along the path), so the checker is judged against times written independently of
+the planner; broken schedules are those hand schedules with one thing moved."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from training.parallel.skippipe import Schedule, Step, plan
+from training.parallel.skippipe_check import validate
+from training.parallel.skippipe_problem import make_problem
+
+# node i holds stage i; a message i -> j takes 0.1 (i + 1) + 0.01 j seconds (not symmetric)
+LAT = [[0.0 if i == j else 0.1 * (i + 1) + 0.01 * j for j in range(6)] for i in range(6)]
+
+
+def chain_problem(n_stages: int = 4, **settings):
+    return make_problem(latency_s=np.array(LAT)[:n_stages, :n_stages], stages=[[s] for s in range(n_stages)],
+                        **{"n_microbatches": 1, **settings})
+
+
+def serial(problem, stage_paths: list[list[int]]) -> Schedule:
+    """Microbatches one after another on nodes = stages; F after its input arrives, B after its gradient."""
+    lat, f, b = problem.latency_s, problem.forward_s, problem.backward_s
+    steps, t, paths = [], 0.0, []
+    for m, stages in enumerate(stage_paths):
+        k = len(stages)
+        fw: list[tuple[float, float]] = []
+        for i, n in enumerate(stages):
+            start = t if i == 0 else fw[-1][1] + lat[stages[i - 1]][n]
+            fw.append((start, start + f))
+        bw: list[tuple[float, float]] = [(0.0, 0.0)] * k
+        for i in reversed(range(k)):
+            start = fw[-1][1] if i == k - 1 else bw[i + 1][1] + lat[stages[i + 1]][stages[i]]
+            bw[i] = (start, start + b)
+        for i, n in enumerate(stages):
+            before, after = (stages[i - 1] if i else None), (stages[i + 1] if i + 1 < k else None)
+            steps.append(Step("F", m, n, n, before, after, *fw[i]))
+            steps.append(Step("B", m, n, n, after, before, *bw[i]))
+        t = bw[0][1]
+        paths.append(tuple((n, n) for n in stages))
+    steps.sort(key=lambda s: (s.node, s.start_s))
+    return Schedule(paths=tuple(paths), steps=tuple(steps), makespan_s=t)
+
+
+def moved(schedule: Schedule, kind: str, m: int, stage: int, by: float) -> Schedule:
+    """The schedule with one step shifted by `by` seconds (same length)."""
+    steps = tuple(dataclasses.replace(s, start_s=s.start_s + by, end_s=s.end_s + by)
+                  if (s.kind, s.microbatch, s.stage) == (kind, m, stage) else s for s in schedule.steps)
+    return dataclasses.replace(schedule, steps=steps, makespan_s=max(s.end_s for s in steps))
+
+
+# -- checker: paths ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stages,settings", [
+    ([0, 1, 2, 3], {}),
+    ([0, 2, 3], dict(skip=0.25, max_jump=1)),  # 0 -> 2 skips one stage, max_jump 1 allows it
+    ([0, 2, 1], dict(skip=0.25, reorder=True)),  # one adjacent swap
+    ([0, 3], dict(skip=0.5, max_jump=2)),
+])
+def test_hand_timed_valid_paths_pass(stages, settings):
+    problem = chain_problem(**settings)
+    assert validate(serial(problem, [stages]), problem) == []
+
+
+@pytest.mark.parametrize("stages,settings,message", [
+    ([0, 3], dict(skip=0.5, max_jump=1), "hop 0->3 skips more than max_jump=1"),
+    ([0, 3, 2, 1], dict(reorder=True), "stage 1 after 3 is not an allowed swap"),  # not adjacent
+    ([0, 2, 1, 4, 3], dict(reorder=True), "2 swaps, at most one allowed"),
+    ([0, 1, 2], dict(skip=0.5), "3 visits, want K=2"),
+    ([1, 2, 3], dict(skip=0.25), "first stage is not 0"),
+    ([0, 1, 1, 2], {}, "a stage is visited twice"),
+])
+def test_each_broken_path_rule_is_named(stages, settings, message):
+    problem = chain_problem(n_stages=5 if 4 in stages else 4, **settings)
+    assert any(message in e for e in validate(serial(problem, [stages]), problem)), message
+
+
+def test_two_swaps_are_two_even_without_other_errors():
+    problem = chain_problem(n_stages=5, skip=0.0, reorder=True)
+    errors = validate(serial(problem, [[0, 2, 1, 4, 3]]), problem)
+    assert errors == ["mb 0: 2 swaps, at most one allowed"]
+
+
+@pytest.mark.parametrize("bad_stage", [-1, pytest.param(4, marks=pytest.mark.xfail(
+    raises=IndexError, strict=True,
+    reason="bug: skippipe_check.py:43 indexes load[s] before its 0 <= s < len(load) guard, so stage S crashes"))])
+def test_a_stage_outside_the_problem_is_named_not_crashed_on(bad_stage):
+    """Stage -1 must not be read as the last stage, nor stage S indexed past the end."""
+    problem = chain_problem(skip=0.25)
+    good = serial(problem, [[0, 1, 2]])
+    path = ((0, 0), (1, 1), (bad_stage, 3))
+    errors = validate(dataclasses.replace(good, paths=(path,)), problem)
+    assert f"mb 0: node 3 does not hold stage {bad_stage}" in errors
+
+
+def test_load_cap_counts_stages_after_the_first():
+    """M = 4, K = 2 of S = 4: cap ceil(4 * 2 / 4) = 2 per stage >= 1; stage 0 takes all 4 and is not capped."""
+    problem = chain_problem(n_microbatches=4, skip=0.5, max_jump=4)
+    ok = serial(problem, [[0, 1], [0, 1], [0, 2], [0, 3]])
+    assert problem.load_cap == 2 and validate(ok, problem) == []
+    crowded = serial(problem, [[0, 1], [0, 1], [0, 1], [0, 3]])
+    assert validate(crowded, problem) == ["stage 1 takes 3 microbatches > load cap 2"]
+
+
+# -- checker: times ---------------------------------------------------------------------------------------------
+
+
+def test_a_forward_before_its_input_arrives_is_named():
+    """F of visit 1 starts at 1 + L[0][1] = 1.11; 0.05 earlier is still after F0's end but before arrival."""
+    problem = chain_problem(skip=0.25)
+    good = serial(problem, [[0, 1, 2]])
+    assert validate(good, problem) == []
+    errors = validate(moved(good, "F", 0, 1, -0.05), problem)
+    assert "mb 0: F at visit 1 starts before its input can arrive" in errors
+
+
+@pytest.mark.parametrize("visit", [0, 1])
+def test_a_backward_before_its_gradient_arrives_is_named(visit):
+    problem = chain_problem(skip=0.25)
+    good = serial(problem, [[0, 1, 2]])
+    errors = validate(moved(good, "B", 0, visit, -0.05), problem)
+    assert f"mb 0: B at visit {visit} starts before its gradient can arrive" in errors
+
+
+def test_a_backward_before_the_loss_is_named():
+    problem = chain_problem(skip=0.25)
+    errors = validate(moved(serial(problem, [[0, 1, 2]]), "B", 0, 2, -0.5), problem)
+    assert "mb 0: backward starts before the loss" in errors
+
+
+def test_a_duplicated_step_is_named():
+    problem = chain_problem(skip=0.25)
+    good = serial(problem, [[0, 1, 2]])
+    twice = dataclasses.replace(good, steps=(*good.steps, good.steps[0]))
+    assert "steps do not match the paths one F and one B per visit" in validate(twice, problem)
+
+
+def test_message_endpoints_and_makespan_are_checked():
+    problem = chain_problem(skip=0.25)
+    good = serial(problem, [[0, 1, 2]])
+    wrong_dst = tuple(dataclasses.replace(s, dst=3) if (s.kind, s.stage) == ("F", 1) else s for s in good.steps)
+    assert "mb 0 visit 1: message endpoints disagree with the path" in validate(
+        dataclasses.replace(good, steps=wrong_dst), problem)
+    assert validate(dataclasses.replace(good, makespan_s=good.makespan_s + 1), problem) == [
+        "makespan is not the last step's end"]
+
+
+def one_node_gpipe(order: list[tuple[str, int, float]], **settings):
+    """One stage on one node: F = 1 s, B = 2 s, steps at the given starts (S = 1, K = 1)."""
+    problem = make_problem(latency_s=[[0.0]], stages=[[0]], n_microbatches=3, **settings)
+    steps = tuple(Step(kind, m, 0, 0, None, None, start, start + (1.0 if kind == "F" else 2.0))
+                  for kind, m, start in order)
+    return problem, Schedule(paths=(((0, 0),),) * 3, steps=steps, makespan_s=max(s.end_s for s in steps))
+
+
+def test_memory_peak_counts_forwards_not_yet_backed_up():
+    """GPipe on one node: F0 F1 F2 then B0 B1 B2 holds 3 microbatches at once."""
+    order = [("F", 0, 0.0), ("F", 1, 1.0), ("F", 2, 2.0), ("B", 0, 3.0), ("B", 1, 5.0), ("B", 2, 7.0)]
+    problem, schedule = one_node_gpipe(order, memory_cap=3)
+    assert validate(schedule, problem) == []
+    problem2, _ = one_node_gpipe(order, memory_cap=2)
+    assert validate(schedule, problem2) == ["node 0: 3 microbatches live > memory cap 2"]
+
+
+def test_a_backward_ending_as_a_forward_starts_frees_its_slot_first():
+    """F0 F1 B0 F2 B1 B2 with F2 starting when B0 ends (and 4e-7 s before, within float slack): peak 2."""
+    for f2 in (4.0, 4.0 - 4e-7):
+        order = [("F", 0, 0.0), ("F", 1, 1.0), ("B", 0, 2.0), ("F", 2, f2), ("B", 1, 5.0), ("B", 2, 7.0)]
+        problem, schedule = one_node_gpipe(order, memory_cap=2)
+        assert validate(schedule, problem) == [], f2
+
+
+def test_overlap_between_neighbouring_steps_is_named():
+    order = [("F", 0, 0.0), ("F", 1, 0.5), ("F", 2, 2.0), ("B", 0, 3.0), ("B", 1, 5.0), ("B", 2, 7.0)]
+    problem, schedule = one_node_gpipe(order, memory_cap=3)
+    assert validate(schedule, problem) == ["node 0: F0 and F1 overlap"]
+    order = [("F", 0, 0.0), ("F", 1, 1.0), ("F", 2, 2.0), ("B", 0, 3.0), ("B", 1, 5.0), ("B", 2, 6.5)]
+    problem, schedule = one_node_gpipe(order, memory_cap=3)
+    assert validate(schedule, problem) == ["node 0: B1 and B2 overlap"]
+
+
+# -- problem ----------------------------------------------------------------------------------------------------
+
+
+def test_problem_defaults_are_the_papers():
+    """SkipPipe's code: memory = 3 (create_schedule.py), at most 4 stages skipped per hop (a_star_modified.py);
+    no skipping, no reordering, F = 1, B = 2, no load slack unless asked."""
+    problem = chain_problem()
+    assert (problem.memory_cap, problem.max_jump, problem.skip, problem.reorder, problem.load_slack,
+            problem.forward_s, problem.backward_s) == (3, 4, 0.0, False, 0, 1.0, 2.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        problem.skip = 0.5
+
+
+def test_one_microbatch_is_a_problem_and_its_plan_is_the_chain_by_hand():
+    """M = 1 on 3 stages, one node each: F 0-1, F 1.11-2.11, F 2.33-3.33 (L01 = 0.11, L12 = 0.22), B 3.33-5.33,
+    B 5.33 + L21 (0.31) = 5.64-7.64, B 7.64 + L10 (0.2) = 7.84-9.84."""
+    problem = chain_problem(n_stages=3, n_microbatches=1)
+    schedule = plan(problem)
+    assert schedule.paths == (((0, 0), (1, 1), (2, 2)),)
+    assert schedule.makespan_s == pytest.approx(9.84)
+    got = [(st.node, st.kind, st.src, st.dst, round(st.start_s, 6), round(st.end_s, 6)) for st in schedule.steps]
+    assert got == [(0, "F", None, 1, 0.0, 1.0), (0, "B", 1, None, 7.84, 9.84),
+                   (1, "F", 0, 2, 1.11, 2.11), (1, "B", 2, 0, 5.64, 7.64),
+                   (2, "F", 1, None, 2.33, 3.33), (2, "B", None, 1, 3.33, 5.33)]
+    assert validate(schedule, problem) == []
+    with pytest.raises(ValueError, match="n_microbatches >= 1"):
+        chain_problem(n_stages=3, n_microbatches=0)
+
+
+def test_heterogeneous_latency_defaults_deal_nodes_to_four_sites():
+    """Default: 4 sites round-robin, 0.05-0.4 s inside a site, 1-8 s between (the farthest pair gets 8) +-10%."""
+    from training.parallel.skippipe_problem import heterogeneous_latency
+
+    lat = heterogeneous_latency(12, seed=5)
+    i, j = np.indices(lat.shape)
+    same, off = (i % 4) == (j % 4), i != j
+    assert np.all(np.diag(lat) == 0)
+    assert lat[same & off].min() >= 0.05 and lat[same & off].max() <= 0.4
+    inter = lat[~same]
+    assert inter.min() >= 0.9 and inter.max() <= 8.8 and inter.max() >= 8 * 0.9
+
+
+def test_assign_stages_refuses_an_empty_stage():
+    from training.parallel.skippipe_problem import assign_stages
+
+    lat = np.array(LAT)
+    with pytest.raises(ValueError, match="stage sizes"):
+        assign_stages(lat, [2, 0, 2])
+    with pytest.raises(ValueError, match="stage sizes"):
+        assign_stages(lat, [3, 2, 2])  # 7 nodes asked of 6
+
+
+@pytest.mark.parametrize("sets,room,agents,want", [
+    (((1, 2),), (0, 1, 1), 1, True),  # exactly fits
+    (((1, 2),), (0, 1, 1), 2, False),  # stage 1 has room for one path only
+    (((1, 2),), (0, 1, 2, 2), 2, False),  # stage 3's room does not help: both paths need stage 1
+    (((1, 2),), (0, 2, 0, 2), 1, False),  # no room on stage 2
+    (((1, 2), (1, 3)), (0, 2, 1, 1), 2, True),  # one path {1,2}, the other {1,3}
+    (((1, 2), (2, 3)), (0, 1, 0, 1), 1, False),  # {1,2} lacks stage 2, {2,3} too
+    (((1, 2), (2, 3)), (0, 1, 1, 1), 2, False),  # both sets use stage 2, which has room 1
+    ((), (0, 0), 0, True),
+])
+def test_fillable_by_hand(sets, room, agents, want):
+    from training.parallel.skippipe_problem import fillable
+
+    assert fillable(sets, room, agents, 0) is want
