@@ -79,7 +79,7 @@ def run_stage(stage: str, input_path: str, out: str) -> None:
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipelines.jobs import run_job
-    from pipelines.options import make_runner
+    from pipelines.runners import make_runner
     from transforms.beam.dedup import Dedup
     from transforms.beam.write import ToRows, WriteDocuments
     from transforms.dedup.config import DedupConfig

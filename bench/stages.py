@@ -28,7 +28,7 @@ from bench.plain_loop import recipe_for, run_steps  # noqa: E402
 from transforms.dedup.exact import exact_key  # noqa: E402
 from transforms.document import Page  # noqa: E402
 from transforms.extract import SandboxedExtractor, extract_text  # noqa: E402
-from transforms.filters.base import registry  # noqa: E402
+from transforms.filters.registry import registry  # noqa: E402
 from transforms.filters.url import UrlFilterConfig, check_url, load_url_lists  # noqa: E402
 from transforms.io.warc import read_records  # noqa: E402
 from transforms.langid import LangIdConfig, load_identifier  # noqa: E402

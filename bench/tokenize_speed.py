@@ -6,7 +6,7 @@ Corpus: real text. From ../shared/data when present: the gold main text of the C
 benchmarks and of the Scrapinghub article benchmark (web prose), StackMathQA Q&A and GSM8K problems (math with
 LaTeX); else the first 20 kB of each standard-library module. Written once to bench/out/tokenize/corpus.parquet
 (`--copies` times, each copy's documents prefixed with its number, so the job tokenises that many distinct
-documents); a byte-level BPE (training.tokenizer, --vocab_size) is trained on one copy.
+documents); a byte-level BPE (transforms.tokenizer, --vocab_size) is trained on one copy.
 Each measurement is its own process pinned to BENCH_CORE with RAYON_NUM_THREADS=1 and TOKENIZERS_PARALLELISM=false,
 so tokenizers' thread pool cannot use a second core. `encode`: the batches TokenizeFn makes (1 Mi chars), ids
 to a numpy array as TokenizeFn does, timed inside the process (reading and loading excluded). `pipeline`: the job
@@ -55,7 +55,7 @@ def build(copies: int, vocab_size: int) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from training.tokenizer import train_tokenizer
+    from transforms.tokenizer import train_tokenizer
 
     texts, source = real_texts()
     WORK.mkdir(parents=True, exist_ok=True)
@@ -74,7 +74,7 @@ def measure_encode(corpus: str, tokenizer: str, result: str) -> None:
     import numpy as np
     import pyarrow.parquet as pq
 
-    from training.tokenizer import eos_id, load_tokenizer
+    from transforms.tokenizer import eos_id, load_tokenizer
 
     texts = pq.read_table(corpus, columns=["text"]).column("text").to_pylist()
     tok = load_tokenizer(tokenizer)
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             run_pinned([PY, "bench/tokenize_speed.py", "--encode", built["corpus"], built["tokenizer"], str(result)])
             encode.append(json.loads(result.read_text()))
             pipeline.append(run_pipeline(built["corpus"], built["tokenizer"], f"{tmp}/out"))
-    from training.tokenizer import load_tokenizer
+    from transforms.tokenizer import load_tokenizer
 
     vocab = load_tokenizer(built["tokenizer"]).get_vocab_size()
     tokens = encode[0]["tokens"]

@@ -15,10 +15,10 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.localfilesystem import LocalFileSystem
 from apache_beam.metrics.metric import MetricsFilter
 
+from core.config import ConfigError
 from pipelines.options import print_help, wants_help
 from transforms import stats
 from transforms.beam.metrics import collect_stats, read_counts
-from transforms.config import ConfigError
 from transforms.io.inputs import is_visible, parquet_fix, parquet_problem
 
 log = logging.getLogger("refinery")

@@ -21,7 +21,7 @@ from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.jobs import JobError, is_local, run_job
-from pipelines.options import make_runner
+from pipelines.runners import make_runner
 
 STAGING_PREFIX = ".incomplete-"
 log = logging.getLogger("refinery")

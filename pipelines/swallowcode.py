@@ -15,6 +15,7 @@ import sys
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from core.config import load_yaml
 from pipelines.jobs import apply_flags, expand_inputs, job_main, with_output
 from pipelines.options import LlmOptions, RefineryOptions, split_globs
 from pipelines.staging import plan_outputs, run_staged
@@ -26,7 +27,6 @@ from transforms.beam.stages import REJECTED
 from transforms.beam.write import WriteRejected, WriteRows
 from transforms.code.recipe import CodeRecipe, RewriteStage, code_recipe_from_mapping
 from transforms.code.syntax import SyntaxConfig
-from transforms.config import load_yaml
 from transforms.io.parquet import CODE_SCHEMA
 from transforms.io.samples import Sample
 from transforms.llm.cache import Generation

@@ -14,6 +14,7 @@ import sys
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from core.config import load_yaml
 from pipelines.jobs import apply_flags, expand_inputs, job_main, with_output
 from pipelines.options import LlmOptions, RefineryOptions, split_globs
 from pipelines.staging import plan_outputs, run_staged
@@ -21,13 +22,12 @@ from transforms.beam.read_samples import ReadSamples
 from transforms.beam.rewrite import Rewrite, rewritten
 from transforms.beam.stages import REJECTED
 from transforms.beam.write import WriteRejected, WriteRows
-from transforms.config import load_yaml
 from transforms.io.parquet import MATH_SCHEMA
 from transforms.io.samples import Sample
 from transforms.llm.cache import Generation
+from transforms.llm.handlers import GenerationConfig
 from transforms.llm.parse import parse_math
 from transforms.llm.prompts import load_prompt
-from transforms.llm.handlers import GenerationConfig
 from transforms.llm.recipe import MathRecipe, generation_config, math_recipe_from_mapping
 from transforms.recipe import find_recipe
 

@@ -1,6 +1,6 @@
 """Tokenize: text shards of any pipeline (werp, swallowcode, swallowmath) -> a token mixture packed for training.
 
-python -m training.tokenizer train --input 'output/werp/documents/*.parquet' --output output/tokenizer.json
+python -m transforms.tokenizer train --input 'output/werp/documents/*.parquet' --output output/tokenizer.json
 python -m pipelines.tokenize --config default --output output/tokens
 python -m pipelines.tokenize --config mixture --output output/tokens --tokenizer t.json --seq_len 4096
 
@@ -26,26 +26,27 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import AsDict, AsSingleton
 
+from core.config import ConfigError
 from pipelines.jobs import JobError, expand_inputs, job_main, run_counted
-from pipelines.options import RefineryOptions, fit_local_workers, make_runner, split_globs
+from pipelines.options import RefineryOptions, split_globs
+from pipelines.runners import fit_local_workers, make_runner
 from pipelines.staging import plan_output, staged
 from training.data.format import ShardMeta
-from training.tokenizer import TokenizerError, eos_id, load_tokenizer, tokenizer_sha256
 from transforms import stats
+from transforms.beam.metrics import Counted
 from transforms.beam.packing import (
     COUNTS, CopyFn, KeyFn, SumCountsFn, TokenizeFn, WriteShardFn, shard_keys, write_manifest,
 )
-from transforms.beam.metrics import Counted
 from transforms.beam.read_samples import ReadSamples
-from transforms.config import ConfigError
 from transforms.io.samples import SampleFields
 from transforms.packing import SourceConfig, TokenizeConfig, load_tokenize_config, plan_mixture, token_dtype
+from transforms.tokenizer import TokenizerError, eos_id, load_tokenizer, tokenizer_sha256
 
 DEFAULT_OUTPUT = "./output/tokens"
 STAGES = ["read", "tokenize", "mix", "pack"]
 ARTIFACTS = ("train/part-*.parquet", "valid/part-*.parquet", "manifest.json", "stats.json")  # replaced by a run
 log = logging.getLogger("refinery")
-TRAIN_HINT = "train one with python -m training.tokenizer train --input 'output/werp/documents/*.parquet'"
+TRAIN_HINT = "train one with python -m transforms.tokenizer train --input 'output/werp/documents/*.parquet'"
 
 
 class TokenizeOptions(PipelineOptions):
@@ -53,7 +54,7 @@ class TokenizeOptions(PipelineOptions):
 
     @classmethod
     def _add_argparse_args(cls, parser) -> None:
-        parser.add_argument("--tokenizer", default=None, help="tokenizer.json (python -m training.tokenizer train); "
+        parser.add_argument("--tokenizer", default=None, help="tokenizer.json (python -m transforms.tokenizer train); "
                             "a local file: the driver reads it and ships it to the workers. Default: the config's.")
         parser.add_argument("--seq_len", type=int, default=None,
                             help="Tokens per training sequence (rows hold seq_len + 1). Default: the config's (2048).")

@@ -13,15 +13,16 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipelines.jobs import JobError, apply_flags, expand_inputs, job_main
-from pipelines.options import LOCAL_RUNNERS, RefineryOptions, plan_byte_ranges, split_globs
+from pipelines.options import LOCAL_RUNNERS, RefineryOptions, split_globs
+from pipelines.runners import plan_byte_ranges
 from pipelines.sample_warc import SAMPLE_PATH
 from pipelines.staging import plan_outputs, run_staged
 from transforms.beam.classify import Classify
 from transforms.beam.dedup import Dedup
 from transforms.beam.metrics import Counted
 from transforms.beam.read import ReadWarcPages
-from transforms.beam.web import WebDocuments
 from transforms.beam.stages import REJECTED, QualityStepsFn
+from transforms.beam.web import WebDocuments
 from transforms.beam.write import ToRows, WriteDocuments, WriteRejected
 from transforms.io.parquet import document_from_row
 from transforms.langid import ensure_available

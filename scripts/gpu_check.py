@@ -66,7 +66,7 @@ def build_model_folder(folder: Path, *, dry_run: bool, max_model_len: int) -> di
     from training.config import load_config
     from training.export import hf_config, hf_tokenizer
     from training.model import ModelConfig
-    from training.tokenizer import train_tokenizer
+    from transforms.tokenizer import train_tokenizer
 
     folder.mkdir(parents=True, exist_ok=True)
     train_tokenizer(snippets(10**6), 2048 if dry_run else 32768).save(str(folder / "tokenizer.json"))
@@ -126,7 +126,7 @@ def swallowcode_part(args: argparse.Namespace, model: Path, work: Path) -> dict:
     """python -m pipelines.swallowcode on snippet files: syntax -> SGCR -> SCOR through the backend, one worker."""
     import yaml
 
-    from transforms.resources import find_config
+    from core.resources import find_config
 
     inputs = work / "code"
     inputs.mkdir(parents=True, exist_ok=True)

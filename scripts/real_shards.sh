@@ -45,7 +45,7 @@ step "BPE tokenizer (vocab 4096): all web text, then as many characters of code"
 # Inputs are read in the order given and --max_chars stops the sample: web first, then code up to twice the web text.
 WEB_CHARS=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['stages']['write']['chars_out'])" \
     "$OUT/werp/stats.json")
-"${PIN[@]}" $PY -m training.tokenizer train --input "$OUT/werp/documents/*.parquet" \
+"${PIN[@]}" $PY -m transforms.tokenizer train --input "$OUT/werp/documents/*.parquet" \
     --input "$OUT/swallowcode/documents/*.parquet" --max_chars $((2 * WEB_CHARS)) --vocab_size 4096 \
     --output "$OUT/tokenizer.json"
 

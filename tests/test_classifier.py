@@ -6,7 +6,7 @@ import random
 import numpy as np
 import pytest
 
-from transforms.config import ConfigError, from_mapping
+from core.config import ConfigError, from_mapping
 from transforms.quality.betr import FastTextParams, evaluate, split_held_out, train_fasttext
 from transforms.quality.classifier import (
     NEGATIVE_LABEL,

@@ -7,7 +7,7 @@ from typing import Literal
 
 import pytest
 
-from transforms.config import ConfigError, from_mapping, load_yaml, parse_yaml_value
+from core.config import ConfigError, from_mapping, load_yaml, parse_yaml_value
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

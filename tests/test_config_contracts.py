@@ -15,7 +15,7 @@ import pytest
 from transforms.dedup.config import DedupConfig
 from transforms.dedup.minhash import MinHashConfig
 from transforms.dedup.paragraph import ParagraphDecision, ParagraphDedupConfig
-from transforms.filters.base import registry
+from transforms.filters.registry import registry
 
 # Every config class a recipe can name: the registry's steps (gopher x2, c4, fineweb, refinedweb, pii) and
 # the dedup section. Listed by name as well, so a step silently leaving the registry fails here too.

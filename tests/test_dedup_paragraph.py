@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from core.config import ConfigError, from_mapping
 from tests.planted import make_doc, paragraph_corpus
 from transforms.beam.dedup import Dedup
 from transforms.beam.stages import REJECTED
-from transforms.config import ConfigError, from_mapping
 from transforms.dedup.config import DedupConfig
-from transforms.dedup.order import order_key
 from transforms.dedup.hashing import code_points
+from transforms.dedup.order import order_key
 from transforms.dedup.paragraph import (
     ParagraphDedupConfig, contained_counts, decide, occurrences, token_spans, tokenize,
 )

@@ -10,8 +10,8 @@ import signal
 
 import pytest
 
+from core.config import ConfigError, from_mapping
 from tests.conftest import shared_path
-from transforms.config import ConfigError, from_mapping
 from transforms.extract import (
     ExtractConfig,
     ExtractionTimeout,

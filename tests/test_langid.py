@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from transforms.config import ConfigError, from_mapping
+from core.config import ConfigError, from_mapping
 from transforms.langid import (
     LOW_SCORE,
     WRONG_LANGUAGE,

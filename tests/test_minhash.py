@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
+from core.config import ConfigError, from_mapping
 from tests.conftest import REPO
-from transforms.config import ConfigError, from_mapping
 from transforms.dedup.exact import normalize
 from transforms.dedup.hashing import char_classes
 from transforms.dedup.minhash import (

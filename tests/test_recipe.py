@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from transforms.config import ConfigError
+from core.config import ConfigError
 from transforms.recipe import available_recipes, find_recipe, load_recipe, recipe_from_mapping
 
 

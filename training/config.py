@@ -1,6 +1,6 @@
 """A training run as data: dataclasses loaded from `configs/train/*.yaml`, overridable with `key=value` flags.
 
-The YAML loader is the same strict one the pipelines use (transforms.config.from_mapping): an unknown key
+The YAML loader is the same strict one the pipelines use (core.config.from_mapping): an unknown key
 or a wrong type fails before anything starts, with the valid keys listed.
 """
 from __future__ import annotations
@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
+from core.config import from_mapping, load_yaml
+from core.resources import find_config
 from training.bounds import at_least, check_range, positive
 from training.config_cli import apply_overrides
 from training.model.config import ModelConfig
-from transforms.config import from_mapping, load_yaml
-from transforms.resources import find_config
 
 
 @dataclass(frozen=True, kw_only=True)

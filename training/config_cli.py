@@ -8,7 +8,7 @@ import inspect
 import textwrap
 from typing import Any, Mapping
 
-from transforms.config import ConfigError, parse_yaml_value
+from core.config import ConfigError, parse_yaml_value
 
 
 def field_docs(cls: type) -> dict[str, str]:

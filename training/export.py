@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
+from core.config import ConfigError, load_yaml
 from training.checkpoint import CheckpointError, load_model_weights, resolve, verified_meta
 from training.model import Llama, ModelConfig
 from training.rundir import check_output
-from transforms.config import ConfigError, load_yaml
 
 EOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|pad|>"

@@ -30,6 +30,7 @@ import sys
 import torch
 import yaml
 
+from core.config import ConfigError
 from training.checkpoint import CheckpointError
 from training.config import RunConfig, load_config
 from training.config_cli import describe_keys
@@ -39,7 +40,6 @@ from training.model import ModelConfig
 from training.rundir import check_output
 from training.trainers import TRAINERS, Trainer
 from training.trainers.guard import NonFiniteError, exit_status
-from transforms.config import ConfigError
 
 
 FLAG_KEYS = {"trainer": "trainer", "output": "output", "schedule": "pipeline.schedule",

@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
+from core.config import ConfigError
 from training.integrity import fsync_dir, write_durably
-from transforms.config import ConfigError
 
 OUTPUTS = ("checkpoints", "metrics.jsonl", "tensorboard", "pipeline", "config.yaml")  # what a run writes there
 HISTORY = OUTPUTS[:4]  # any of these means an earlier run left something behind (config.yaml alone does not)

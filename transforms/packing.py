@@ -16,8 +16,8 @@ from typing import Mapping
 
 import numpy as np
 
-from transforms.config import from_mapping, load_yaml
-from transforms.resources import find_config
+from core.config import from_mapping, load_yaml
+from core.resources import find_config
 
 MiB = 2**20
 SPLITS = ("train", "valid")  # training.data.format.SPLITS; a pure module here must not import training
@@ -47,7 +47,7 @@ class TokenizeConfig:
     """Text shards -> packed token shards (configs/tokenize/*.yaml)."""
 
     name: str = "custom"
-    tokenizer: str | None = None  # tokenizer.json from python -m training.tokenizer train; --tokenizer overrides
+    tokenizer: str | None = None  # tokenizer.json from python -m transforms.tokenizer train; --tokenizer overrides
     seq_len: int = 2048  # tokens per training sequence; rows hold seq_len + 1 (training.data.format)
     sources: tuple[SourceConfig, ...] = ()
     total_tokens: int | None = None  # tokens to write over both splits; None = the most the sources allow

@@ -7,14 +7,15 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 
-from transforms.config import ConfigError, from_mapping, load_yaml
+from core.config import ConfigError, from_mapping, load_yaml
+from core.resources import find_config, shipped_configs
 from transforms.dedup.config import DedupConfig
 from transforms.extract import ExtractConfig
-from transforms.filters.base import ConfiguredStep, registry
+from transforms.filters.base import ConfiguredStep
+from transforms.filters.registry import registry
 from transforms.filters.url import UrlFilterConfig
 from transforms.langid import LangIdConfig
 from transforms.quality.classifier import SCORE, ClassifierConfig
-from transforms.resources import find_config, shipped_configs
 
 MiB = 2**20
 

@@ -14,8 +14,8 @@ import pytest
 
 from transforms.code.lint import (LOW_SCORE, NO_SCORE, PYLINT_OPTIONS, LintConfig, comment_penalty,
                                   final_score, keep)
+from core.config import ConfigError, from_mapping
 from transforms.code.lint_pool import CRASH, TIMEOUT, TOO_LARGE, LintPool, SnippetLinter
-from transforms.config import ConfigError, from_mapping
 
 RATED = re.compile(r"rated at (-?[\d.]+)/10")
 

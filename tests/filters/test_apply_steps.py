@@ -1,7 +1,8 @@
 """Steps share one split until an editor changes the text, and the chain stops at the first drop."""
 from __future__ import annotations
 
-from transforms.filters.base import apply_steps, registry
+from transforms.filters.base import apply_steps
+from transforms.filters.registry import registry
 from transforms.recipe import parse_steps
 from transforms.text import TextView
 

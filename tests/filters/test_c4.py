@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from transforms.config import ConfigError, from_mapping
+from core.config import ConfigError, from_mapping
 from transforms.filters import c4
 from transforms.filters.c4 import C4Config
 from transforms.text import TextView

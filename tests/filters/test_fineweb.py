@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from transforms.config import ConfigError, from_mapping
+from core.config import ConfigError, from_mapping
 from transforms.filters import fineweb
 from transforms.filters.fineweb import FineWebQualityConfig
 from transforms.text import TextView

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from transforms.config import ConfigError, from_mapping
+from core.config import ConfigError, from_mapping
 from transforms.filters import gopher
 from transforms.filters.gopher import GopherQualityConfig, GopherRepetitionConfig
 from transforms.text import TextView

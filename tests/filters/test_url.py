@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from transforms.config import ConfigError, from_mapping
+from core.config import ConfigError, from_mapping
 from transforms.filters import url
 from transforms.filters.url import UrlFilterConfig, check_url, load_url_lists, parse_list
 

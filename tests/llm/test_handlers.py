@@ -11,7 +11,7 @@ import pytest
 
 from tests.doubles import send_json
 
-from transforms.config import ConfigError, from_mapping
+from core.config import ConfigError, from_mapping
 from transforms.llm.handlers import (
     GenerationConfig, ModelNotLocal, PromptCounter, VLLMHandler, build_handler, check_model_paths,
 )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from transforms.config import ConfigError, from_mapping
+from core.config import ConfigError, from_mapping
 from transforms.llm.prompts import (
     PLACEHOLDER,
     Prompt,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from transforms.config import ConfigError, from_mapping
+from core.config import ConfigError, from_mapping
 from transforms.llm.cache import cache_key
 from transforms.llm.handlers import GenerationConfig
 from transforms.llm.vllm_api import VLLMRequestFailed, chat_args, engine_args, sampling_args, to_generation

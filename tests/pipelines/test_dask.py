@@ -26,7 +26,7 @@ from distributed import Client, LocalCluster
 from pipelines import swallowcode, swallowmath, tokenize, werp
 from pipelines.dask_runner import RefineryDaskRunner, cluster_threads
 from pipelines.jobs import JobError
-from pipelines.options import planned_workers
+from pipelines.runners import planned_workers
 from tests.pipelines.runs import Outcome, run_both, token_rows
 from tests.pipelines.test_swallowcode import stdlib_inputs
 from tests.pipelines.test_swallowmath import write_input

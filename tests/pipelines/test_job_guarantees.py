@@ -15,13 +15,13 @@ import pyarrow.parquet as pq
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
+from core.config import ConfigError
 from pipelines import betr, swallowmath, werp
 from pipelines.jobs import JobError, expand_inputs, job_main
 from pipelines.sample_warc import SAMPLE_PATH
 from tests.conftest import REPO
-from training import tokenizer as train_tok
-from training.tokenizer import train_tokenizer
-from transforms.config import ConfigError
+from transforms import tokenizer as train_tok
+from transforms.tokenizer import train_tokenizer
 
 LOCAL = ["--runner=FnApiRunner"]
 UNWRITABLE = "/proc/refinery-test/out"  # mkdir under /proc fails even for root
@@ -69,7 +69,7 @@ def call(job: str, argv: list[str]) -> int:
     """The job's command line, in process: job_main for the Beam jobs, the module's own main for the others."""
     if job == "betr":
         return betr.main(argv)
-    if job == "training.tokenizer":
+    if job == "transforms.tokenizer":
         return train_tok.main(["train", *argv])
     module = importlib.import_module(f"pipelines.{job}")
     return job_main([*LOCAL, *argv], name=job, doc="", option_classes=(), run=module.run)
@@ -130,11 +130,11 @@ CASES = [  # (job, argv, phrases the error line must hold); {prev}, {rej}, {tmp}
      ["--output", "cannot write there"]),
     ("betr", ["--benchmarks={tmp}/in.jsonl", "--pool={tmp}/in.jsonl", "--batch_size=0", "--output={prev}/model.bin"],
      ["--batch_size (0) must be >= 1"]),
-    ("training.tokenizer", ["--input={tmp}/in.jsonl", "--input={tmp}/cut.parquet", "--output={prev}/tokenizer.json"],
+    ("transforms.tokenizer", ["--input={tmp}/in.jsonl", "--input={tmp}/cut.parquet", "--output={prev}/tokenizer.json"],
      ["cut.parquet: not a readable Parquet file"]),
-    ("training.tokenizer", ["--input={tmp}/in.jsonl", "--output={prev}"], ["--output", "is a folder"]),
-    ("training.tokenizer", ["--input={tmp}/in.jsonl", f"--output={UNWRITABLE}/tokenizer.json"], ["cannot write there"]),
-    ("training.tokenizer", ["--input={tmp}/in.jsonl", "--max_documents=0", "--output={prev}/tokenizer.json"],
+    ("transforms.tokenizer", ["--input={tmp}/in.jsonl", "--output={prev}"], ["--output", "is a folder"]),
+    ("transforms.tokenizer", ["--input={tmp}/in.jsonl", f"--output={UNWRITABLE}/tokenizer.json"], ["cannot write there"]),
+    ("transforms.tokenizer", ["--input={tmp}/in.jsonl", "--max_documents=0", "--output={prev}/tokenizer.json"],
      ["--max_documents (0) must be >= 1"]),
 ]
 

@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
+from core.resources import configs_dir
 from pipelines import werp
-from pipelines.options import (
-    IN_MEMORY, MULTI_PROCESSING, at_most_local_workers, fit_local_workers, local_parallelism, plan_byte_ranges,
-    plan_local_run, planned_workers,
+from pipelines.options import IN_MEMORY, MULTI_PROCESSING, local_parallelism
+from pipelines.runners import (
+    at_most_local_workers, fit_local_workers, plan_byte_ranges, plan_local_run, planned_workers,
 )
 from pipelines.sample_warc import SAMPLE_PATH
-from transforms.resources import configs_dir
 
 CORES = len(os.sched_getaffinity(0))
 

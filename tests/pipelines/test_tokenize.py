@@ -17,16 +17,16 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from core.config import ConfigError
 from pipelines import tokenize, werp
 from pipelines.jobs import JobError
 from tests.conftest import REPO
 from tests.pipelines.test_werp import assert_balanced
 from training.data.format import inspect_shard, read_rows
-from training.tokenizer import load_tokenizer, tokenizer_sha256, train_tokenizer
-from transforms.config import ConfigError
 from transforms.packing import (
     TokenizeConfig, SourceConfig, copies, load_tokenize_config, placement, plan_mixture, split_of, unigram_entropy,
 )
+from transforms.tokenizer import load_tokenizer, tokenizer_sha256, train_tokenizer
 
 LOCAL = ["--runner=FnApiRunner"]
 TWO_WORKERS = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
@@ -274,10 +274,10 @@ def test_user_errors_name_the_fix(corpus, tmp_path):
     data["sources"][0]["text_column"] = "text"
     with pytest.raises(JobError, match="source 'web': .*web.parquet has no column 'text'; its columns: body"):
         tokenize.run([*LOCAL, f"--config={write_config(tmp_path / 'b.yaml', **data)}", f"--output={tmp_path}/o"])
-    with pytest.raises(JobError, match="cannot read it.*python -m training.tokenizer train"):
+    with pytest.raises(JobError, match="cannot read it.*python -m transforms.tokenizer train"):
         tokenize.run([*LOCAL, f"--config={bad_column}", f"--tokenizer={tmp_path}/missing.json", f"--output={tmp_path}"])
     no_tokenizer = single_config(corpus, tmp_path / "c.yaml", tokenizer=None)
-    with pytest.raises(JobError, match="no tokenizer; pass --tokenizer.*python -m training.tokenizer train"):
+    with pytest.raises(JobError, match="no tokenizer; pass --tokenizer.*python -m transforms.tokenizer train"):
         tokenize.run([*LOCAL, f"--config={no_tokenizer}", f"--output={tmp_path}"])
     with pytest.raises(ConfigError, match="unknown key\\(s\\) 'seq_length'; valid keys are: .*seq_len"):
         tokenize.run([*LOCAL, f"--config={single_config(corpus, tmp_path / 'd.yaml', seq_length=8)}"])
@@ -301,7 +301,7 @@ def test_shipped_configs_read_the_pipelines_default_outputs():
     default, mixture = load_tokenize_config("default"), load_tokenize_config("mixture")
     assert default.sources[0].paths == (f"{werp.DEFAULT_OUTPUT.removeprefix('./')}/documents/*.parquet",)
     assert mixture.weights == pytest.approx({"web": 0.7, "code": 0.2, "math": 0.1})
-    assert default.tokenizer == mixture.tokenizer == "output/tokenizer.json"  # training.tokenizer's default --output
+    assert default.tokenizer == mixture.tokenizer == "output/tokenizer.json"  # transforms.tokenizer's default --output
 
 
 def test_plan_gives_each_source_its_weight_within_max_repeats():

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from core.resources import configs_dir
 from training.metrics import read_metrics
-from transforms.resources import configs_dir
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ def test_werp_to_tokens_to_a_model_that_learns(tmp_path):
     crawl, werp, tok, tokens, train = (tmp_path / n for n in ("crawl.warc.gz", "werp", "tok.json", "tokens", "train"))
     run("pipelines.sample_warc", str(crawl), "--articles", "1000")
     run("pipelines.werp", "--runner=DirectRunner", f"--input={crawl}", f"--output={werp}")
-    run("training.tokenizer", "train", "--input", f"{werp}/documents/*.parquet", "--vocab_size", "1024",
+    run("transforms.tokenizer", "train", "--input", f"{werp}/documents/*.parquet", "--vocab_size", "1024",
         "--output", str(tok))
     config = yaml.safe_load((configs_dir() / "tokenize" / "demo.yaml").read_text())
     config.update(tokenizer=str(tok), sources=[{**config["sources"][0], "paths": [f"{werp}/documents/*.parquet"]}],

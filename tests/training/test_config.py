@@ -5,11 +5,11 @@ import math
 
 import pytest
 
+from core.config import ConfigError
 from training.config import OptimSection, load_config
-from training.optim import lr_at, param_groups
 from training.model import Llama, ModelConfig
+from training.optim import lr_at, param_groups
 from training.trainers.baseline import accumulation_steps
-from transforms.config import ConfigError
 
 
 def test_shipped_configs_load_and_overrides_apply():

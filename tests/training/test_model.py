@@ -6,10 +6,10 @@ import copy
 import pytest
 import torch
 
+from core.config import ConfigError
 from training.config import load_config
 from training.model import Llama, ModelConfig, flops_per_token, next_token_loss, param_count
 from training.pretrain import build_model_config
-from transforms.config import ConfigError
 
 
 def tiny(**kw) -> ModelConfig:

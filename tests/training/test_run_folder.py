@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from core.config import load_yaml
 from tests.training.markov import write_markov_shards
 from training import checkpoint, rundir
 from training.config import load_config
@@ -15,7 +16,6 @@ from training.distributed import Dist
 from training.metrics import read_metrics
 from training.model import Llama, ModelConfig
 from training.pretrain import main, train
-from transforms.config import load_yaml
 
 ONE = Dist(rank=0, world=1, local_rank=0, device=torch.device("cpu"))
 TINY = ["model.dim=16", "model.n_layers=1", "model.n_heads=2", "model.ffn_dim=32", "train.micro_batch_size=2",

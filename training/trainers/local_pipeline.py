@@ -31,7 +31,7 @@ from training.parallel.partition import EMBED, HEAD, NORM
 from training.parallel.pipeline import IGNORE, keep_units, pad_to_microbatches
 from training.trainers.baseline import Batch
 from training.trainers.local import AuxNets, LocalTrainer, build_local, joint_norm, module_record
-from training.trainers.pipeline import gather_spans, mesh_groups, pipeline_degrees, reduce_over
+from training.trainers.mesh import gather_spans, mesh_groups, pipeline_degrees, reduce_over
 
 
 PARAMS_TAG, STATS_TAG = 1 << 20, 1 << 21  # message tags above any microbatch index

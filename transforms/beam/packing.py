@@ -17,10 +17,10 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.pvalue import TaggedOutput
 
 from training.data.format import ShardMeta, pack, rows_table, shard_name
-from training.tokenizer import tokenizer_from_json
 from transforms.beam.buffered import BufferingFn
 from transforms.beam.metrics import CountingFn
 from transforms.packing import Mixture, copies, doc_key, placement, split_of, unigram_entropy
+from transforms.tokenizer import tokenizer_from_json
 
 NOT_UNICODE = "tokenize.not_unicode"  # a lone surrogate (e.g. JSON "\ud800"): not text the tokenizer can take
 NO_TOKENS = "tokenize.no_tokens"

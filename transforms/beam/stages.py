@@ -11,15 +11,15 @@ from typing import Iterator
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.pvalue import TaggedOutput
 
+from core.resources import resolve_resource
 from transforms.beam.metrics import CountingFn, Progress
 from transforms.document import Document, Page, Rejected
 from transforms.extract import (
     ExtractConfig, ExtractionTimeout, ExtractorCrashed, ExtractorFailed, PageTooLarge, SandboxedExtractor,
 )
+from transforms.filters.base import ConfiguredStep, apply_steps
 from transforms.filters.url import UrlFilterConfig, check_url, load_url_lists
 from transforms.langid import LangIdConfig, check_language, load_identifier
-from transforms.filters.base import ConfiguredStep, apply_steps
-from transforms.resources import resolve_resource
 from transforms.text import TextView
 
 REJECTED = "rejected"

@@ -20,7 +20,7 @@ TOO_LARGE = "lint.too_large"
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class LintConfig:
-    """How stage 2 runs and what it keeps; loaded with transforms.config.from_mapping."""
+    """How stage 2 runs and what it keeps; loaded with core.config.from_mapping."""
 
     min_score: float = 7.0  # keep final score >= this, 0-10 (SwallowCode, data-seeds 2.1)
     timeout_s: float = 30.0  # per snippet; a snippet past it gets TIMEOUT and its worker is replaced

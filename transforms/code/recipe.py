@@ -5,9 +5,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from core.config import ConfigError, from_mapping
 from transforms.code.lint import LintConfig
 from transforms.code.syntax import SyntaxConfig
-from transforms.config import ConfigError, from_mapping
 from transforms.llm.recipe import SampleReadConfig, ShardConfig, pop_generation
 
 

@@ -64,11 +64,3 @@ def apply_steps(view: TextView, steps: Sequence[ConfiguredStep]) -> Iterator[tup
         yield step, verdict, view
         if not verdict.keep:
             return
-
-
-def registry() -> dict[str, StepSpec]:
-    """All steps by name; imported lazily so a module only pays for what it uses."""
-    from transforms.filters import c4, fineweb, gopher, pii, refinedweb
-
-    specs = [*gopher.STEPS, *c4.STEPS, *fineweb.STEPS, *refinedweb.STEPS, *pii.STEPS]
-    return {s.name: s for s in specs}

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
+from core.resources import resolve_resource
 from transforms.filters.base import Verdict
-from transforms.resources import resolve_resource
 
 BANNED_DOMAIN = "url.banned_domain"
 HARD_BANNED_WORD = "url.hard_banned_word"

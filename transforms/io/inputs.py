@@ -1,5 +1,5 @@
 """The rules every job's inputs follow, whatever filesystem lists them: which files a folder holds, and
-whether a Parquet file is whole. Pure (pyarrow only), so the Beam jobs and `training.tokenizer` share them.
+whether a Parquet file is whole. Pure (pyarrow only), so the Beam jobs and `transforms.tokenizer` share them.
 """
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-from transforms.config import from_mapping, load_yaml
-from transforms.resources import find_config, shipped_configs
+from core.config import from_mapping, load_yaml
+from core.resources import find_config, shipped_configs
 
 PLACEHOLDER = "{text}"
 PROMPTS_DIR = "prompts"

@@ -5,7 +5,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
 
-from transforms.config import ConfigError, from_mapping
+from core.config import ConfigError, from_mapping
 from transforms.io.samples import SampleFields
 from transforms.llm.handlers import GenerationConfig, ModelNotLocal, check_model_paths
 from transforms.llm.parse import MIN_OUTPUT_CHARS

@@ -15,16 +15,29 @@ Nothing here imports vLLM; transforms/llm/handlers.py's VLLMHandler passes these
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 from transforms.llm.cache import Generation
-
-if TYPE_CHECKING:
-    from transforms.llm.handlers import GenerationConfig
 
 MAX_TEMPERATURE = 2.0  # SamplingParams._verify_args: "temperature must be in [0, 2]"
 DTYPES = ("auto", "half", "float16", "bfloat16", "float", "float32")  # vllm/config/model.py ModelDType
 FINISHED = ("stop", "length")  # a whole response; "abort" and "error" are failed requests (v1 FinishReason)
+
+
+class EngineSettings(Protocol):
+    """The fields of our GenerationConfig (transforms/llm/handlers.py) read here; a Protocol, so this module does not
+    import the handlers that import it."""
+
+    model_path: str
+    tokenizer_path: str | None
+    tensor_parallel_size: int
+    gpu_memory_utilization: float
+    dtype: str
+    seed: int | None
+    load_format: str
+    max_model_len: int | None
+
+    def sampling(self) -> dict: ...
 
 
 class Completion(Protocol):
@@ -46,7 +59,7 @@ class VLLMRequestFailed(RuntimeError):
     """vLLM ended a request without a whole response (aborted or errored): the batch fails so Beam retries it."""
 
 
-def engine_args(cfg: GenerationConfig) -> dict[str, Any]:
+def engine_args(cfg: EngineSettings) -> dict[str, Any]:
     """Keyword arguments of `vllm.LLM(...)`: the local folder, parallelism, memory, dtype and weight format."""
     args: dict[str, Any] = {
         "model": cfg.model_path,
@@ -63,7 +76,7 @@ def engine_args(cfg: GenerationConfig) -> dict[str, Any]:
     return args
 
 
-def sampling_args(cfg: GenerationConfig) -> dict[str, Any]:
+def sampling_args(cfg: EngineSettings) -> dict[str, Any]:
     """Keyword arguments of `vllm.SamplingParams(...)`: exactly the sampling that keys the cache, one response each."""
     return {**cfg.sampling(), "n": 1}
 

@@ -5,7 +5,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from transforms.config import ConfigError
+from core.config import ConfigError
 
 
 def configs_dir() -> Path:

@@ -1,4 +1,4 @@
-"""training.tokenizer: byte-level BPE that round-trips any text, honours its vocabulary, and fails clearly."""
+"""transforms.tokenizer: byte-level BPE that round-trips any text, honours its vocabulary, and fails clearly."""
 from __future__ import annotations
 
 import gzip
@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from training.tokenizer import (
+from transforms.tokenizer import (
     PAD, TokenizerError, eos_id, iter_text_batches, load_tokenizer, main, tokenizer_sha256, train_tokenizer,
 )
 
@@ -70,7 +70,7 @@ def test_training_is_deterministic():
 
 def test_eos_missing_names_the_fix_and_an_override_works(tok):
     other = train_tokenizer(["some text here"] * 3, 300, special_tokens=("<eos>",))
-    with pytest.raises(TokenizerError, match="python -m training.tokenizer train.*eos_token"):
+    with pytest.raises(TokenizerError, match="python -m transforms.tokenizer train.*eos_token"):
         eos_id(other)
     assert eos_id(other, "<eos>") == 0
     assert eos_id(tok, PAD) == 1
@@ -85,7 +85,7 @@ def test_save_load_and_sha256(tok, tmp_path):
 
 
 def test_missing_or_unreadable_tokenizer_is_a_clear_error(tmp_path):
-    with pytest.raises(TokenizerError, match="cannot read it.*python -m training.tokenizer train"):
+    with pytest.raises(TokenizerError, match="cannot read it.*python -m transforms.tokenizer train"):
         load_tokenizer(tmp_path / "nope.json")
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(TokenizerError, match="not a tokenizers JSON file"):

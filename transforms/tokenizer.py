@@ -1,8 +1,8 @@
 """Byte-level BPE tokenizers: train one offline from our Parquet/JSONL text shards, load it, find its end token.
 
-python -m training.tokenizer train --input 'output/werp/documents/*.parquet' --vocab_size 32768 \\
+python -m transforms.tokenizer train --input 'output/werp/documents/*.parquet' --vocab_size 32768 \\
     --output output/tokenizer.json
-python -m training.tokenizer encode --tokenizer output/tokenizer.json "some text"
+python -m transforms.tokenizer encode --tokenizer output/tokenizer.json "some text"
 
 Byte-level (GPT-2's scheme): the 256 byte symbols are the initial alphabet, so every text encodes, nothing is
 unknown, and decode(encode(x)) == x. `<|endoftext|>` ends each document in a token shard (pipelines.tokenize).
@@ -61,7 +61,7 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        raise TokenizerError(f"tokenizer {path}: cannot read it ({err}); train one with python -m training.tokenizer "
+        raise TokenizerError(f"tokenizer {path}: cannot read it ({err}); train one with python -m transforms.tokenizer "
                              f"train --input 'DOCS/*.parquet' --output {path}") from None
     return tokenizer_from_json(text, where=str(path))
 
@@ -79,7 +79,7 @@ def eos_id(tok: Tokenizer, eos_token: str = EOS) -> int:
     """The id of the end-of-document token."""
     token_id = tok.token_to_id(eos_token)
     if token_id is None:
-        raise TokenizerError(f"tokenizer has no {eos_token!r} token; retrain it with python -m training.tokenizer "
+        raise TokenizerError(f"tokenizer has no {eos_token!r} token; retrain it with python -m transforms.tokenizer "
                              "train (it adds <|endoftext|>) or name the tokenizer's own end token as eos_token")
     return token_id
 
@@ -254,7 +254,7 @@ def encode_command(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="python -m training.tokenizer", description=__doc__,
+    top = argparse.ArgumentParser(prog="python -m transforms.tokenizer", description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = top.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="Train a byte-level BPE tokenizer from text shards.")
@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return train_command(args) if args.command == "train" else encode_command(args)
     except TokenizerError as err:
-        print(f"training.tokenizer: error: {err}", file=sys.stderr)
+        print(f"transforms.tokenizer: error: {err}", file=sys.stderr)
         return 2
 
 
