@@ -350,8 +350,11 @@ def test_pack_by_hand(length, rows, tail):
     assert got.tolist() == [list(range(i * SEQ, i * SEQ + SEQ + 1)) for i in range(rows)]
 
 
-def test_shard_info_rows_is_the_sum_of_its_groups():
+def test_shard_info_rows_is_the_sum_of_its_groups_and_it_is_frozen():
     assert info((3, 0, 4)).rows == 7 and info(()).rows == 0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        info((1,)).path = "y"  # type: ignore[misc]
+    assert hash(info((1,))) == hash(info((1,)))
 
 
 def test_inspect_shard_refuses_files_that_are_not_token_shards(tmp_path):

@@ -77,6 +77,20 @@ def test_next_token_reference_loss_is_cross_entropys_mean():
     assert float(reference_loss(NextToken(), logits, targets)) == pytest.approx(float(want) * valid, rel=1e-12)
 
 
+def test_dpo_reference_loss_is_the_papers_formula_from_cross_entropy():
+    """reference_loss sums each row's token log-probs over positions (one S per row), then DPO pairs the rows."""
+    g = torch.Generator().manual_seed(6)
+    logits = torch.randn(4, 6, V, dtype=torch.float64, generator=g)
+    targets = torch.randint(0, V, (4, 6), generator=g)
+    targets[:, :2] = -100  # prompts
+    ref = torch.tensor([-20.0, -21.0, -19.0, -22.0], dtype=torch.float64)
+    s = -F.cross_entropy(logits.transpose(1, 2), targets, reduction="none").sum(-1)  # (4,)
+    margin = (s[:2] - ref[:2]) - (s[2:] - ref[2:])
+    want = -F.logsigmoid(0.3 * margin).mean()
+    got = reference_loss(DPO(reference=ref, beta=0.3), logits, targets)
+    assert float(got) == pytest.approx(float(want), rel=1e-12)
+
+
 def test_sft_targets_mask_exactly_the_prompt():
     targets = torch.arange(12).reshape(3, 4)
     got = sft_targets(targets, torch.tensor([0, 2, 4]))
