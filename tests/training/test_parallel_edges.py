@@ -11,7 +11,8 @@ import pytest
 from training.parallel.actions import Action, Span
 from training.parallel.paths import layer_order
 from training.parallel.simulator import Costs, bubble_time_zb_h1, costs_from_spans, schedule_order, simulate
-from training.parallel.timeline import draw_timeline, hop_latency, idle_fractions, to_chrome_trace
+from training.parallel.timeline import (draw_timeline, hop_latency, idle_fractions, read_chrome_trace, to_chrome_trace,
+                                        write_chrome_trace)
 
 
 # -- actions ----------------------------------------------------------------------------------------------------
@@ -49,6 +50,9 @@ def test_costs_are_frozen_and_an_unsplit_backward_halves_into_i_and_w():
     costs = Costs(f=1, b=3)
     with pytest.raises(dataclasses.FrozenInstanceError):
         costs.f = 2
+    assert not hasattr(costs, "__dict__") and hash(costs) == hash(Costs(f=1, b=3))
+    with pytest.raises(TypeError):
+        Costs(1, 3)  # keyword-only: Costs(1, 3) must not silently mean f=1, b=3
     assert [costs.of(k) for k in "FBIW"] == [1, 3, 1.5, 1.5]
     assert [Costs(f=1, b=3, i=1, w=2).of(k) for k in "FBIW"] == [1, 3, 1, 2]
     # ZB-H1's idle (p-1)(F+I-W) with I = W = b/2 is (p-1)F: 3 ranks, F=1 -> 2
@@ -439,3 +443,11 @@ def test_pipeline_run_steps_or_evaluates_and_feeds_only_the_end_stages(schedule,
     rank1 = Pipeline(plan=plan, pp_rank=1, stages=[SimpleNamespace(stage_index=s, spans=None)
                                                    for s in plan.stages_of(1)], parts=[], schedule=_FakeSchedule())
     assert not rank1.has_first and rank1.has_last is (spr == 1)
+
+
+def test_trace_and_png_writers_make_missing_folders_and_overwrite(tmp_path):
+    spans = [Span(0, 0, "F", 0, 0.0, 1.0), Span(1, 1, "F", 0, 1.0, 2.0)]
+    for _ in range(2):  # the second time the folders exist
+        trace = write_chrome_trace(spans, tmp_path / "a" / "b" / "t.json")
+        png = draw_timeline(spans, tmp_path / "c" / "d" / "t.png")
+    assert read_chrome_trace(trace) == spans and png.stat().st_size > 1000

@@ -196,6 +196,9 @@ def test_problem_defaults_are_the_papers():
             problem.forward_s, problem.backward_s) == (3, 4, 0.0, False, 0, 1.0, 2.0)
     with pytest.raises(dataclasses.FrozenInstanceError):
         problem.skip = 0.5
+    assert not hasattr(problem, "__dict__") and hash(problem) == hash(dataclasses.replace(problem))
+    with pytest.raises(TypeError):
+        type(problem)(problem.latency_s, problem.stages, 1)  # keyword-only
 
 
 def test_one_microbatch_is_a_problem_and_its_plan_is_the_chain_by_hand():
@@ -251,3 +254,46 @@ def test_fillable_by_hand(sets, room, agents, want):
     from training.parallel.skippipe_problem import fillable
 
     assert fillable(sets, room, agents, 0) is want
+
+
+# -- planner ----------------------------------------------------------------------------------------------------
+
+
+def test_memory_cap_one_makes_microbatches_wait_for_the_previous_backward():
+    """2 stages, free links, cap 1: node 0 holds microbatch 0 from its F (0) to its B's end (1 + 1 + 2 + 2 = 6),
+    so microbatch 1 starts at 6: makespan 2 x 6 = 12 (GPipe with cap >= 2 would take (2 + 1) x 3 = 9)."""
+    problem = make_problem(latency_s=np.zeros((2, 2)), stages=[[0], [1]], n_microbatches=2, memory_cap=1)
+    schedule = plan(problem)
+    assert schedule.makespan_s == pytest.approx(12.0)
+    assert validate(schedule, problem) == []
+    roomy = plan(dataclasses.replace(problem, memory_cap=2))
+    assert roomy.makespan_s == pytest.approx(9.0)
+
+
+def test_fixed_pipelines_deal_microbatches_round_robin_over_the_replicas():
+    from training.parallel.skippipe import fixed_pipeline_paths
+
+    problem = make_problem(latency_s=np.zeros((5, 5)), stages=[[0, 1], [2, 3], [4]], n_microbatches=3)
+    assert fixed_pipeline_paths(problem) == [[(0, 0), (1, 2), (2, 4)], [(0, 1), (1, 3), (2, 4)],
+                                             [(0, 0), (1, 2), (2, 4)]]
+
+
+def test_schedule_spans_use_the_node_as_rank():
+    problem = chain_problem(n_stages=2, n_microbatches=1)
+    spans = plan(problem).spans()
+    # F 0-1 on node 0, F 1.11-2.11 on node 1, B 2.11-4.11 on node 1, B 4.11 + L10 (0.2) = 4.31-6.31 on node 0
+    assert [(s.rank, s.stage, s.kind, s.microbatch, round(s.start, 6), round(s.end, 6)) for s in spans] == [
+        (0, 0, "F", 0, 0.0, 1.0), (0, 0, "B", 0, 4.31, 6.31), (1, 1, "F", 0, 1.11, 2.11), (1, 1, "B", 0, 2.11, 4.11)]
+
+
+def test_steps_and_schedules_are_frozen_values():
+    step = Step("F", 0, 0, 0, None, 1, 0.0, 1.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        step.start_s = 2.0
+    assert not hasattr(step, "__dict__") and hash(step) == hash(dataclasses.replace(step))
+    schedule = Schedule(paths=(((0, 0),),), steps=(step,), makespan_s=1.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        schedule.makespan_s = 2.0
+    assert not hasattr(schedule, "__dict__") and hash(schedule) == hash(dataclasses.replace(schedule))
+    with pytest.raises(TypeError):
+        Schedule((((0, 0),),), (step,), 1.0)  # keyword-only
