@@ -6,6 +6,7 @@ function under test."""
 from __future__ import annotations
 
 import dataclasses
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -166,9 +167,25 @@ def test_locate_equals_a_row_by_row_walk(stream, streams):
         assert locate(done, units=units, seed=9, stream=stream, streams=streams) == want, done
 
 
-def test_locate_refuses_a_stream_without_units():
-    with pytest.raises(ValueError, match="stream 2 of 3 has no rows"):
-        locate(0, units=build_units([[1, 1]]), seed=0, stream=2, streams=3)
+class _Hung(Exception):
+    pass
+
+
+def test_locate_refuses_a_stream_without_units_and_serves_one_row_streams():
+    def hung(_signum, _frame):
+        raise _Hung("locate kept walking epochs of a stream without rows")
+
+    old = signal.signal(signal.SIGALRM, hung)
+    signal.setitimer(signal.ITIMER_REAL, 5.0)  # a stream without rows must fail at once, never loop over epochs
+    try:
+        with pytest.raises(ValueError, match="stream 2 of 3 has no rows"):
+            locate(0, units=build_units([[1, 1]]), seed=0, stream=2, streams=3)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    for stream in (0, 1):  # one row per stream and epoch: the position after n rows is epoch n, row 0
+        assert locate(0, units=build_units([[1, 1]]), seed=0, stream=stream, streams=2) == Position(0, 0, 0)
+        assert locate(3, units=build_units([[1, 1]]), seed=0, stream=stream, streams=2) == Position(3, 0, 0)
 
 
 # ---------------------------------------------------------------- splits.py
