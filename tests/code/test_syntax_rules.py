@@ -3,11 +3,11 @@ validation, ok=False on every failure, compile() without our module's __future__
 path, the 200-character message cap, and the frozen/keyword-only/slotted contract of both dataclasses."""
 from __future__ import annotations
 
-import builtins
 import dataclasses
 
 import pytest
 
+from transforms.code import syntax
 from transforms.code.syntax import (NOT_UTF8, NUL_BYTE, TOO_DEEP, TOO_LARGE, SyntaxConfig, SyntaxResult,
                                     check_syntax, decode_source)
 
@@ -64,21 +64,23 @@ def test_our_future_annotations_flag_does_not_leak_into_the_snippet() -> None:
         compile("from __future__ import annotations\n" + code, "<s>", "exec", dont_inherit=True)
 
 
-def fake_compile(exc: BaseException):
+def fake_compile(monkeypatch, exc: BaseException) -> None:
+    """compile() as syntax.py sees it (a module global shadows the builtin), raising exc; pytest's own compile()
+    calls, e.g. ast.parse while it reports a failure, keep the real one."""
     def raiser(*args, **kwargs):
         raise exc
-    return raiser
+    monkeypatch.setattr(syntax, "compile", raiser, raising=False)
 
 
 def test_a_nul_byte_value_error_as_older_pythons_raise_it(monkeypatch) -> None:
-    monkeypatch.setattr(builtins, "compile", fake_compile(ValueError("source code string cannot contain null bytes")))
+    fake_compile(monkeypatch, ValueError("source code string cannot contain null bytes"))
     result = check_syntax("x = 1\x00\n")
     assert (result.ok, result.reason, result.error_type) == (False, NUL_BYTE, "ValueError")
 
 
 @pytest.mark.parametrize("length", [199, 200, 201, 300])
 def test_a_too_deep_message_is_cut_at_200_characters(monkeypatch, length: int) -> None:
-    monkeypatch.setattr(builtins, "compile", fake_compile(RecursionError("m" * length)))
+    fake_compile(monkeypatch, RecursionError("m" * length))
     result = check_syntax("x = 1\n")
     assert (result.ok, result.reason, result.error_type) == (False, TOO_DEEP, "RecursionError")
     assert result.message == "m" * min(length, 200)
