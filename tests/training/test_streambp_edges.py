@@ -185,6 +185,38 @@ def test_gradients_and_loss_equal_plain_autograd_of_cross_entropy(chunk):
         assert torch.allclose(got[name], want[name], rtol=1e-9, atol=1e-12), name
 
 
+@dataclasses.dataclass(frozen=True)
+class RowWeighted:
+    """A linear objective other than the plain sum: F(S) = -sum_b c_b S[0, b], S of shape (J, B) per the Protocol."""
+
+    c: torch.Tensor
+    linear: bool = True
+
+    def weights(self, targets: torch.Tensor) -> torch.Tensor:
+        return (targets != -100).to(torch.float64).unsqueeze(0)
+
+    def loss(self, sums: torch.Tensor) -> torch.Tensor:
+        assert sums.shape == (1, self.c.shape[0]), f"S must be (J, B) = (1, {self.c.shape[0]}), got {tuple(sums.shape)}"
+        return -(sums[0] * self.c).sum()
+
+
+@pytest.mark.parametrize("chunk", [5, T])
+def test_a_linear_objective_gets_one_s_per_row_for_each_chunk(chunk):
+    m = small_model(layers=1)
+    g = torch.Generator().manual_seed(7)
+    tokens, targets = torch.randint(0, V, (3, T), generator=g), torch.randint(0, V, (3, T), generator=g)
+    c = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
+    per_row = -F.cross_entropy(m(tokens).transpose(1, 2), targets, reduction="none").sum(-1)  # S of each row
+    want = -(per_row * c).sum()
+    want.backward()
+    want_grads = grads(m)
+    loss = streambp_backward(m, tokens, targets, RowWeighted(c), StreamConfig(chunk=chunk))
+    assert float(loss) == pytest.approx(want.item(), rel=1e-10)
+    got = grads(m)
+    for name in want_grads:
+        assert torch.allclose(got[name], want_grads[name], rtol=1e-9, atol=1e-12), name
+
+
 def test_dpo_loss_returned_is_the_papers_formula():
     m = small_model(layers=1)
     g = torch.Generator().manual_seed(5)
