@@ -297,3 +297,32 @@ def test_steps_and_schedules_are_frozen_values():
     assert not hasattr(schedule, "__dict__") and hash(schedule) == hash(dataclasses.replace(schedule))
     with pytest.raises(TypeError):
         Schedule((((0, 0),),), (step,), 1.0)  # keyword-only
+
+
+def test_revisiting_the_top_stage_is_a_repeat_not_a_swap():
+    """[0, 1, 1, 1] repeats stage 1; a swap is a step back to a lower stage, so no swap is reported."""
+    problem = chain_problem()
+    assert validate(serial(problem, [[0, 1, 1, 1]]), problem) == ["mb 0: a stage is visited twice: [0, 1, 1, 1]"]
+
+
+def test_float_slack_of_one_microsecond_is_inclusive():
+    """The checker allows 1e-6 s of float error, inclusive: a forward 2e-6 s long when forward_s = 1e-6 (off by
+    exactly 1e-6, exact in binary), and a backward starting 1e-6 s before the loss is computed, both pass."""
+    problem = make_problem(latency_s=[[0.0]], stages=[[0]], n_microbatches=1, forward_s=1e-6, backward_s=2.0)
+    steps = (Step("F", 0, 0, 0, None, None, 0.0, 2e-6), Step("B", 0, 0, 0, None, None, 2e-6, 2.0 + 2e-6))
+    assert validate(Schedule(paths=(((0, 0),),), steps=steps, makespan_s=2.0 + 2e-6), problem) == []
+    loose = make_problem(latency_s=[[0.0]], stages=[[0]], n_microbatches=1, forward_s=1.0, backward_s=2.0)
+    early = 1.0 - 1e-6
+    steps = (Step("F", 0, 0, 0, None, None, 0.0, 1.0), Step("B", 0, 0, 0, None, None, early, early + 2.0))
+    assert validate(Schedule(paths=(((0, 0),),), steps=steps, makespan_s=early + 2.0), loose) == []
+    late = (Step("F", 0, 0, 0, None, None, 0.0, 1.0), Step("B", 0, 0, 0, None, None, 0.9, 2.9))
+    assert "mb 0: backward starts before the loss" in validate(
+        Schedule(paths=(((0, 0),),), steps=late, makespan_s=2.9), loose)
+
+
+def test_a_stage_naming_node_n_is_outside_an_n_node_network():
+    with pytest.raises(ValueError, match=r"outside 0\.\.3"):
+        make_problem(latency_s=np.zeros((4, 4)), stages=[[0], [4]], n_microbatches=1)
+    with pytest.raises(ValueError, match=r"outside 0\.\.3"):
+        make_problem(latency_s=np.zeros((4, 4)), stages=[[-1], [1]], n_microbatches=1)
+    assert make_problem(latency_s=np.zeros((4, 4)), stages=[[0], [3]], n_microbatches=1).stages == ((0,), (3,))
