@@ -10,7 +10,6 @@ python bench/plain_loop.py --input bench/out/corpus.warc.gz --extractor resilipa
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -34,11 +33,8 @@ from transforms.text import TextView  # noqa: E402
 
 
 def recipe_for(config: str, extractor: str | None) -> WebRecipe:
-    """The recipe with the --extractor override, as pipelines.werp.resolve applies it."""
-    recipe = load_recipe(config)
-    if extractor:
-        recipe = dataclasses.replace(recipe, extract=dataclasses.replace(recipe.extract, extractor=extractor))
-    return recipe
+    """The recipe with the --extractor override, as pipelines.werp.resolve applies it (extract.extractor)."""
+    return load_recipe(config, [f"extract.extractor={extractor}"] if extractor else [])
 
 
 def run_steps(text: str, recipe: WebRecipe, stats: dict) -> tuple[str | None, TextView]:

@@ -6,14 +6,16 @@ and `1:30` is 90. Types are checked exactly: a bool is not an int, a string is n
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
+import difflib
 import math
 import re
 import types
 import typing
 from collections.abc import Mapping as MappingABC
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, Mapping, Sequence, TypeVar
 
 import yaml
 
@@ -88,6 +90,89 @@ def parse_yaml_value(text: str) -> Any:
         return text
 
 
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'optim.lr=1e-3' -> (['optim', 'lr'], 0.001); the value is read as the config files are (YAML 1.2 scalars)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip() or key.strip().startswith("-"):
+        raise ConfigError(f"override {text!r} is not key=value (e.g. train.steps=100)")
+    return key.strip().split("."), parse_yaml_value(raw)
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """`key=value` texts from a command line set into a copy of `data`, in order (see set_keys)."""
+    data = copy.deepcopy(dict(data))
+    for text in overrides:
+        path, value = parse_override(text)
+        _set_path(data, path, value, text)
+    return data
+
+
+def set_keys(data: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """Set dotted keys in a copy of nested mapping `data`; unknown keys are caught by the strict loader after.
+
+    Inside a list, a part is an index (`steps.0.min_words`) or, in a list of one-key mappings such as a recipe's
+    steps, the name of an item (`steps.gopher_quality.min_words=40`)."""
+    data = copy.deepcopy(dict(data))
+    for key, value in values.items():
+        _set_path(data, key.split("."), value, f"{key}={value!r}")
+    return data
+
+
+def _set_path(data: dict, path: list[str], value: Any, text: str) -> None:
+    node: Any = data
+    for part in path[:-1]:
+        node = _child(node, part, text)
+    _set(node, path[-1], value, text)
+
+
+def _child(node: Any, part: str, text: str) -> Any:
+    """The section or list item `part` names, made empty where the config leaves it out (or null)."""
+    if isinstance(node, dict):
+        if node.get(part) is None:
+            node[part] = {}
+        return node[part]
+    if isinstance(node, list):
+        index = _list_index(node, part, text)
+        item = node[index]
+        if item == part:  # a step named bare (its defaults) gets settings
+            item = node[index] = {part: {}}
+        if isinstance(item, dict) and len(item) == 1 and part in item:  # a named step: go into its settings
+            if item[part] is None:
+                item[part] = {}
+            return item[part]
+        return item
+    raise ConfigError(f"override {text!r}: {part!r} is inside {_describe(node)}, which has no keys")
+
+
+def _set(node: Any, part: str, value: Any, text: str) -> None:
+    if isinstance(node, dict):
+        node[part] = value
+    elif isinstance(node, list):
+        node[_list_index(node, part, text)] = value
+    else:
+        raise ConfigError(f"override {text!r}: cannot set {part!r} inside {_describe(node)}")
+
+
+def _list_index(node: list, part: str, text: str) -> int:
+    """A list item by position, or a named one ({name: settings}) by its name."""
+    if re.fullmatch(r"-?[0-9]+", part):
+        index = int(part)
+        if not -len(node) <= index < len(node):
+            raise ConfigError(f"override {text!r}: index {index} is outside the list of {len(node)}")
+        return index
+    names = [item if isinstance(item, str) else next(iter(item)) if isinstance(item, dict) and len(item) == 1
+             else None for item in node]
+    if names.count(part) == 1:
+        return names.index(part)
+    known = [n for n in names if n is not None]
+    if part in known:
+        raise ConfigError(f"override {text!r}: {part!r} names {known.count(part)} items of the list; give its "
+                          "position instead (0 is the first)")
+    guess = difflib.get_close_matches(part, known, n=1)
+    raise ConfigError(f"override {text!r}: no item {part!r} in the list{f'; did you mean {guess[0]!r}?' if guess else ''}"
+                      f" (items: {', '.join(known) or 'none named'}; or give a position, 0 is the first)")
+
+
 def from_mapping(cls: type[T], data: Mapping[str, Any] | None, *, where: str, key: str = "") -> T:
     """Build dataclass `cls` from `data`, recursing into nested dataclasses.
 
@@ -100,8 +185,10 @@ def from_mapping(cls: type[T], data: Mapping[str, Any] | None, *, where: str, ke
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"{at}: unknown key(s) {', '.join(map(repr, unknown))}; valid keys are: "
-                          f"{', '.join(sorted(fields))}")
+        guesses = {k: difflib.get_close_matches(str(k), list(fields), n=1) for k in unknown}
+        hint = "; ".join(f"did you mean {g[0]!r} for {k!r}?" for k, g in guesses.items() if g)
+        raise ConfigError(f"{at}: unknown key(s) {', '.join(map(repr, unknown))}; {hint + ' ' if hint else ''}valid "
+                          f"keys are: {', '.join(sorted(fields))}")
     hints = typing.get_type_hints(cls)
     kwargs = {name: _coerce(hints[name], value, where=where, key=f"{key}.{name}" if key else name)
               for name, value in data.items()}

@@ -1,13 +1,13 @@
 """What every job does around its pipeline: validate inputs and flags, run, and write the stats report."""
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystem import BeamIOError
@@ -23,7 +23,6 @@ from transforms.io.inputs import is_visible, parquet_fix, parquet_problem
 
 log = logging.getLogger("refinery")
 GLOB_CHARS = "*?["  # what Beam's FileSystems.match expands
-T = TypeVar("T")
 
 
 class JobError(RuntimeError):
@@ -129,21 +128,15 @@ def check_parquet(files: Sequence[str], *, flag: str = "--input") -> None:
         log.info("%s: %d Parquet footers read, all complete", flag, checked)
 
 
-def apply_flags(apply: Callable[..., T], base: T, flags: Mapping[str, Any]) -> T:
-    """`apply(base, name=value)` for each flag given; a value the config's own check refuses names its flag."""
-    for name, value in flags.items():
-        if value is None:
-            continue
-        try:
-            base = apply(base, **{name: value})
-        except ValueError as exc:  # the dataclass __post_init__ range checks, shared with the YAML recipe
-            raise ConfigError(f"--{name}={value}: {exc}") from None
-    return base
+OVERRIDE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_-]+)*=")  # train.steps=, steps.gopher_quality.x=
 
 
-def with_output(recipe: T, **changes: Any) -> T:
-    """The recipe with fields of its `output` section replaced; the section's __post_init__ checks them."""
-    return dataclasses.replace(recipe, output=dataclasses.replace(recipe.output, **changes))
+def split_overrides(argv: Sequence[str] | None) -> tuple[list[str], list[str]]:
+    """(config overrides, Beam flags): `key=value` words are overrides, the rest go to Beam, which drops words it
+    cannot parse. A flag's value that holds `=` is written --flag=value (a separate `a=b` word is an override)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    overrides = [a for a in argv if OVERRIDE.match(a)]
+    return overrides, [a for a in argv if not OVERRIDE.match(a)]
 
 
 COUNTS_FILE = "_counts.json"  # the job's summed STATS records, in the run's staging folder

@@ -13,6 +13,8 @@ from typing import Sequence
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from core.job_config import flag_keys
+
 LOCAL_RUNNERS = {None, "DirectRunner", "direct", "FnApiRunner"}
 # Beam's worker processes log their start-up and shutdown at INFO (~23 lines each); ours stay (refinery, root).
 QUIET_WORKER_LOGS = {"sdk_harness_log_level_overrides": {"apache_beam": "WARNING", "__main__": "WARNING"}}
@@ -41,13 +43,15 @@ class RefineryOptions(PipelineOptions):
         parser.add_argument(
             "--config", default=None,
             help="Recipe: a name under configs/<job>/ (e.g. werp: bluwerp, fineweb, dclm; tokenize: default, "
-            "mixture, demo) or a path to a YAML file.")
+            "mixture, demo) or a path to a YAML file. Any key of it can then be set with key=value words "
+            "(see below); the recipe a run used is in its stats.json (config).")
         parser.add_argument(
             "--rejected_output", default=None,
             help="Optional prefix for dropped records (id, url, stage, reason, text) as Parquet, for audits.")
         parser.add_argument(
             "--num_shards", type=int, default=None,
-            help="Number of output shards; 0 lets the runner choose. Default: from the recipe (output.num_shards).")
+            help="Number of output shards; 0 lets the runner choose. Default: from the recipe; same as "
+            "output.num_shards=...")
 
 
 class LlmOptions(PipelineOptions):
@@ -57,20 +61,27 @@ class LlmOptions(PipelineOptions):
     def _add_argparse_args(cls, parser) -> None:
         parser.add_argument("--model", default=None, help="Local model folder (transformers, vllm; nothing is "
                             "downloaded, the hub is switched off) or the served model name (openai). Required unless "
-                            "the recipe sets generation.model_path.")
+                            "the recipe sets generation.model_path; same as generation.model_path=...")
         parser.add_argument("--backend", choices=("transformers", "openai", "vllm"), default=None,
                             help="transformers: CPU/GPU in the worker; openai: any OpenAI-compatible endpoint "
                             "(vllm serve, SGLang) that many workers share; vllm: in the worker, on its GPUs "
-                            "(pip install 'refinery[gpu]'). Default: the recipe's (transformers).")
-        parser.add_argument("--base_url", default=None, help="openai backend: e.g. http://localhost:8000/v1.")
-        parser.add_argument("--batch_size", type=int, default=None, help="Prompts per model call (recipe: 32).")
+                            "(pip install 'refinery[gpu]'). Default: the recipe's (transformers); same as "
+                            "generation.backend=...")
+        parser.add_argument("--base_url", default=None,
+                            help="openai backend: e.g. http://localhost:8000/v1; same as generation.base_url=...")
+        parser.add_argument("--batch_size", type=int, default=None,
+                            help="Prompts per model call (recipe: 32); same as generation.batch_size=...")
         parser.add_argument("--max_tokens", type=int, default=None,
-                            help="Output tokens per response (recipe: 8192, SwallowMath's).")
+                            help="Output tokens per response (recipe: 8192, SwallowMath's); same as "
+                            "generation.max_tokens=...")
 
-    def overrides(self) -> dict:
-        """The generation settings these flags set (None = keep the recipe's), by GenerationConfig key."""
-        return {"model_path": self.model, "backend": self.backend, "base_url": self.base_url,
-                "batch_size": self.batch_size, "max_tokens": self.max_tokens}
+    def keys(self) -> dict[str, dict[str, object]]:
+        """The recipe keys these flags are shortcuts for (core.job_config.flag_keys)."""
+        return flag_keys(("model", self.model, "generation.model_path"),
+                         ("backend", self.backend, "generation.backend"),
+                         ("base_url", self.base_url, "generation.base_url"),
+                         ("batch_size", self.batch_size, "generation.batch_size"),
+                         ("max_tokens", self.max_tokens, "generation.max_tokens"))
 
 
 def split_globs(values: Sequence[str] | None) -> list[str]:
@@ -116,6 +127,12 @@ def print_help(*, prog: str, description: str, option_classes: Sequence[type[Pip
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     for cls in option_classes:
         cls._add_argparse_args(parser)  # pylint: disable=protected-access
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="recipe keys to change, applied after --config and before the job's flags (each job "
+                        "flag below that changes the recipe is a shortcut for one key): e.g. dedup.bucket_bits=16, "
+                        "steps.gopher_quality.min_words=40 (a step by its name), output.codec=snappy. Values are "
+                        "read as YAML (numbers, true/false, null, [lists]); a misspelt key is refused with the "
+                        "nearest valid one.")
     parser.epilog = (
         "runner flags (Beam): --runner=DirectRunner (default; local and offline, one worker process per core: "
         "--direct_num_workers=N sets the count, 1 runs in this process) | FnApiRunner (Beam's local engine as is: "

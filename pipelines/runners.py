@@ -48,7 +48,8 @@ def at_most_local_workers(options: PipelineOptions, workers: int) -> PipelineOpt
     ranges than cores leaves the rest idle, and each worker costs seconds to start (one stays in process)."""
     runner = options.view_as(StandardOptions).runner
     given = given_flags(options, ("direct_num_workers", int), ("direct_running_mode", str))
-    if runner not in DIRECT_RUNNERS or any(v is not None for v in given.values()) or workers >= _local_flags(options)[0]:
+    chosen = any(v is not None for v in given.values())
+    if runner not in DIRECT_RUNNERS or chosen or workers >= _local_flags(options)[0]:
         return options
     flags = options._flags if options._flags is not None else sys.argv[1:]  # pylint: disable=protected-access
     return PipelineOptions([*flags, f"--direct_num_workers={max(1, workers)}"])

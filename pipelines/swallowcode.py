@@ -11,12 +11,13 @@ are cached under <output>/_generations/, so a rerun never pays twice. Nothing is
 from __future__ import annotations
 
 import sys
+from typing import Any, Mapping, Sequence
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from core.config import load_yaml
-from pipelines.jobs import apply_flags, expand_inputs, job_main, with_output
+from core.job_config import Loaded, flag_keys, load_job_config
+from pipelines.jobs import expand_inputs, job_main, split_overrides
 from pipelines.options import LlmOptions, RefineryOptions, split_globs
 from pipelines.staging import plan_outputs, run_staged
 from transforms.beam.code import LanguageFn, LintFn, SyntaxFn
@@ -33,16 +34,17 @@ from transforms.llm.cache import Generation
 from transforms.llm.parse import REPETITION, has_degenerate_repetition, parse_scor, parse_sgcr
 from transforms.llm.prompts import load_prompt
 from transforms.llm.recipe import generation_config
-from transforms.recipe import find_recipe
 
 DEFAULT_OUTPUT = "./output/swallowcode"
 ARTIFACTS = ("documents/part-*.parquet", "stats.json")  # what a run writes under --output (and replaces)
 REJECTED_ARTIFACTS = ("part-*.parquet",)
 
 
-def load_code_recipe(name_or_path: str) -> CodeRecipe:
-    path = find_recipe(name_or_path, family="swallowcode")
-    return code_recipe_from_mapping(load_yaml(path), where=str(path))
+def load_code_recipe(name_or_path: str, overrides: Sequence[str] = (), flags: Mapping[str, Mapping[str, Any]] | None = None
+                     ) -> Loaded[CodeRecipe]:
+    """The recipe (a name under configs/swallowcode/ or a path), then key=value overrides, then the flags' keys."""
+    return load_job_config(name_or_path, folder="swallowcode", what="recipe", build=code_recipe_from_mapping,
+                           overrides=overrides, flags=flags)
 
 
 def parse_rewrite(sample: Sample, generation: Generation, *, stage: str, cfg: RewriteStage) -> Sample | str:
@@ -120,12 +122,15 @@ def stage_order(recipe: CodeRecipe) -> list[str]:
 def run(argv: list[str] | None = None) -> dict:
     """Parse flags, validate the inputs, outputs and recipe (and the model when a rewrite is on), run into a
     staging folder, swap it in, and return the stats report."""
+    overrides, argv = split_overrides(argv)
     options = PipelineOptions(argv)
     common, llm = options.view_as(RefineryOptions), options.view_as(LlmOptions)
-    recipe = apply_flags(with_output, load_code_recipe(common.config or "default"), {"num_shards": common.num_shards})
+    loaded = load_code_recipe(common.config or "default", overrides,
+                              {**flag_keys(("num_shards", common.num_shards, "output.num_shards")), **llm.keys()})
+    recipe = loaded.config
     generation = None
     if recipe.rewrites:
-        generation = generation_config(recipe.generation, llm.overrides(), where="generation")
+        generation = generation_config(recipe.generation, where=f"{loaded.where}: generation")
     globs, output = split_globs(common.input), (common.output or DEFAULT_OUTPUT).rstrip("/")
     inputs = expand_inputs(globs, expected=".py files or JSONL/Parquet shards with a text column")
     out, rej = plan_outputs(output, common.rejected_output, artifacts=ARTIFACTS, rejected_artifacts=REJECTED_ARTIFACTS)
@@ -134,7 +139,7 @@ def run(argv: list[str] | None = None) -> dict:
                           p, recipe=recipe, generation=generation, inputs=inputs.patterns, output=output,
                           rejected_output=rejected, cache_prefix=f"{out.final}/_generations"),
                       extra={"recipe": recipe.name, "model": generation.model_name if generation else None,
-                             "inputs": globs})
+                             "inputs": globs, "config": loaded.mapping, "config_source": loaded.where})
 
 if __name__ == "__main__":
     sys.exit(job_main(sys.argv[1:], name="swallowcode", doc=__doc__, option_classes=(RefineryOptions, LlmOptions),

@@ -10,12 +10,13 @@ or a retried bundle never pays for it twice. Nothing is downloaded: --model is a
 from __future__ import annotations
 
 import sys
+from typing import Any, Mapping, Sequence
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from core.config import load_yaml
-from pipelines.jobs import apply_flags, expand_inputs, job_main, with_output
+from core.job_config import Loaded, flag_keys, load_job_config
+from pipelines.jobs import expand_inputs, job_main, split_overrides
 from pipelines.options import LlmOptions, RefineryOptions, split_globs
 from pipelines.staging import plan_outputs, run_staged
 from transforms.beam.read_samples import ReadSamples
@@ -29,7 +30,6 @@ from transforms.llm.handlers import GenerationConfig
 from transforms.llm.parse import parse_math
 from transforms.llm.prompts import load_prompt
 from transforms.llm.recipe import MathRecipe, generation_config, math_recipe_from_mapping
-from transforms.recipe import find_recipe
 
 DEFAULT_OUTPUT = "./output/swallowmath"
 STAGE = "rewrite"
@@ -37,9 +37,11 @@ ARTIFACTS = ("documents/part-*.parquet", "stats.json")  # what a run writes unde
 REJECTED_ARTIFACTS = ("part-*.parquet",)
 
 
-def load_math_recipe(name_or_path: str) -> MathRecipe:
-    path = find_recipe(name_or_path, family="swallowmath")
-    return math_recipe_from_mapping(load_yaml(path), where=str(path))
+def load_math_recipe(name_or_path: str, overrides: Sequence[str] = (), flags: Mapping[str, Mapping[str, Any]] | None = None
+                     ) -> Loaded[MathRecipe]:
+    """The recipe (a name under configs/swallowmath/ or a path), then key=value overrides, then the flags' keys."""
+    return load_job_config(name_or_path, folder="swallowmath", what="recipe", build=math_recipe_from_mapping,
+                           overrides=overrides, flags=flags)
 
 
 def parse(sample: Sample, generation: Generation, *, min_chars: int) -> Sample | str:
@@ -79,10 +81,13 @@ def build(p: beam.Pipeline, *, recipe: MathRecipe, generation: GenerationConfig,
 def run(argv: list[str] | None = None) -> dict:
     """Parse flags, validate the inputs, outputs, recipe and model settings, run into a staging folder, swap it
     in, and return the stats report."""
+    overrides, argv = split_overrides(argv)
     options = PipelineOptions(argv)
     common, llm = options.view_as(RefineryOptions), options.view_as(LlmOptions)
-    recipe = apply_flags(with_output, load_math_recipe(common.config or "default"), {"num_shards": common.num_shards})
-    generation = generation_config(recipe.generation, llm.overrides(), where="generation")
+    loaded = load_math_recipe(common.config or "default", overrides,
+                              {**flag_keys(("num_shards", common.num_shards, "output.num_shards")), **llm.keys()})
+    recipe = loaded.config
+    generation = generation_config(recipe.generation, where=f"{loaded.where}: generation")
     load_prompt(recipe.prompt)  # a missing or broken prompt file fails now
     globs, output = split_globs(common.input), (common.output or DEFAULT_OUTPUT).rstrip("/")
     inputs = expand_inputs(globs, expected="JSONL or Parquet files with a text column")
@@ -92,7 +97,7 @@ def run(argv: list[str] | None = None) -> dict:
                           p, recipe=recipe, generation=generation, inputs=inputs.patterns, output=output,
                           rejected_output=rejected, cache_prefix=f"{out.final}/_generations"),
                       extra={"recipe": recipe.name, "model": generation.model_name, "backend": generation.backend,
-                             "inputs": globs})
+                             "inputs": globs, "config": loaded.mapping, "config_source": loaded.where})
 
 if __name__ == "__main__":
     sys.exit(job_main(sys.argv[1:], name="swallowmath", doc=__doc__, option_classes=(RefineryOptions, LlmOptions),

@@ -19,6 +19,7 @@ import logging
 import os
 import sys
 import time
+from typing import Sequence
 
 import apache_beam as beam
 import pyarrow.parquet as pq
@@ -26,8 +27,8 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import AsDict, AsSingleton
 
-from core.config import ConfigError
-from pipelines.jobs import JobError, expand_inputs, job_main, run_counted
+from core.job_config import Loaded, flag_keys
+from pipelines.jobs import JobError, expand_inputs, job_main, run_counted, split_overrides
 from pipelines.options import RefineryOptions, split_globs
 from pipelines.runners import fit_local_workers, make_runner
 from pipelines.staging import plan_output, staged
@@ -55,9 +56,11 @@ class TokenizeOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser) -> None:
         parser.add_argument("--tokenizer", default=None, help="tokenizer.json (python -m transforms.tokenizer train); "
-                            "a local file: the driver reads it and ships it to the workers. Default: the config's.")
+                            "a local file: the driver reads it and ships it to the workers. Default: the config's; "
+                            "same as tokenizer=...")
         parser.add_argument("--seq_len", type=int, default=None,
-                            help="Tokens per training sequence (rows hold seq_len + 1). Default: the config's (2048).")
+                            help="Tokens per training sequence (rows hold seq_len + 1). Default: the config's (2048); "
+                            "same as seq_len=...")
 
 
 class TokenizeSources(beam.PTransform):
@@ -123,25 +126,23 @@ def build(p: beam.Pipeline, cfg: TokenizeConfig, *, tokenizer_json: str, meta: S
     docs | "MixAndPack" >> MixAndPack(cfg, available=available, mixture=mixture, write=write, header=header)
 
 
-def resolve(options: PipelineOptions) -> tuple[TokenizeConfig, str]:
-    """The config with flag overrides applied, and the output prefix."""
+def resolve(options: PipelineOptions, overrides: Sequence[str] = ()) -> tuple[Loaded[TokenizeConfig], str]:
+    """The config (file, key=value overrides, flags; --input replaces the sources), and the output prefix."""
     common, own = options.view_as(RefineryOptions), options.view_as(TokenizeOptions)
     if common.num_shards is not None or common.rejected_output:
         raise JobError("--num_shards and --rejected_output do not apply: the shard count follows from "
                        "tokens_per_shard, and skipped records are counted in stats.json")
-    cfg = load_tokenize_config(common.config or "default")
-    inputs = split_globs(common.input)
-    changes = {"tokenizer": own.tokenizer, "seq_len": own.seq_len,
-               "sources": (SourceConfig(name="input", paths=tuple(inputs), text_column=cfg.sources[0].text_column),)
-               if inputs else None}
-    try:
-        cfg = dataclasses.replace(cfg, **{k: v for k, v in changes.items() if v is not None})
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
+    loaded = load_tokenize_config(common.config or "default", overrides,
+                                  flag_keys(("tokenizer", own.tokenizer, "tokenizer"), ("seq_len", own.seq_len, "seq_len")))
+    cfg, inputs = loaded.config, split_globs(common.input)
+    if inputs:  # one source of its own, with the first source's text column
+        cfg = dataclasses.replace(cfg, sources=(SourceConfig(name="input", paths=tuple(inputs),
+                                                             text_column=cfg.sources[0].text_column),))
     if not cfg.tokenizer:
         raise JobError(f"no tokenizer; pass --tokenizer=tokenizer.json or set tokenizer in the config, or {TRAIN_HINT}")
     sources = tuple(check_source(source) for source in cfg.sources)
-    return dataclasses.replace(cfg, sources=sources), (common.output or DEFAULT_OUTPUT).rstrip("/")
+    return dataclasses.replace(loaded, config=dataclasses.replace(cfg, sources=sources)), (
+        common.output or DEFAULT_OUTPUT).rstrip("/")
 
 
 def check_source(source: SourceConfig) -> SourceConfig:
@@ -160,18 +161,20 @@ def check_source(source: SourceConfig) -> SourceConfig:
     return dataclasses.replace(source, paths=tuple(inputs.patterns))
 
 
-def finish(counts: dict[str, int], *, cfg: TokenizeConfig, output: str, started: float) -> dict:
+def finish(counts: dict[str, int], *, loaded: Loaded[TokenizeConfig], output: str, started: float) -> dict:
     """stats.json with the realised mixture; a plan that could not be met fails (so nothing is published)."""
+    cfg = loaded.config
     with FileSystems.open(f"{output}/manifest.json") as fh:
         manifest = json.loads(fh.read())
     mixture = {n: {k: s[k] for k in ("target_weight", "realised_weight", "tokens_available", "tokens_taken")}
                for n, s in manifest["sources"].items()}
     report = stats.build_report(counts, stage_order=STAGES,
                                 wall_time_s=time.monotonic() - started,
-                                extra={"config": cfg.name, "tokenizer": cfg.tokenizer, "seq_len": cfg.seq_len,
+                                extra={"recipe": cfg.name, "tokenizer": cfg.tokenizer, "seq_len": cfg.seq_len,
                                        "mixture": mixture, "splits": manifest["splits"],
                                        "tail_tokens_dropped": manifest["tail_tokens_dropped"],
-                                       "unigram_entropy": manifest["unigram_entropy"]})
+                                       "unigram_entropy": manifest["unigram_entropy"],
+                                       "config": loaded.mapping, "config_source": loaded.where})
     with FileSystems.create(f"{output}/stats.json") as fh:
         fh.write(stats.dump_report(report).encode("utf-8"))
     print(stats.format_summary(report))
@@ -191,8 +194,10 @@ def finish(counts: dict[str, int], *, cfg: TokenizeConfig, output: str, started:
 
 def run(argv: list[str] | None = None) -> dict:
     """Parse flags, load and check the tokenizer, run, and return the stats report."""
+    overrides, argv = split_overrides(argv)
     options = PipelineOptions(argv)
-    cfg, output = resolve(options)
+    loaded, output = resolve(options, overrides)
+    cfg = loaded.config
     options = fit_local_workers(options, patterns=[p for source in cfg.sources for p in source.paths])
     try:
         tok = load_tokenizer(cfg.tokenizer)
@@ -210,7 +215,7 @@ def run(argv: list[str] | None = None) -> dict:
         counts, _ = run_counted(
             lambda p: build(p, cfg, tokenizer_json=tok.to_str(), meta=meta, output=out.staging, header=header),
             runner=make_runner(options), options=options, output=out.staging)
-        report = finish(counts, cfg=cfg, output=out.staging, started=started)
+        report = finish(counts, loaded=loaded, output=out.staging, started=started)
     print(f"shards: {out.final}/train/ {out.final}/valid/  manifest: {out.final}/manifest.json  "
           f"report: {out.final}/stats.json")
     return report

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from typing import Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipelines.jobs import JobError, apply_flags, expand_inputs, job_main
+from core.job_config import Loaded, flag_keys, load_job_config
+from pipelines.jobs import JobError, expand_inputs, job_main, split_overrides
 from pipelines.options import LOCAL_RUNNERS, RefineryOptions, split_globs
 from pipelines.runners import plan_byte_ranges
 from pipelines.sample_warc import SAMPLE_PATH
@@ -27,7 +29,7 @@ from transforms.beam.write import ToRows, WriteDocuments, WriteRejected
 from transforms.io.parquet import document_from_row
 from transforms.langid import ensure_available
 from transforms.quality.classifier import ClassifierConfig, import_fasttext
-from transforms.recipe import WebRecipe, load_recipe, with_overrides
+from transforms.recipe import WebRecipe, recipe_from_mapping
 
 DEFAULT_OUTPUT = "./output/werp"
 DEFAULT_RECIPE = "bluwerp"
@@ -43,18 +45,21 @@ class WerpOptions(PipelineOptions):
     @classmethod
     def _add_argparse_args(cls, parser) -> None:
         parser.add_argument("--extractor", choices=("justext", "trafilatura", "resiliparse"), default=None,
-                            help="HTML-to-text extractor; overrides the recipe (Blu-WERP default: justext).")
+                            help="HTML-to-text extractor (Blu-WERP default: justext); same as extract.extractor=...")
         parser.add_argument("--max_record_bytes", type=int, default=None,
                             help="Skip WARC records larger than this many bytes (counted as warc.too_large); "
-                            "overrides the recipe (default 10 MiB).")
+                            "same as read.max_record_bytes=... (default 10 MiB).")
         parser.add_argument("--classifier_model", default=None,
                             help="fastText quality model (local path or gs://, s3://); turns on the last stage, "
                             "Blu-WERP's BETR classifier. Train one with `python -m pipelines.betr`. Without a "
-                            "classifier section in the recipe it keeps the top 10%% of tokens (BETR's default).")
+                            "classifier section in the recipe it keeps the top 10%% of tokens (BETR's default). Same as "
+                            "classifier.model_path=...")
         parser.add_argument("--classifier_threshold", type=float, default=None,
-                            help="Keep documents whose positive-label probability is at least this (DCLM style).")
+                            help="Keep documents whose positive-label probability is at least this (DCLM style); same as "
+                            "classifier.mode=threshold classifier.threshold=...")
         parser.add_argument("--classifier_top_fraction", type=float, default=None,
-                            help="Keep the best-scored documents holding this fraction of all words (BETR: 0.1).")
+                            help="Keep the best-scored documents holding this fraction of all words (BETR: 0.1); same as "
+                            "classifier.mode=top_fraction classifier.top_token_fraction=...")
 
 
 def build(p: beam.Pipeline, *, recipe: WebRecipe, inputs: list[str], output: str, rejected_output: str | None) -> None:
@@ -96,14 +101,27 @@ def stage_order(recipe: WebRecipe) -> list[str]:
             *(s.spec.name for s in recipe.after_dedup), "classifier", "write"]
 
 
-def resolve(options: PipelineOptions) -> tuple[WebRecipe, list[str], str]:
-    """Recipe with flag overrides applied, input globs and output prefix."""
+def recipe_flags(common: RefineryOptions, own: "WerpOptions") -> dict[str, dict[str, object]]:
+    """The recipe keys werp's flags are shortcuts for."""
+    if own.classifier_threshold is not None and own.classifier_top_fraction is not None:
+        raise JobError("give --classifier_threshold or --classifier_top_fraction, not both")
+    return flag_keys(
+        ("extractor", own.extractor, "extract.extractor"), ("max_record_bytes", own.max_record_bytes,
+                                                            "read.max_record_bytes"),
+        ("num_shards", common.num_shards, "output.num_shards"), ("classifier_model", own.classifier_model,
+                                                                 "classifier.model_path"),
+        ("classifier_threshold", own.classifier_threshold,
+         {"classifier.mode": "threshold", "classifier.threshold": own.classifier_threshold}),
+        ("classifier_top_fraction", own.classifier_top_fraction,
+         {"classifier.mode": "top_fraction", "classifier.top_token_fraction": own.classifier_top_fraction}))
+
+
+def resolve(options: PipelineOptions, overrides: Sequence[str] = ()) -> tuple[Loaded[WebRecipe], list[str], str]:
+    """The recipe (file, then key=value overrides, then flags), input globs and output prefix."""
     common, own = options.view_as(RefineryOptions), options.view_as(WerpOptions)
-    recipe = apply_flags(with_overrides, load_recipe(common.config or DEFAULT_RECIPE), {
-        "extractor": own.extractor, "max_record_bytes": own.max_record_bytes, "num_shards": common.num_shards,
-        "classifier_model": own.classifier_model})
-    recipe = with_overrides(recipe, classifier_threshold=own.classifier_threshold,
-                            classifier_top_fraction=own.classifier_top_fraction)
+    loaded = load_job_config(common.config or DEFAULT_RECIPE, folder="werp", what="recipe",
+                             build=recipe_from_mapping, overrides=overrides, flags=recipe_flags(common, own))
+    recipe = loaded.config
     if recipe.langid is not None:
         try:
             ensure_available(recipe.langid)  # a missing optional package fails now, not on a worker
@@ -115,7 +133,8 @@ def resolve(options: PipelineOptions) -> tuple[WebRecipe, list[str], str]:
         local = options.view_as(StandardOptions).runner in LOCAL_RUNNERS
         recipe = dataclasses.replace(recipe, dedup=dataclasses.replace(
             recipe.dedup, ngram_exchange="files" if local else "shuffle"))
-    return recipe, split_globs(common.input) or [str(SAMPLE_PATH)], common.output or DEFAULT_OUTPUT
+    loaded = dataclasses.replace(loaded, config=recipe)
+    return loaded, split_globs(common.input) or [str(SAMPLE_PATH)], common.output or DEFAULT_OUTPUT
 
 
 def check_model(cfg: ClassifierConfig) -> None:
@@ -136,8 +155,10 @@ def check_model(cfg: ClassifierConfig) -> None:
 
 def run(argv: list[str] | None = None) -> dict:
     """Parse flags, validate everything, run into a staging folder, swap it in, and return the stats report."""
+    overrides, argv = split_overrides(argv)
     options = PipelineOptions(argv)
-    recipe, globs, output = resolve(options)
+    loaded, globs, output = resolve(options, overrides)
+    recipe = loaded.config
     inputs = expand_inputs(globs)
     options, split_bytes = plan_byte_ranges(options, patterns=inputs.patterns, max_split_bytes=recipe.read.split_bytes)
     recipe = dataclasses.replace(recipe, read=dataclasses.replace(recipe.read, split_bytes=split_bytes))
@@ -146,7 +167,8 @@ def run(argv: list[str] | None = None) -> dict:
     return run_staged(out=out, rejected=rej, options=options, stage_order=stage_order(recipe),
                       build=lambda p, output, rejected: build(p, recipe=recipe, inputs=inputs.patterns, output=output,
                                                               rejected_output=rejected),
-                      extra={"recipe": recipe.name, "extractor": recipe.extract.extractor, "inputs": globs})
+                      extra={"recipe": recipe.name, "extractor": recipe.extract.extractor, "inputs": globs,
+                             "config": loaded.mapping, "config_source": loaded.where})
 
 if __name__ == "__main__":
     sys.exit(job_main(sys.argv[1:], name="werp", doc=__doc__, option_classes=(RefineryOptions, WerpOptions), run=run))

@@ -57,7 +57,7 @@ def classify(docs, cfg: ClassifierConfig, tmp_path):
 
 def test_threshold_mode_keeps_scores_at_or_above_it(model_path, tmp_path):
     docs, model = corpus(), load_model(model_path)
-    kept, dropped, counters = classify(docs, ClassifierConfig(model_path=model_path, threshold=0.5), tmp_path)
+    kept, dropped, counters = classify(docs, ClassifierConfig(model_path=model_path, mode="threshold", threshold=0.5), tmp_path)
     expected = {d.id for d in docs if score(model, d.text) >= 0.5}
     assert {k[0] for k in kept} == expected and 0 < len(expected) < len(docs)
     assert {d[1] for d in dropped} == {"classifier.below_threshold"} and len(kept) + len(dropped) == len(docs)

@@ -33,9 +33,12 @@ def test_nested_values_and_coercions():
     assert isinstance(cfg.inner.ratio, float)
 
 
-def test_unknown_key_lists_valid_keys():
-    with pytest.raises(ConfigError, match=r"r: inner: unknown key\(s\) 'ratoi'; valid keys are: ratio, words"):
+def test_unknown_key_suggests_the_close_one_and_lists_valid_keys():
+    with pytest.raises(ConfigError, match=r"r: inner: unknown key\(s\) 'ratoi'; did you mean 'ratio' for 'ratoi'\? "
+                                          r"valid keys are: ratio, words"):
         from_mapping(Outer, {"inner": {"ratoi": 0.3}}, where="r")
+    with pytest.raises(ConfigError, match=r"r: inner: unknown key\(s\) 'zzz'; valid keys are: ratio, words"):
+        from_mapping(Outer, {"inner": {"zzz": 0.3}}, where="r")  # nothing close: no guess
 
 
 def test_bad_literal_type_and_validation():

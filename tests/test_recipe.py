@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from core.config import ConfigError
-from transforms.recipe import available_recipes, find_recipe, load_recipe, recipe_from_mapping
+from pipelines.jobs import JobError
+from transforms.recipe import WebRecipe, available_recipes, find_recipe, load_recipe, recipe_from_mapping
 
 
 @pytest.mark.parametrize("name", ["bluwerp", "fineweb", "dclm"])
@@ -48,17 +49,52 @@ def test_recipes_run_dedup_and_the_classifier_in_their_papers_order():
     assert blu.classifier is None and dclm.classifier is None  # no model ships: --classifier_model turns it on
 
 
-def test_classifier_flags_fill_in_the_recipe():
-    from transforms.recipe import with_overrides
-    blu = with_overrides(load_recipe("bluwerp"), classifier_model="m.bin")
-    assert (blu.classifier.mode, blu.classifier.top_token_fraction) == ("top_fraction", 0.1)  # BETR's default
+def werp_recipe(*argv: str) -> WebRecipe:
+    """The recipe as pipelines.werp resolves its command line: file, key=value overrides, then flags."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipelines import werp
+    from pipelines.jobs import split_overrides
+
+    overrides, flags = split_overrides(["--runner=FnApiRunner", *argv])
+    return werp.resolve(PipelineOptions(flags), overrides)[0].config
+
+
+def test_classifier_flags_fill_in_the_recipe(tmp_path):
+    model = tmp_path / "m.bin"  # resolve checks the file starts as a fastText model: its magic int32, 793712314
+    model.write_bytes((793712314).to_bytes(4, "little") + bytes(16))
+    blu = werp_recipe("--config=bluwerp", f"--classifier_model={model}")
+    assert (blu.classifier.model_path, blu.classifier.mode, blu.classifier.top_token_fraction) == (
+        str(model), "top_fraction", 0.1)  # BETR's default
     assert "classifier_score" in blu.stat_names
-    strict = with_overrides(load_recipe("dclm"), classifier_model="m.bin", classifier_threshold=0.2)
+    strict = werp_recipe("--config=dclm", f"--classifier_model={model}", "--classifier_threshold=0.2")
     assert (strict.classifier.mode, strict.classifier.threshold) == ("threshold", 0.2)
-    with pytest.raises(ConfigError, match="need a model"):
-        with_overrides(load_recipe("dclm"), classifier_threshold=0.2)
+    with pytest.raises(ConfigError, match="model_path is empty"):
+        werp_recipe("--config=dclm", "--classifier_threshold=0.2")
     with pytest.raises(ConfigError, match="top_token_fraction"):
-        with_overrides(load_recipe("dclm"), classifier_model="m.bin", classifier_top_fraction=1.5)
+        werp_recipe("--config=dclm", f"--classifier_model={model}", "--classifier_top_fraction=1.5")
+    with pytest.raises(JobError, match="not both"):
+        werp_recipe(f"--classifier_model={model}", "--classifier_threshold=0.2", "--classifier_top_fraction=0.2")
+
+
+def test_overrides_set_any_key_then_flags_win():
+    """key=value reaches nested sections and named steps; a flag is a shortcut onto its key and is applied last."""
+    r = werp_recipe("--config=bluwerp", "dedup.bucket_bits=16", "steps.gopher_quality.min_words=40",
+                    "extract.extractor=trafilatura", "--extractor=resiliparse")
+    assert r.dedup.bucket_bits == 16 and r.extract.extractor == "resiliparse"
+    gopher = next(s for s in r.steps if s.spec.name == "gopher_quality")
+    assert gopher.config.min_words == 40
+    base = load_recipe("bluwerp")  # every other key as the file says
+    assert [s.config for s in r.steps if s.spec.name != "gopher_quality"] == [
+        s.config for s in base.steps if s.spec.name != "gopher_quality"]
+
+
+def test_a_misspelt_override_names_the_close_key():
+    with pytest.raises(ConfigError, match=r"with overrides dedup\.bucket_bit=16: dedup: unknown key\(s\) "
+                                          r"'bucket_bit'; did you mean 'bucket_bits'"):
+        werp_recipe("dedup.bucket_bit=16")
+    with pytest.raises(ConfigError, match=r"no item 'gopher_qualty' in the list; did you mean 'gopher_quality'"):
+        werp_recipe("steps.gopher_qualty.min_words=40")
 
 
 def test_a_classifier_section_needs_a_model_path():

@@ -89,7 +89,7 @@ def test_stats_outputs_are_found_inside_composites_and_only_there():
 @pytest.mark.parametrize("recipe_name", ["bluwerp", "fineweb"])
 def test_werp_counts_as_data_equal_beam_metrics(recipe_name, tmp_path):
     """Every stage of the real graph (read, extract, filters, dedup with its shuffles and connected components)."""
-    recipe, _, _ = werp.resolve(PipelineOptions(["--runner=FnApiRunner", f"--config={recipe_name}"]))
+    recipe = werp.resolve(PipelineOptions(["--runner=FnApiRunner", f"--config={recipe_name}"]))[0].config
 
     def build(p):
         werp.build(p, recipe=recipe, inputs=[str(SAMPLE_PATH)], output=str(tmp_path), rejected_output=None)

@@ -8,12 +8,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
-from core.config import from_mapping, load_yaml
-from core.resources import find_config
+from core.config import from_mapping
+from core.job_config import load_job_config
 from training.bounds import at_least, check_range, positive
-from training.config_cli import apply_overrides
 from training.model.config import ModelConfig
 
 
@@ -266,16 +265,7 @@ class RunConfig:
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
-    """The run config from a YAML file (None = defaults) with key=value overrides applied.
-
-    The file is checked alone first, so an error names the file or the override that caused it."""
-    data: Mapping[str, Any] = {}
-    where = "defaults"
-    if path is not None:
-        found = find_config(str(path), folder="train", what="training config", flag="--config")
-        data, where = load_yaml(found), str(found)
-        from_mapping(RunConfig, data, where=where)
-    if not overrides:
-        return from_mapping(RunConfig, data, where=where)
-    return from_mapping(RunConfig, apply_overrides(data, overrides),
-                        where=f"{where} with overrides {' '.join(overrides)}")
+    """The run config from a YAML file (None = defaults) with key=value overrides applied."""
+    return load_job_config(None if path is None else str(path), folder="train", what="training config",
+                           build=lambda data, where: from_mapping(RunConfig, data, where=where),
+                           overrides=overrides or ()).config

@@ -1,14 +1,10 @@
-"""The command-line side of a config: `key=value` overrides, and `--help` listing every key with its docstring."""
+"""`--help` for a config: every key with its default and the docstring under its field."""
 from __future__ import annotations
 
 import ast
-import copy
 import dataclasses
 import inspect
 import textwrap
-from typing import Any, Mapping
-
-from core.config import ConfigError, parse_yaml_value
 
 
 def field_docs(cls: type) -> dict[str, str]:
@@ -40,25 +36,3 @@ def describe_keys(root: type) -> str:
         for g in dataclasses.fields(default):
             lines.append(f"    {f.name}.{g.name}={getattr(default, g.name)!r}  {docs.get(g.name, '')}".rstrip())
     return "\n".join(lines)
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """'optim.lr=1e-3' -> (['optim', 'lr'], 0.001); the value is read as the config files are (YAML 1.2 scalars)."""
-    if "=" not in text:
-        raise ConfigError(f"override {text!r} is not key=value (e.g. train.steps=100)")
-    key, raw = text.split("=", 1)
-    return key.strip().split("."), parse_yaml_value(raw)
-
-
-def apply_overrides(data: Mapping[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Set dotted keys in a nested mapping (a copy); unknown keys are caught later by the strict loader."""
-    data = copy.deepcopy(dict(data))
-    for text in overrides:
-        path, value = parse_override(text)
-        node = data
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"override {text!r}: {part!r} is not a section")
-        node[path[-1]] = value
-    return data

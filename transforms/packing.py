@@ -12,12 +12,12 @@ import hashlib
 import math
 import struct
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from core.config import from_mapping, load_yaml
-from core.resources import find_config
+from core.config import from_mapping
+from core.job_config import Loaded, load_job_config
 
 MiB = 2**20
 SPLITS = ("train", "valid")  # training.data.format.SPLITS; a pure module here must not import training
@@ -87,10 +87,13 @@ class TokenizeConfig:
         return {s.name: s.weight / total for s in self.sources}
 
 
-def load_tokenize_config(name_or_path: str) -> TokenizeConfig:
-    """A shipped config by name (configs/tokenize/<name>.yaml) or any YAML path, validated."""
-    path = find_config(name_or_path, folder="tokenize", what="tokenize config", flag="--config")
-    return from_mapping(TokenizeConfig, load_yaml(path), where=str(path))
+def load_tokenize_config(name_or_path: str, overrides: Sequence[str] = (),
+                         flags: Mapping[str, Mapping[str, Any]] | None = None
+                         ) -> Loaded[TokenizeConfig]:
+    """A shipped config by name (configs/tokenize/<name>.yaml) or any YAML path, then key=value overrides, then the
+    flags' keys, validated."""
+    return load_job_config(name_or_path, folder="tokenize", what="tokenize config", overrides=overrides, flags=flags,
+                           build=lambda data, where: from_mapping(TokenizeConfig, data, where=where))
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,10 +4,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, Sequence
 
 
-from core.config import ConfigError, from_mapping, load_yaml
+from core.config import ConfigError, from_mapping
+from core.job_config import load_job_config
 from core.resources import find_config, shipped_configs
 from transforms.dedup.config import DedupConfig
 from transforms.extract import ExtractConfig
@@ -109,36 +110,6 @@ def recipe_from_mapping(data: Mapping[str, Any], *, where: str) -> WebRecipe:
     return dataclasses.replace(from_mapping(WebRecipe, data, where=where), steps=steps, after_dedup=after_dedup)
 
 
-def with_overrides(recipe: WebRecipe, *, extractor: str | None = None, max_record_bytes: int | None = None,
-                   num_shards: int | None = None, classifier_model: str | None = None,
-                   classifier_threshold: float | None = None, classifier_top_fraction: float | None = None) -> WebRecipe:
-    """The recipe with command-line overrides applied (None leaves a value as the recipe says)."""
-    replace = dataclasses.replace
-    if classifier_model is not None:
-        # A recipe without a classifier section gets BETR's default: keep the top 10% of tokens.
-        base = recipe.classifier or ClassifierConfig(model_path=classifier_model, mode="top_fraction")
-        recipe = replace(recipe, classifier=replace(base, model_path=classifier_model))
-    if classifier_threshold is not None or classifier_top_fraction is not None:
-        if recipe.classifier is None:
-            raise ConfigError("--classifier_threshold/--classifier_top_fraction need a model: give --classifier_model "
-                              "or a classifier section in the recipe")
-        if classifier_threshold is not None and classifier_top_fraction is not None:
-            raise ConfigError("give --classifier_threshold or --classifier_top_fraction, not both")
-        keep = ({"mode": "threshold", "threshold": classifier_threshold} if classifier_threshold is not None
-                else {"mode": "top_fraction", "top_token_fraction": classifier_top_fraction})
-        try:
-            recipe = replace(recipe, classifier=replace(recipe.classifier, **keep))
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-    if extractor is not None:
-        recipe = replace(recipe, extract=replace(recipe.extract, extractor=extractor))
-    if max_record_bytes is not None:
-        recipe = replace(recipe, read=replace(recipe.read, max_record_bytes=max_record_bytes))
-    if num_shards is not None:
-        recipe = replace(recipe, output=replace(recipe.output, num_shards=num_shards))
-    return recipe
-
-
 def find_recipe(name_or_path: str, *, family: str = "werp") -> Path:
     """A recipe by name (configs/<family>/<name>.yaml) or by path."""
     return find_config(name_or_path, folder=family, what="recipe", flag="--config")
@@ -149,7 +120,7 @@ def available_recipes(family: str) -> list[str]:
     return shipped_configs(family)
 
 
-def load_recipe(name_or_path: str, *, family: str = "werp") -> WebRecipe:
-    """Read, parse and validate a recipe."""
-    path = find_recipe(name_or_path, family=family)
-    return recipe_from_mapping(load_yaml(path), where=str(path))
+def load_recipe(name_or_path: str, overrides: Sequence[str] = ()) -> WebRecipe:
+    """Read, parse and validate a recipe, with key=value overrides (pipelines.werp adds its flags)."""
+    return load_job_config(name_or_path, folder="werp", what="recipe", build=recipe_from_mapping,
+                           overrides=overrides).config

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -50,4 +51,5 @@ def test_no_model_is_a_one_line_error(tmp_path):
                            f"--input={tmp_path / 'math.jsonl'}", f"--output={tmp_path / 'o'}"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1].startswith("swallowmath: error: generation: no model; pass --model")
+    assert re.match(r"swallowmath: error: \S+default.yaml: generation: no model; pass --model",
+                    proc.stderr.strip().splitlines()[-1])

@@ -279,8 +279,11 @@ def test_user_errors_name_the_fix(corpus, tmp_path):
     no_tokenizer = single_config(corpus, tmp_path / "c.yaml", tokenizer=None)
     with pytest.raises(JobError, match="no tokenizer; pass --tokenizer.*python -m transforms.tokenizer train"):
         tokenize.run([*LOCAL, f"--config={no_tokenizer}", f"--output={tmp_path}"])
-    with pytest.raises(ConfigError, match="unknown key\\(s\\) 'seq_length'; valid keys are: .*seq_len"):
+    with pytest.raises(ConfigError, match="unknown key\\(s\\) 'seq_length'; did you mean 'seq_len'"):
         tokenize.run([*LOCAL, f"--config={single_config(corpus, tmp_path / 'd.yaml', seq_length=8)}"])
+    with pytest.raises(ConfigError, match="with overrides seq_lenn=8: unknown key\\(s\\) 'seq_lenn'; did you mean "
+                                          "'seq_len'"):  # the same from the command line, naming the override
+        tokenize.run([*LOCAL, f"--config={single_config(corpus, tmp_path / 'f.yaml')}", "seq_lenn=8"])
     with pytest.raises(JobError, match="source 'input': '.*x\\*.parquet' matched no files; fix its paths"):
         tokenize.run([*LOCAL, f"--config={single_config(corpus, tmp_path / 'e.yaml')}",
                       f"--input={tmp_path}/x*.parquet"])
@@ -298,7 +301,7 @@ def test_command_line_errors_are_one_line(tmp_path):
 
 
 def test_shipped_configs_read_the_pipelines_default_outputs():
-    default, mixture = load_tokenize_config("default"), load_tokenize_config("mixture")
+    default, mixture = load_tokenize_config("default").config, load_tokenize_config("mixture").config
     assert default.sources[0].paths == (f"{werp.DEFAULT_OUTPUT.removeprefix('./')}/documents/*.parquet",)
     assert mixture.weights == pytest.approx({"web": 0.7, "code": 0.2, "math": 0.1})
     assert default.tokenizer == mixture.tokenizer == "output/tokenizer.json"  # transforms.tokenizer's default --output

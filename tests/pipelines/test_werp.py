@@ -127,7 +127,7 @@ def test_wrong_config_key_is_one_line_error(tmp_path):
     bad.write_text("extract:\n  extracter: justext\n")
     proc = run_cli(f"--config={bad}", f"--output={tmp_path}/o")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "unknown key(s) 'extracter'; valid keys are:" in proc.stderr
+    assert "unknown key(s) 'extracter'; did you mean 'extractor' for 'extracter'? valid keys are:" in proc.stderr
 
 
 def test_help_explains_every_option():
@@ -149,3 +149,23 @@ def test_each_recipe_runs_its_dedup_and_after_dedup_stages(tmp_path, recipe, ded
         assert stages.index("dedup_minhash") < stages.index("pii") < stages.index("write")  # PII after MinHash
     assert_balanced(report)
     assert len(read_shards(tmp_path)) == report["stages"]["write"]["docs_out"]
+
+
+def test_the_recipe_a_run_used_is_in_stats_json_and_reruns_to_the_same_output(demo, tmp_path):
+    """Overrides and flags land in stats.json's config; that mapping, saved as a YAML recipe, gives the same run."""
+    import yaml
+
+    first = tmp_path / "a"
+    report = werp.run([*LOCAL, f"--output={first}", "steps.gopher_quality.min_words=400", "dedup.bucket_bits=9",
+                       "--num_shards=1"])
+    config = json.loads((first / "stats.json").read_text())["config"]
+    assert config["dedup"]["bucket_bits"] == 9 and config["output"]["num_shards"] == 1
+    assert config["steps"][0]["gopher_quality"]["min_words"] == 400  # the recipe's first step, by name
+    default = demo[2]["stages"]["gopher_quality"]["dropped"].get("gopher.too_few_words", 0)
+    assert report["stages"]["gopher_quality"]["dropped"].get("gopher.too_few_words", 0) > default  # 400 words drop more
+    recipe = tmp_path / "used.yaml"
+    recipe.write_text(yaml.safe_dump(config))
+    again = werp.run([*LOCAL, f"--output={tmp_path / 'b'}", f"--config={recipe}"])
+    assert again["stages"] == report["stages"]
+    assert read_shards(tmp_path / "b").sort_values("id").reset_index(drop=True).equals(
+        read_shards(first).sort_values("id").reset_index(drop=True))

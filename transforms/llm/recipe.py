@@ -52,10 +52,10 @@ class MathRecipe:
     output: ShardConfig = ShardConfig()
 
 
-def generation_config(settings: Mapping[str, Any], overrides: Mapping[str, Any], *, where: str) -> GenerationConfig:
-    """The recipe's generation settings with command-line overrides (None = keep), validated together; a model
-    the workers would load must be a local folder now, since nothing is downloaded at run time."""
-    merged = {**settings, **{k: v for k, v in overrides.items() if v is not None}}
+def generation_config(settings: Mapping[str, Any], *, where: str) -> GenerationConfig:
+    """The recipe's generation settings (overrides and flags already in), validated; a model the workers would
+    load must be a local folder now, since nothing is downloaded at run time."""
+    merged = dict(settings)
     if not merged.get("model_path"):
         raise ConfigError(f"{where}: no model; pass --model=PATH (a local model folder, or the served model name "
                           "with --backend=openai --base_url=...) or set generation.model_path")

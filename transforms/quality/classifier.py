@@ -26,11 +26,11 @@ _SEPARATORS = re.compile(r"[ \t\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]+")
 class ClassifierConfig:
     """Which fastText model scores documents and how its score decides what is kept."""
 
-    model_path: str  # local fastText .bin; train one with `python -m pipelines.betr`
+    model_path: str = ""  # local fastText .bin (required); train one with `python -m pipelines.betr`
     label: str = POSITIVE_LABEL  # the positive label; its probability is the stored score
-    # "threshold": keep score >= threshold (DCLM). "top_fraction": keep the highest-scoring documents that
-    # hold top_token_fraction of all tokens (BETR, data-seeds 1.6).
-    mode: Literal["threshold", "top_fraction"] = "threshold"
+    # "top_fraction" (Blu-WERP's, from BETR, data-seeds 1.6): keep the highest-scoring documents that hold
+    # top_token_fraction of all tokens. "threshold": keep score >= threshold (DCLM).
+    mode: Literal["threshold", "top_fraction"] = "top_fraction"
     # Lowest score kept in threshold mode, a probability. 0.5 keeps what the model calls positive; DCLM-Baseline
     # kept >= 0.018112 with its own model, about its top 10% (data-seeds 3.1): a threshold belongs to one model.
     threshold: float = 0.5
