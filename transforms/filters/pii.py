@@ -16,7 +16,7 @@ from transforms.text import TextView
 # Local part and domain as common mail validators accept them; a dot-separated TLD of 2+ letters is required.
 _EMAIL_RE = re.compile(r"\b[A-Za-z0-9._%+-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}\b")
 # Four dotted decimal octets not glued to other digits or dots (so "1.2.3.4.5" and version strings are left).
-_IPV4_RE = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
+_IPV4_RE = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)")  # a full stop may follow; a fifth octet may not
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
