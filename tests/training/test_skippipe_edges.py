@@ -326,3 +326,35 @@ def test_a_stage_naming_node_n_is_outside_an_n_node_network():
     with pytest.raises(ValueError, match=r"outside 0\.\.3"):
         make_problem(latency_s=np.zeros((4, 4)), stages=[[-1], [1]], n_microbatches=1)
     assert make_problem(latency_s=np.zeros((4, 4)), stages=[[0], [3]], n_microbatches=1).stages == ((0,), (3,))
+
+
+def test_assign_stages_minimises_the_two_sided_nearest_neighbour_hop_cost():
+    """Sizes [1, 2] on 3 nodes: the stage-0 node a pays, for its messages a -> q to stage 1, the nearest hop
+    min_q L[a][q] (a's side) plus the mean over q of the nearest sender L[a][q] (stage 1's side), by hand:
+    a = 0: 1 + 3 = 4; a = 1: 2.5 + 2.5 = 5; a = 2: 0.5 + 5 = 5.5. So node 0 leads. Counting one side twice
+    would pick node 2 (2 x min: 1) or node 1 (2 x mean: 5). Every pair of assignments is one swap apart, so
+    the swap search cannot stop short of the best."""
+    from training.parallel.skippipe_problem import assign_stages
+
+    lat = np.array([[0.0, 1.0, 5.0], [2.5, 0.0, 2.5], [0.5, 9.5, 0.0]])
+    assert assign_stages(lat, [1, 2]) == ((0,), (1, 2))
+
+
+def test_assign_stages_stops_when_no_swap_is_strictly_better():
+    """All links equal: every assignment costs the same, so no swap improves and the search must end (a search
+    that took equal-cost swaps would swap back and forth for ever)."""
+    import signal
+
+    from training.parallel.skippipe_problem import assign_stages
+
+    def give_up(*_):
+        raise TimeoutError("assign_stages did not stop on equal-cost swaps")
+
+    old = signal.signal(signal.SIGALRM, give_up)
+    signal.setitimer(signal.ITIMER_REAL, 10.0)
+    try:
+        stages = assign_stages(np.ones((6, 6)) - np.eye(6), [2, 2, 2])
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert sorted(n for s in stages for n in s) == list(range(6)) and [len(s) for s in stages] == [2, 2, 2]
