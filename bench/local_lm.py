@@ -95,7 +95,7 @@ def memory(args: argparse.Namespace, method: str, k: int) -> tuple[int, int]:
     import torch
 
     from training.local.core import LocalModel, backprop_step, local_step, plan_modules
-    from training.local.llama import aux_builder, backbone, lm_loss
+    from training.local.lm_backbone import aux_builder, backbone, lm_loss
     from training.memory import SavedActivations
     from training.model import Llama, ModelConfig
 

@@ -49,7 +49,7 @@ def child(args: argparse.Namespace, method: str, k: int) -> dict:
     import torch
 
     from training.local.core import LocalModel, backprop_step, local_step, plan_modules, trainable
-    from training.local.llama import aux_builder, backbone, lm_loss
+    from training.local.lm_backbone import aux_builder, backbone, lm_loss
     from training.model import Llama, ModelConfig
 
     torch.set_num_threads(1)

@@ -2,7 +2,7 @@
 
 torchrun starts p ranks; the same model (8 layers, dim 256, seq 128) is cut into p stages. Backprop: our
 pipeline runtime with 1F1B (and GPipe). Local: K = p gradient-isolated modules with greedy aux heads, each rank
-updating locally as soon as its module's forward is sent on (training/local/pipeline.py). Each step's F/B spans
+updating locally as soon as its module's forward is sent on (training/local/decoupled.py). Each step's F/B spans
 are recorded; we report the median idle fraction over steps and the step time, and draw one step of each.
 
 With --trainer the same comparison runs through `python -m training.pretrain` on token shards: the pipeline trainer
@@ -43,8 +43,8 @@ def child(args: argparse.Namespace) -> None:
     import torch.distributed as dist
 
     from training.local.core import LocalModel, plan_modules
-    from training.local.llama import aux_builder, backbone, lm_loss
-    from training.local.pipeline import DecoupledStage
+    from training.local.lm_backbone import aux_builder, backbone, lm_loss
+    from training.local.decoupled import DecoupledStage
     from training.model import Llama, ModelConfig
     from training.parallel.partition import uniform_layout
     from training.parallel.pipeline import Plan, build_pipeline

@@ -11,7 +11,7 @@ from torch import nn
 from training.local import (Backbone, FFConfig, ForwardForward, LocalModel, auglocal, backprop_step, ema_update_,
                             ff_step, greedy, layer_predictions, local_step, man, mono_forward, plan_modules,
                             pyramid_depths, sample_later_blocks, trainable)
-from training.local.aux import MAN_MOMENTUM, MomentumAux
+from training.local.aux_nets import MAN_MOMENTUM, MomentumAux
 from training.local.loop import accuracy, fit, recalibrate_batchnorm
 from training.local.measure import saved_peak_bytes
 from training.local.nets import mlp, resnet

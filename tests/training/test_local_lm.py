@@ -10,7 +10,7 @@ import torch
 from tests.training.markov import write_markov_shards
 from tests.training.test_trainer import SMALL, pretrain, pretrain_here
 from training.local.core import LocalModel, backprop_step, local_step, plan_modules
-from training.local.llama import aux_builder, backbone, lm_loss
+from training.local.lm_backbone import aux_builder, backbone, lm_loss
 from training.memory import SavedActivations
 from training.metrics import read_metrics
 from training.model import Llama, ModelConfig

@@ -1,5 +1,5 @@
 """Supervised local learning: gradient-isolated modules with aux nets on any list of blocks, FF and Mono-Forward."""
-from training.local.aux import auglocal, ema_update_, greedy, man, pyramid_depths, sample_later_blocks
+from training.local.aux_nets import auglocal, ema_update_, greedy, man, pyramid_depths, sample_later_blocks
 from training.local.core import (AuxSite, Backbone, LocalModel, backprop_step, local_step, plan_modules,
                                  trainable)
 from training.local.forward_forward import FFConfig, ForwardForward, ff_step

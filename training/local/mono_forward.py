@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from training.local.aux import greedy
+from training.local.aux_nets import greedy
 from training.local.core import Backbone, LocalModel, plan_modules
 
 

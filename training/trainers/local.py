@@ -8,7 +8,7 @@ backprop's at equal tokens. Data parallel like StreamBP: gradients are averaged 
 
 Checkpoints hold the decoder under its own parameter names (embed, layers.N, norm, head) plus the aux nets
 under `auxes.k`, so `python -m training.export` turns a local run into a Hugging Face model like any other,
-and the decoupled pipeline (trainers/local_pipeline.py) writes the very same keys.
+and the decoupled pipeline (trainers/decoupled.py) writes the very same keys.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from torch import nn
 
 from training.distributed import all_reduce_grads, all_reduce_sum
 from training.local.core import LocalModel, local_step, plan_modules, trainable
-from training.local.llama import aux_builder, backbone, lm_loss
+from training.local.lm_backbone import aux_builder, backbone, lm_loss
 from training.model import Llama
 from training.trainers.baseline import Batch, Trainer
 

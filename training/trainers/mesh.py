@@ -1,4 +1,4 @@
-"""The dp x pp mesh that both pipeline trainers (pipeline.py, local_pipeline.py) stand on: its degrees, its process
+"""The dp x pp mesh that both pipeline trainers (pipeline.py, decoupled.py) stand on: its degrees, its process
 groups, sums over a group and the traced spans gathered from every rank."""
 from __future__ import annotations
 

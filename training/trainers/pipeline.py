@@ -36,7 +36,7 @@ class PipelineTrainer(Trainer):
 
             return SkipPipeTrainer
         if cfg.pipeline.schedule == "decoupled":
-            from training.trainers.local_pipeline import DecoupledPipelineTrainer
+            from training.trainers.decoupled import DecoupledPipelineTrainer
 
             return DecoupledPipelineTrainer
         return cls

@@ -1,5 +1,5 @@
 """The decoupled pipeline (`--trainer=pipeline --schedule=decoupled --method=greedy|auglocal|man`): local learning
-with one gradient-isolated module per pipeline rank (training/local/pipeline.py).
+with one gradient-isolated module per pipeline rank (training/local/decoupled.py).
 
 Each rank receives a microbatch's activation, runs its module, sends the output on at once and backpropagates its
 own local loss, so no rank waits for a backward pass from a later stage: the pipeline fills once and never drains.
@@ -21,10 +21,10 @@ from torch import nn
 
 from training.config import RunConfig
 from training.distributed import Dist, all_reduce_grads
-from training.local.aux import MomentumAux
+from training.local.aux_nets import MomentumAux
 from training.local.core import trainable
-from training.local.llama import lm_loss
-from training.local.pipeline import DecoupledStage, receive_flat, send_flat
+from training.local.decoupled import DecoupledStage, receive_flat, send_flat
+from training.local.lm_backbone import lm_loss
 from training.model import next_token_loss
 from training.parallel.actions import Span
 from training.parallel.partition import EMBED, HEAD, NORM

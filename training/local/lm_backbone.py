@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.local import aux as aux_builders
+from training.local import aux_nets as aux_builders
 from training.local.core import AuxBuilder, Backbone
 from training.model import Llama
 from training.model.llama import Block, RMSNorm
