@@ -310,6 +310,9 @@ def test_eval_batches_of_a_small_split_by_hand(tmp_path):
     batches = list(ev)
     assert [int(x[0, 0]) for x, _ in batches] == [12, 16, 20]
     assert all(x.shape == y.shape == (1, SEQ) and torch.equal(y, x + 1) for x, y in batches)
+    write(tmp_path / "one", (5,), group=2)  # a one-shard split, rows 0..4
+    single = EvalBatches(tmp_path / "one", batch_size=2, rank=0, world=1)
+    assert [x[:, 0].tolist() for x, _ in single] == [[0, 4], [8, 12]]
 
 
 # ---------------------------------------------------------------- format.py
