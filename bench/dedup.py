@@ -98,10 +98,10 @@ def run_stage(stage: str, input_path: str, out: str) -> None:
         else:
             rows = docs | ToRows(())  # the baseline: read and write only
         rows | WriteDocuments(f"{out}/documents", stat_names=(), num_shards=0, codec="zstd", row_group_bytes=32 << 20)
+        return [*cfg.stages, "write"]
 
     options = PipelineOptions(["--runner=DirectRunner", *EXTRA_FLAGS])
-    run_job(build=build, runner=make_runner(options), options=options, output=out, stage_order=cfg.stages + ["write"],
-            extra={"stage": stage})
+    run_job(build=build, runner=make_runner(options), options=options, output=out, extra={"stage": stage})
 
 
 def shuffle_bytes_per_doc(path: Path, sample: int = 2000) -> dict[str, float]:

@@ -7,7 +7,7 @@ import re
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystem import BeamIOError
@@ -170,13 +170,12 @@ def run_counted(build: Callable[[beam.Pipeline], None], *, runner, options, outp
     return counts, pipeline.result
 
 
-def run_job(
-    *, build: Callable[[beam.Pipeline], None], runner, options, output: str, stage_order: Iterable[str], extra: dict
-) -> dict:
-    """Build, run and report; the stats JSON lands in `output` (a run's staging folder) and a summary is printed."""
-    started = time.monotonic()
-    counts, _ = run_counted(build, runner=runner, options=options, output=output)
-    report = stats.build_report(counts, stage_order=stage_order, wall_time_s=time.monotonic() - started, extra=extra)
+def run_job(*, build: Callable[[beam.Pipeline], Sequence[str]], runner, options, output: str, extra: dict) -> dict:
+    """Build, run and report; `build` returns its stages in order (a Flow's), the order of the report. The stats
+    JSON lands in `output` (a run's staging folder) and a summary is printed."""
+    started, stages = time.monotonic(), []
+    counts, _ = run_counted(lambda p: stages.extend(build(p)), runner=runner, options=options, output=output)
+    report = stats.build_report(counts, stage_order=stages, wall_time_s=time.monotonic() - started, extra=extra)
     with FileSystems.create(f"{output.rstrip('/')}/stats.json") as fh:
         fh.write(stats.dump_report(report).encode("utf-8"))
     print(stats.format_summary(report))

@@ -175,13 +175,12 @@ def staged_files(*finals: str) -> Iterator[list[str]]:
                 os.remove(temp)
 
 
-def run_staged(*, out: StagedOutput, rejected: StagedOutput | None, build: Callable[[Any, str, str | None], None],
-               options, stage_order: Sequence[str], extra: dict) -> dict:
-    """Run a document job into its staging folders (`build(pipeline, output, rejected_output)`), swap them in on
-    success, print where the shards are and return the stats report."""
+def run_staged(*, out: StagedOutput, rejected: StagedOutput | None,
+               build: Callable[[Any, str, str | None], Sequence[str]], options, extra: dict) -> dict:
+    """Run a document job into its staging folders (`build(pipeline, output, rejected_output)` -> its stages in
+    order), swap them in on success, print where the shards are and return the stats report."""
     with staged(out, rejected):
         report = run_job(build=lambda p: build(p, out.staging, rejected.staging if rejected else None),
-                         runner=make_runner(options), options=options, output=out.staging, stage_order=stage_order,
-                         extra=extra)
+                         runner=make_runner(options), options=options, output=out.staging, extra=extra)
     print(f"shards: {out.final}/documents/  report: {out.final}/stats.json")
     return report

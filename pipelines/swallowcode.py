@@ -21,6 +21,7 @@ from pipelines.jobs import expand_inputs, job_main, split_overrides
 from pipelines.options import LlmOptions, RefineryOptions, split_globs
 from pipelines.staging import plan_outputs, run_staged
 from transforms.beam.code import LanguageFn, LintFn, SyntaxFn
+from transforms.beam.flow import Flow
 from transforms.beam.metrics import Counted
 from transforms.beam.read_samples import ReadSamples
 from transforms.beam.rewrite import Rewrite, rewritten
@@ -40,8 +41,8 @@ ARTIFACTS = ("documents/part-*.parquet", "stats.json")  # what a run writes unde
 REJECTED_ARTIFACTS = ("part-*.parquet",)
 
 
-def load_code_recipe(name_or_path: str, overrides: Sequence[str] = (), flags: Mapping[str, Mapping[str, Any]] | None = None
-                     ) -> Loaded[CodeRecipe]:
+def load_code_recipe(name_or_path: str, overrides: Sequence[str] = (),
+                     flags: Mapping[str, Mapping[str, Any]] | None = None) -> Loaded[CodeRecipe]:
     """The recipe (a name under configs/swallowcode/ or a path), then key=value overrides, then the flags' keys."""
     return load_job_config(name_or_path, folder="swallowcode", what="recipe", build=code_recipe_from_mapping,
                            overrides=overrides, flags=flags)
@@ -75,48 +76,41 @@ def to_row(sample: Sample, *, last_rewrite: str | None) -> dict:
 
 
 def build(p: beam.Pipeline, *, recipe: CodeRecipe, generation, inputs: list[str], output: str,
-          rejected_output: str | None, cache_prefix: str) -> None:
-    """The recipe as a Beam graph; a stage set to null in the recipe is not in the graph."""
-    emit = rejected_output is not None
-    samples, read_rejected = p | "Globs" >> beam.Create(inputs) | "Read" >> ReadSamples(
+          rejected_output: str | None, cache_prefix: str) -> list[str]:
+    """The recipe as a Beam graph -> its stages; a stage set to null in the recipe is not in the graph."""
+    flow = Flow(emit_rejected=rejected_output is not None)
+    emit = flow.emit_rejected
+    samples = flow.apply(p | "Globs" >> beam.Create(inputs), "Read", ReadSamples(
         fields=recipe.read.fields, max_bytes=recipe.read.max_bytes, source_language=recipe.source_language,
-        emit_rejected=emit)
-    rejected = [read_rejected]
-
-    def step(label: str, fn: beam.DoFn) -> None:
-        nonlocal samples
-        samples, rej = samples | label >> Counted(fn, tags=(REJECTED,))
-        rejected.append(rej)
-
+        emit_rejected=emit), "read")
     if recipe.languages is not None:
-        step("Language", LanguageFn(recipe.languages, emit_rejected=emit))
+        samples = flow.apply(samples, "Language", Counted(LanguageFn(recipe.languages, emit_rejected=emit),
+                                                          tags=(REJECTED,)), "language")
     if recipe.syntax is not None:
-        step("Syntax", SyntaxFn(recipe.syntax, emit_rejected=emit))
+        samples = flow.apply(samples, "Syntax", Counted(SyntaxFn(recipe.syntax, emit_rejected=emit),
+                                                        tags=(REJECTED,)), "syntax")
     if recipe.lint is not None:
-        step("Lint", LintFn(recipe.lint, stage="lint", column="pylint_score", filter=True, emit_rejected=emit))
+        samples = flow.apply(samples, "Lint", Counted(LintFn(
+            recipe.lint, stage="lint", column="pylint_score", filter=True, emit_rejected=emit), tags=(REJECTED,)),
+            "lint")
     for name, stage in recipe.rewrites:
-        out = samples | name.upper() >> Rewrite(
-            prompt=load_prompt(stage.prompt), generation=generation, cache_prefix=cache_prefix,
-            stage=name, parse=lambda s, g, n=name, c=stage: parse_rewrite(s, g, stage=n, cfg=c), emit_rejected=emit)
-        samples = out["samples"]
-        rejected.append(out[REJECTED])
+        samples = flow.apply(samples, name.upper(), Rewrite(
+            prompt=load_prompt(stage.prompt), generation=generation, cache_prefix=cache_prefix, stage=name,
+            parse=lambda s, g, n=name, c=stage: parse_rewrite(s, g, stage=n, cfg=c), emit_rejected=emit),
+            f"{name}_llm", name, kept="samples")
     if recipe.rewrites and recipe.final_check:
-        step("FinalSyntax", SyntaxFn(recipe.syntax or SyntaxConfig(), emit_rejected=emit, final=True))
+        samples = flow.apply(samples, "FinalSyntax", Counted(SyntaxFn(
+            recipe.syntax or SyntaxConfig(), emit_rejected=emit, final=True), tags=(REJECTED,)), "final_syntax")
         if recipe.lint is not None:
-            step("FinalLint", LintFn(recipe.lint, stage="final_lint", column="final_pylint_score", filter=False,
-                                     emit_rejected=emit))
+            samples = flow.apply(samples, "FinalLint", Counted(LintFn(
+                recipe.lint, stage="final_lint", column="final_pylint_score", filter=False, emit_rejected=emit),
+                tags=(REJECTED,)), "final_lint")
     last = recipe.rewrites[-1][0] if recipe.rewrites else None
-    (samples | "ToRows" >> beam.Map(to_row, last_rewrite=last)
-     | "Write" >> WriteRows(f"{output}/documents", schema=CODE_SCHEMA, num_shards=recipe.output.num_shards,
-                            codec=recipe.output.codec, row_group_bytes=recipe.output.row_group_bytes))
-    if emit:
-        tuple(rejected) | "FlattenRejected" >> beam.Flatten() | "WriteRejected" >> WriteRejected(
-            rejected_output, codec=recipe.output.codec)
-
-
-def stage_order(recipe: CodeRecipe) -> list[str]:
-    rewrites = [s for name, _ in recipe.rewrites for s in (f"{name}_llm", name)]
-    return ["read", "language", "syntax", "lint", *rewrites, "final_syntax", "final_lint", "write"]
+    flow.apply(samples | "ToRows" >> beam.Map(to_row, last_rewrite=last), "Write", WriteRows(
+        f"{output}/documents", schema=CODE_SCHEMA, num_shards=recipe.output.num_shards, codec=recipe.output.codec,
+        row_group_bytes=recipe.output.row_group_bytes), "write")
+    flow.write_rejected(WriteRejected(rejected_output, codec=recipe.output.codec))
+    return flow.stages
 
 
 def run(argv: list[str] | None = None) -> dict:
@@ -134,7 +128,7 @@ def run(argv: list[str] | None = None) -> dict:
     globs, output = split_globs(common.input), (common.output or DEFAULT_OUTPUT).rstrip("/")
     inputs = expand_inputs(globs, expected=".py files or JSONL/Parquet shards with a text column")
     out, rej = plan_outputs(output, common.rejected_output, artifacts=ARTIFACTS, rejected_artifacts=REJECTED_ARTIFACTS)
-    return run_staged(out=out, rejected=rej, options=options, stage_order=stage_order(recipe),
+    return run_staged(out=out, rejected=rej, options=options,
                       build=lambda p, output, rejected: build(
                           p, recipe=recipe, generation=generation, inputs=inputs.patterns, output=output,
                           rejected_output=rejected, cache_prefix=f"{out.final}/_generations"),

@@ -19,9 +19,9 @@ from core.job_config import Loaded, flag_keys, load_job_config
 from pipelines.jobs import expand_inputs, job_main, split_overrides
 from pipelines.options import LlmOptions, RefineryOptions, split_globs
 from pipelines.staging import plan_outputs, run_staged
+from transforms.beam.flow import Flow
 from transforms.beam.read_samples import ReadSamples
 from transforms.beam.rewrite import Rewrite, rewritten
-from transforms.beam.stages import REJECTED
 from transforms.beam.write import WriteRejected, WriteRows
 from transforms.io.parquet import MATH_SCHEMA
 from transforms.io.samples import Sample
@@ -37,8 +37,8 @@ ARTIFACTS = ("documents/part-*.parquet", "stats.json")  # what a run writes unde
 REJECTED_ARTIFACTS = ("part-*.parquet",)
 
 
-def load_math_recipe(name_or_path: str, overrides: Sequence[str] = (), flags: Mapping[str, Mapping[str, Any]] | None = None
-                     ) -> Loaded[MathRecipe]:
+def load_math_recipe(name_or_path: str, overrides: Sequence[str] = (),
+                     flags: Mapping[str, Mapping[str, Any]] | None = None) -> Loaded[MathRecipe]:
     """The recipe (a name under configs/swallowmath/ or a path), then key=value overrides, then the flags' keys."""
     return load_job_config(name_or_path, folder="swallowmath", what="recipe", build=math_recipe_from_mapping,
                            overrides=overrides, flags=flags)
@@ -62,20 +62,20 @@ def to_row(sample: Sample) -> dict:
 
 
 def build(p: beam.Pipeline, *, recipe: MathRecipe, generation: GenerationConfig, inputs: list[str], output: str,
-          rejected_output: str | None, cache_prefix: str) -> None:
-    """read -> rewrite -> shards, and the rejections when asked for."""
-    emit = rejected_output is not None
-    samples, read_rejected = p | "Globs" >> beam.Create(inputs) | "Read" >> ReadSamples(
-        fields=recipe.read.fields, max_bytes=recipe.read.max_bytes, emit_rejected=emit)
-    out = samples | "Rewrite" >> Rewrite(
+          rejected_output: str | None, cache_prefix: str) -> list[str]:
+    """read -> rewrite -> shards, and the rejections when asked for -> the stages."""
+    flow = Flow(emit_rejected=rejected_output is not None)
+    samples = flow.apply(p | "Globs" >> beam.Create(inputs), "Read", ReadSamples(
+        fields=recipe.read.fields, max_bytes=recipe.read.max_bytes, emit_rejected=flow.emit_rejected), "read")
+    samples = flow.apply(samples, "Rewrite", Rewrite(
         prompt=load_prompt(recipe.prompt), generation=generation, cache_prefix=cache_prefix, stage=STAGE,
-        parse=lambda s, g: parse(s, g, min_chars=recipe.min_output_chars), emit_rejected=emit)
-    out["samples"] | "ToRows" >> beam.Map(to_row) | "Write" >> WriteRows(
+        parse=lambda s, g: parse(s, g, min_chars=recipe.min_output_chars), emit_rejected=flow.emit_rejected),
+        f"{STAGE}_llm", STAGE, kept="samples")
+    flow.apply(samples | "ToRows" >> beam.Map(to_row), "Write", WriteRows(
         f"{output}/documents", schema=MATH_SCHEMA, num_shards=recipe.output.num_shards, codec=recipe.output.codec,
-        row_group_bytes=recipe.output.row_group_bytes)
-    if emit:
-        ((read_rejected, out[REJECTED]) | "FlattenRejected" >> beam.Flatten()
-         | "WriteRejected" >> WriteRejected(rejected_output, codec=recipe.output.codec))
+        row_group_bytes=recipe.output.row_group_bytes), "write")
+    flow.write_rejected(WriteRejected(rejected_output, codec=recipe.output.codec))
+    return flow.stages
 
 
 def run(argv: list[str] | None = None) -> dict:
@@ -92,7 +92,7 @@ def run(argv: list[str] | None = None) -> dict:
     globs, output = split_globs(common.input), (common.output or DEFAULT_OUTPUT).rstrip("/")
     inputs = expand_inputs(globs, expected="JSONL or Parquet files with a text column")
     out, rej = plan_outputs(output, common.rejected_output, artifacts=ARTIFACTS, rejected_artifacts=REJECTED_ARTIFACTS)
-    return run_staged(out=out, rejected=rej, options=options, stage_order=["read", f"{STAGE}_llm", STAGE, "write"],
+    return run_staged(out=out, rejected=rej, options=options,
                       build=lambda p, output, rejected: build(
                           p, recipe=recipe, generation=generation, inputs=inputs.patterns, output=output,
                           rejected_output=rejected, cache_prefix=f"{out.final}/_generations"),

@@ -11,16 +11,17 @@ from typing import Sequence
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from core.job_config import Loaded, flag_keys, load_job_config
 from pipelines.jobs import JobError, expand_inputs, job_main, split_overrides
-from pipelines.options import LOCAL_RUNNERS, RefineryOptions, split_globs
+from pipelines.options import RefineryOptions, split_globs
 from pipelines.runners import plan_byte_ranges
 from pipelines.sample_warc import SAMPLE_PATH
 from pipelines.staging import plan_outputs, run_staged
 from transforms.beam.classify import Classify
 from transforms.beam.dedup import Dedup
+from transforms.beam.flow import Flow
 from transforms.beam.metrics import Counted
 from transforms.beam.read import ReadWarcPages
 from transforms.beam.stages import REJECTED, QualityStepsFn
@@ -52,53 +53,47 @@ class WerpOptions(PipelineOptions):
         parser.add_argument("--classifier_model", default=None,
                             help="fastText quality model (local path or gs://, s3://); turns on the last stage, "
                             "Blu-WERP's BETR classifier. Train one with `python -m pipelines.betr`. Without a "
-                            "classifier section in the recipe it keeps the top 10%% of tokens (BETR's default). Same as "
-                            "classifier.model_path=...")
+                            "classifier section in the recipe it keeps the top 10%% of tokens (BETR's default). "
+                            "Same as classifier.model_path=...")
         parser.add_argument("--classifier_threshold", type=float, default=None,
-                            help="Keep documents whose positive-label probability is at least this (DCLM style); same as "
-                            "classifier.mode=threshold classifier.threshold=...")
+                            help="Keep documents whose positive-label probability is at least this (DCLM style); "
+                            "same as classifier.mode=threshold classifier.threshold=...")
         parser.add_argument("--classifier_top_fraction", type=float, default=None,
-                            help="Keep the best-scored documents holding this fraction of all words (BETR: 0.1); same as "
-                            "classifier.mode=top_fraction classifier.top_token_fraction=...")
+                            help="Keep the best-scored documents holding this fraction of all words (BETR: 0.1); "
+                            "same as classifier.mode=top_fraction classifier.top_token_fraction=...")
 
 
-def build(p: beam.Pipeline, *, recipe: WebRecipe, inputs: list[str], output: str, rejected_output: str | None) -> None:
-    """The recipe as a Beam graph: read+extract fuse, only keys and ids cross the dedup shuffles."""
-    emit = rejected_output is not None
-    pages, read_rejected = p | "Globs" >> beam.Create(inputs) | "ReadWarc" >> ReadWarcPages(
-        max_record_bytes=recipe.read.max_record_bytes, split_bytes=recipe.read.split_bytes, emit_rejected=emit)
-    docs, rejected = pages | "WebDocuments" >> WebDocuments(recipe, emit_rejected=emit)
-    rejected.insert(0, read_rejected)
+def build(p: beam.Pipeline, *, recipe: WebRecipe, inputs: list[str], output: str, rejected_output: str | None
+          ) -> list[str]:
+    """The recipe as a Beam graph (read+extract fuse; only keys and ids cross the dedup shuffles) -> its stages."""
+    flow = Flow(emit_rejected=rejected_output is not None)
+    emit, spill, codec = flow.emit_rejected, f"{output.rstrip('/')}/{SPILL_DIR}", recipe.output.codec
+    pages = flow.apply(p | "Globs" >> beam.Create(inputs), "ReadWarc", ReadWarcPages(
+        max_record_bytes=recipe.read.max_record_bytes, split_bytes=recipe.read.split_bytes, emit_rejected=emit),
+        "read")
+    docs = flow.apply(pages, "WebDocuments", WebDocuments(recipe, emit_rejected=emit), "url", "extract", "langid",
+                      *(s.spec.name for s in recipe.steps))
     rows = None
     if recipe.dedup.any:
-        deduped = docs | "Dedup" >> Dedup(recipe.dedup, spill_prefix=f"{output.rstrip('/')}/{SPILL_DIR}/dedup",
-                                          emit_rejected=emit, stat_names=recipe.stat_names, codec=recipe.output.codec)
-        rejected.append(deduped[REJECTED])
-        rows = deduped["rows"]
+        rows = flow.apply(docs, "Dedup", Dedup(recipe.dedup, spill_prefix=f"{spill}/dedup", emit_rejected=emit,
+                                               stat_names=recipe.stat_names, codec=codec),
+                          *recipe.dedup.stages, kept="rows")
     if rows is not None and (recipe.after_dedup or recipe.classifier is not None):
         docs, rows = rows | "BackToDocuments" >> beam.Map(document_from_row), None
     if recipe.after_dedup:
-        docs, rej = docs | "AfterDedup" >> Counted(QualityStepsFn(recipe.after_dedup, emit_rejected=emit), tags=(REJECTED,))
-        rejected.append(rej)
+        docs = flow.apply(docs, "AfterDedup", Counted(QualityStepsFn(recipe.after_dedup, emit_rejected=emit),
+                                                      tags=(REJECTED,)), *(s.spec.name for s in recipe.after_dedup))
     if recipe.classifier is not None:
-        classified = docs | "Classify" >> Classify(recipe.classifier, stat_names=recipe.stat_names, emit_rejected=emit,
-                                                   spill_prefix=f"{output.rstrip('/')}/{SPILL_DIR}/classifier",
-                                                   codec=recipe.output.codec)
-        rejected.append(classified[REJECTED])
-        rows = classified["rows"]
+        rows = flow.apply(docs, "Classify", Classify(recipe.classifier, stat_names=recipe.stat_names,
+                                                     emit_rejected=emit, spill_prefix=f"{spill}/classifier",
+                                                     codec=codec), "classifier", kept="rows")
     if rows is None:
         rows = docs | "ToRows" >> ToRows(recipe.stat_names)
-    rows | "WriteDocuments" >> WriteDocuments(f"{output.rstrip('/')}/documents", stat_names=recipe.stat_names,
-                                              num_shards=recipe.output.num_shards, codec=recipe.output.codec,
-                                              row_group_bytes=recipe.output.row_group_bytes)
-    if emit:
-        tuple(rejected) | "FlattenRejected" >> beam.Flatten() | "WriteRejected" >> WriteRejected(rejected_output, codec=recipe.output.codec)
-
-
-def stage_order(recipe: WebRecipe) -> list[str]:
-    """Stages in the order they run, so the report reads top to bottom."""
-    return ["read", "url", "extract", "langid", *(s.spec.name for s in recipe.steps), *recipe.dedup.stages,
-            *(s.spec.name for s in recipe.after_dedup), "classifier", "write"]
+    flow.apply(rows, "WriteDocuments", WriteDocuments(f"{output.rstrip('/')}/documents", stat_names=recipe.stat_names,
+                                                      num_shards=recipe.output.num_shards, codec=codec,
+                                                      row_group_bytes=recipe.output.row_group_bytes), "write")
+    flow.write_rejected(WriteRejected(rejected_output, codec=codec))
+    return flow.stages
 
 
 def recipe_flags(common: RefineryOptions, own: "WerpOptions") -> dict[str, dict[str, object]]:
@@ -129,11 +124,6 @@ def resolve(options: PipelineOptions, overrides: Sequence[str] = ()) -> tuple[Lo
             raise JobError(str(exc)) from None
     if recipe.classifier is not None:
         check_model(recipe.classifier)
-    if recipe.dedup.ngram_exchange == "auto":  # the local runner keeps shuffles in memory: exchange through files
-        local = options.view_as(StandardOptions).runner in LOCAL_RUNNERS
-        recipe = dataclasses.replace(recipe, dedup=dataclasses.replace(
-            recipe.dedup, ngram_exchange="files" if local else "shuffle"))
-    loaded = dataclasses.replace(loaded, config=recipe)
     return loaded, split_globs(common.input) or [str(SAMPLE_PATH)], common.output or DEFAULT_OUTPUT
 
 
@@ -164,7 +154,7 @@ def run(argv: list[str] | None = None) -> dict:
     recipe = dataclasses.replace(recipe, read=dataclasses.replace(recipe.read, split_bytes=split_bytes))
     out, rej = plan_outputs(output, options.view_as(RefineryOptions).rejected_output, artifacts=ARTIFACTS,
                             rejected_artifacts=REJECTED_ARTIFACTS)
-    return run_staged(out=out, rejected=rej, options=options, stage_order=stage_order(recipe),
+    return run_staged(out=out, rejected=rej, options=options,
                       build=lambda p, output, rejected: build(p, recipe=recipe, inputs=inputs.patterns, output=output,
                                                               rejected_output=rejected),
                       extra={"recipe": recipe.name, "extractor": recipe.extract.extractor, "inputs": globs,

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import apache_beam as beam
+import pytest
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.util import assert_that, equal_to
 
 from transforms import stats
-from transforms.beam.dedup import Dedup
+from transforms.beam.dedup import Dedup, exchanges_through_files
 from transforms.beam.stages import REJECTED
 from transforms.dedup.config import DedupConfig
 from transforms.document import Document
@@ -30,3 +31,13 @@ def test_copies_collapse_to_the_earliest(tmp_path):
                 for c in p.result.metrics().query(MetricsFilter().with_namespace(stats.NAMESPACE))["counters"]}
     assert counters["dedup_exact|docs_in"] == 4 and counters["dedup_exact|docs_out"] == 2
     assert counters["dedup_exact|dropped|exact.duplicate"] == 2
+
+
+@pytest.mark.parametrize("runner, setting, files", [
+    ("FnApiRunner", "auto", True), ("DirectRunner", "auto", True), (None, "auto", True),  # shuffles held in memory
+    ("DaskRunner", "auto", False), ("DataflowRunner", "auto", False),  # shuffles on disk or a service
+    ("FnApiRunner", "shuffle", False), ("DaskRunner", "files", True),  # a recipe that chooses is obeyed
+])
+def test_paragraph_ngrams_go_through_files_only_where_the_shuffle_is_in_memory(runner, setting, files):
+    options = PipelineOptions([f"--runner={runner}"] if runner else [])
+    assert exchanges_through_files(setting, options) is files

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Iterator
 
 import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.pvalue import TaggedOutput
 
 from transforms.beam.metrics import Counted, CountingFn
@@ -122,6 +123,17 @@ class ApplyPartition(CountingFn):
                                                   text=row["text"]))
 
 
+# Runners whose shuffle is held in memory (Beam's local engine): paragraph n-gram rows, ~1 per token, would not fit.
+IN_MEMORY_SHUFFLE = {None, "DirectRunner", "direct", "FnApiRunner"}
+
+
+def exchanges_through_files(ngram_exchange: str, options: PipelineOptions) -> bool:
+    """ngram_exchange "auto": through files on a runner that shuffles in memory, else through the shuffle."""
+    if ngram_exchange == "auto":
+        return options.view_as(StandardOptions).runner in IN_MEMORY_SHUFFLE
+    return ngram_exchange == "files"
+
+
 class Dedup(beam.PTransform):
     """Documents -> deduplicated rows (tagged `rows`) and the dropped documents (tagged `rejected`)."""
 
@@ -142,7 +154,7 @@ class Dedup(beam.PTransform):
                                                                      verify=cfg.minhash_verify)
                              | "TagMinHash" >> beam.Map(lambda kv: (kv[0], MINHASH, kv[1])))
         if cfg.paragraph is not None:
-            files = cfg.ngram_exchange == "files"  # "auto" is resolved by the job; unresolved, the shuffle is safe
+            files = exchanges_through_files(cfg.ngram_exchange, docs.pipeline.options)
             decisions.append(docs | "ParagraphContainment" >> ParagraphContainment(
                 cfg.paragraph, order_by=cfg.order_by,
                 bucket_bits=min(cfg.bucket_bits, FILES_BUCKET_BITS) if files else cfg.bucket_bits,
