@@ -358,3 +358,53 @@ def test_assign_stages_stops_when_no_swap_is_strictly_better():
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
     assert sorted(n for s in stages for n in s) == list(range(6)) and [len(s) for s in stages] == [2, 2, 2]
+
+
+def _rule_paths(n_stages: int, k: int, max_jump: int, reorder: bool):
+    """Every stage sequence SkipPipe allows, enumerated here from the rules: stage 0 first, k distinct stages,
+    a forward hop skips at most max_jump stages, at most one step back, to the stage just below the highest."""
+    import itertools
+
+    for rest in itertools.permutations(range(1, n_stages), k - 1):
+        top, swaps, ok = 0, 0, True
+        for s in rest:
+            if s > top:
+                ok &= s - top - 1 <= max_jump
+            else:
+                ok &= reorder and s == top - 1
+                swaps += 1
+            top = max(top, s)
+        if ok and swaps <= 1:
+            yield (0, *rest)
+
+
+def _chain_finish(lat, nodes, f, b) -> float:
+    t = 0.0
+    for i, n in enumerate(nodes):
+        t = (t + lat[nodes[i - 1]][n] if i else 0.0) + f
+    t += b
+    for i in range(len(nodes) - 2, -1, -1):
+        t += lat[nodes[i + 1]][nodes[i]] + b
+    return t
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_one_microbatch_gets_the_fastest_path_found_by_brute_force(seed):
+    """With one microbatch nothing competes, so the planner's best-first search must return the fastest path
+    over every allowed stage sequence and every choice of replica node."""
+    import itertools
+
+    rng = np.random.default_rng(seed)
+    n_stages, per = 5, 2
+    lat = rng.uniform(0.05, 3.0, size=(n_stages * per, n_stages * per))
+    np.fill_diagonal(lat, 0.0)
+    nodes = rng.permutation(n_stages * per).reshape(n_stages, per)
+    reorder = seed % 2 == 1
+    problem = make_problem(latency_s=lat, stages=nodes, n_microbatches=1, skip=0.4, reorder=reorder, max_jump=1,
+                           forward_s=1.0, backward_s=1.5)
+    best = min(_chain_finish(lat, choice, 1.0, 1.5)
+               for stages in _rule_paths(n_stages, problem.path_len, 1, reorder)
+               for choice in itertools.product(*(nodes[s] for s in stages)))
+    schedule = plan(problem)
+    assert schedule.makespan_s == pytest.approx(best)
+    assert validate(schedule, problem) == []
