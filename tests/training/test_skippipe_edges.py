@@ -408,3 +408,27 @@ def test_one_microbatch_gets_the_fastest_path_found_by_brute_force(seed):
     schedule = plan(problem)
     assert schedule.makespan_s == pytest.approx(best)
     assert validate(schedule, problem) == []
+
+
+def _cost(schedule: Schedule) -> tuple[float, float]:
+    """(makespan, sum over microbatches of their last step's end): the order LNS compares plans in."""
+    finish: dict[int, float] = {}
+    for st in schedule.steps:
+        finish[st.microbatch] = max(finish.get(st.microbatch, 0.0), st.end_s)
+    return schedule.makespan_s, sum(finish.values())
+
+
+@pytest.mark.parametrize("seed", [14, 17, 21])
+def test_each_lns_round_keeps_the_plan_no_worse(seed):
+    """Rounds are seeded, so lns_iters = r + 1 replays the first r rounds and adds one; a round keeps its trial
+    only if it is no worse (makespan, then total finish), so the plans never get worse round by round.
+    (Seeds where some round's trial ties the makespan with a larger total finish.)"""
+    rng = np.random.default_rng(seed)
+    n = 10
+    order = rng.permutation(n)
+    stages = [order[2 * s:2 * s + 2] for s in range(5)]
+    lat = rng.uniform(0.05, 3.0, size=(n, n)) if seed % 2 else np.round(rng.uniform(0.1, 1.0, size=(n, n)), 1)
+    problem = make_problem(latency_s=lat, stages=stages, n_microbatches=8, skip=0.4, reorder=True)
+    costs = [_cost(plan(problem, seed=seed, lns_iters=r)) for r in range(11)]
+    for a, b in zip(costs, costs[1:]):
+        assert b[0] < a[0] + 1e-9 and (b[0] < a[0] - 1e-9 or b[1] <= a[1] + 1e-9), costs
