@@ -8,7 +8,7 @@ pool with the model and report how much of its top 10 % is math — and how much
 would be (re-labelled here from another seeded draw of 300 problems; the trainer does not write its labels): a benchmark-targeted
 classifier should pull the math Q&As up although it never saw a label saying "math".
 
-python bench/betr_demo.py --input bench/out/corpus.warc.gz --data ../shared/data/math
+python -m bench.data.betr_demo --input bench/out/corpus.warc.gz --data ../shared/data/math
 """
 from __future__ import annotations
 
@@ -19,9 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import OUT, PY, REPO, machine, save_report  # noqa: E402
-from bench.stages import read_pages  # noqa: E402
+from bench.common import OUT, PY, REPO, machine, save_report
+from bench.data.stages import read_pages
 
 
 def build_pool(warc: Path, math_dir: Path, path: Path) -> dict[str, int]:

@@ -8,7 +8,7 @@ Layout is Common Crawl's: one gzip member per record; warcinfo, then request/res
 Fixed WARC-Date and uuid5 record ids; warcio's gzip members carry no mtime, so equal flags and output file name
 (it is in the warcinfo record) give equal bytes.
 
-python -m bench.corpus --pages 2000 --out bench/out/corpus.warc.gz [--scale 10]
+python -m bench.data.corpus --pages 2000 --out bench/out/corpus.warc.gz [--scale 10]
 """
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ def build(*, pages: int, out: Path, scale: int = 1) -> dict:
     html_bytes = 0
     with out.open("wb") as fh:
         writer = WARCWriter(fh, gzip=True)
-        info = writer.create_warcinfo_record(out.name, {"software": "refinery bench/corpus.py", "format": "WARC File Format 1.1",
+        info = writer.create_warcinfo_record(out.name, {"software": "refinery bench/data/corpus.py", "format": "WARC File Format 1.1",
                                                         "description": f"{total} pages from {len(base)} sources"})
         info.rec_headers.replace_header("WARC-Date", BASE_DATE.strftime("%Y-%m-%dT%H:%M:%SZ"))
         info.rec_headers.replace_header("WARC-Record-ID", f"<urn:uuid:{uuid.uuid5(NAMESPACE, 'warcinfo')}>")
@@ -136,7 +136,7 @@ def build(*, pages: int, out: Path, scale: int = 1) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.corpus", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.data.corpus", description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=2000, help="captures at scale 1 (default 2000)")
     parser.add_argument("--scale", type=int, default=1, help="multiply --pages by this (memory test: 10)")
     parser.add_argument("--out", type=Path, default=Path("bench/out/corpus.warc.gz"), help="output .warc.gz path")

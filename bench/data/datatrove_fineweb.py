@@ -8,7 +8,7 @@ WarcReader imports `magic` and `cchardet`, which are not installed: `magic` is o
 without WARC-Identified-Payload-Type (the bench WARC sets it on every response), and `cchardet.detect` is
 stood in for by resiliparse's C `detect_encoding` (used only for pages that are not valid UTF-8).
 
-python bench/datatrove_fineweb.py --input bench/out/corpus.warc.gz --reps 3
+python -m bench.data.datatrove_fineweb --input bench/out/corpus.warc.gz --repeats 3
 """
 from __future__ import annotations
 
@@ -21,8 +21,7 @@ import tempfile
 import types
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import OUT, PY, machine, median, run_pinned, save_report  # noqa: E402
+from bench.common import OUT, PY, machine, median, run_pinned, save_report
 
 
 def install_shims() -> None:
@@ -34,7 +33,7 @@ def install_shims() -> None:
     magic = types.ModuleType("magic")
 
     def from_buffer(data, mime=False):
-        raise RuntimeError("magic.from_buffer called: the WARC lacks WARC-Identified-Payload-Type; rebuild it with bench/corpus.py")
+        raise RuntimeError("magic.from_buffer called: the WARC lacks WARC-Identified-Payload-Type; rebuild it with bench/data/corpus.py")
 
     magic.from_buffer = from_buffer
     for mod in (cchardet, magic):
@@ -81,7 +80,7 @@ def run_once(warc: Path, *, log: Path) -> tuple[dict, dict]:
     """One whole-process run under taskset: (wall/cpu/rss, document counts)."""
     workdir = Path(tempfile.mkdtemp(prefix="dt_fineweb_"))
     try:
-        res = run_pinned([PY, __file__, "--inner", "--input", str(warc), "--workdir", str(workdir)], log=log)
+        res = run_pinned([PY, "-m", "bench.data.datatrove_fineweb", "--inner", "--input", str(warc), "--workdir", str(workdir)], log=log)
         return res, counts(json.loads((workdir / "result.json").read_text()))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -116,8 +115,8 @@ def count_pages(warc: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--input", type=Path, default=OUT / "corpus.warc.gz", help="bench WARC (bench/corpus.py)")
-    parser.add_argument("--reps", type=int, default=3, help="whole-process repetitions (median reported)")
+    parser.add_argument("--input", type=Path, default=OUT / "corpus.warc.gz", help="bench WARC (bench/data/corpus.py)")
+    parser.add_argument("--repeats", type=int, default=3, help="whole-process repetitions (median reported)")
     parser.add_argument("--inner", action="store_true", help="run the pipeline in this process (used by the timer)")
     parser.add_argument("--workdir", type=Path, help="with --inner: where output, logs and result.json go")
     args = parser.parse_args(argv)
@@ -125,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         stats = run_inner(args.input.resolve(), args.workdir)
         (args.workdir / "result.json").write_text(json.dumps(stats))
         return 0
-    report = {"machine": machine(), "input": str(args.input), "datatrove_fineweb": measure(args.input.resolve(), reps=args.reps)}
+    report = {"machine": machine(), "input": str(args.input), "datatrove_fineweb": measure(args.input.resolve(), reps=args.repeats)}
     return save_report("datatrove_fineweb", report)
 
 

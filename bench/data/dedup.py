@@ -8,7 +8,7 @@ in the shard schema; each measurement is a whole process pinned to one core (ben
 reads the file, runs one stage (or none: read and write only, the baseline) and writes shards. `paragraph`
 exchanges n-grams through the runner's shuffle, `paragraph_files` through files (what werp does on this runner).
 
-python bench/dedup.py --docs 10000 30000 100000 --stages none exact minhash paragraph paragraph_files
+python -m bench.data.dedup --docs 10000 30000 100000 --stages none exact minhash paragraph paragraph_files
 """
 from __future__ import annotations
 
@@ -23,8 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import OUT, PY, machine, run_pinned, save_report  # noqa: E402
+from bench.common import OUT, PY, machine, run_pinned, save_report
 
 VOCAB_SIZE = 50_000
 STAGES = ("none", "exact", "minhash", "paragraph", "paragraph_files")
@@ -143,12 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     for n in args.docs:
         corpus = OUT / "dedup" / f"docs-{n}.parquet"
         if not corpus.exists():  # in a child, so this process stays small: a forked child's ru_maxrss
-            subprocess.run([PY, "bench/dedup.py", "--build", str(n), "--out", str(corpus)], check=True)  # counts its parent
+            subprocess.run([PY, "bench/data/dedup.py", "--build", str(n), "--out", str(corpus)], check=True)  # counts its parent
 
         for stage in args.stages:
             out = Path(tempfile.mkdtemp(prefix=f"dedup_{stage}_"))
             try:
-                res = run_pinned([PY, "bench/dedup.py", "--run", stage, "--input", str(corpus), "--out", str(out)],
+                res = run_pinned([PY, "bench/data/dedup.py", "--run", stage, "--input", str(corpus), "--out", str(out)],
                                  log=OUT / f"dedup.{stage}.{n}.log")
                 stats = json.loads((out / "stats.json").read_text())
             finally:

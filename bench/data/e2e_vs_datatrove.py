@@ -4,7 +4,7 @@ Both as whole processes, one worker, under `taskset -c 0`, alternated rep by rep
 docs/s = response records in the WARC / median wall; the ratio is ours / datatrove's (target >= 2).
 Also reported: pages per CPU second (rusage of the process tree), which contention on a shared core moves less.
 
-python bench/e2e_vs_datatrove.py --input bench/out/corpus.warc.gz --reps 3
+python -m bench.data.e2e_vs_datatrove --input bench/out/corpus.warc.gz --repeats 3
 """
 from __future__ import annotations
 
@@ -15,11 +15,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench import datatrove_fineweb as dt  # noqa: E402
-from bench.common import OUT, machine, median, run_pinned, save_report  # noqa: E402
-from bench.stages import kept_of, werp_cmd  # noqa: E402
-from transforms.recipe import available_recipes  # noqa: E402
+from bench.data import datatrove_fineweb as dt
+from bench.common import OUT, machine, median, run_pinned, save_report
+from bench.data.stages import kept_of, werp_cmd
+from transforms.recipe import available_recipes
 
 
 def pick_recipe(wanted: str) -> str:
@@ -60,11 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input", type=Path, default=OUT / "corpus.warc.gz", help="the bench WARC")
     parser.add_argument("--config", default="fineweb", help="our recipe (falls back to bluwerp if it is missing)")
-    parser.add_argument("--reps", type=int, default=3, help="alternated repetitions of each (median reported)")
+    parser.add_argument("--repeats", type=int, default=3, help="alternated repetitions of each (median reported)")
     args = parser.parse_args(argv)
     config = pick_recipe(args.config)
     report = {"machine": machine(), "requested_config": args.config,
-              **compare(args.input.resolve(), config=config, reps=args.reps)}
+              **compare(args.input.resolve(), config=config, reps=args.repeats)}
     return save_report("e2e_vs_datatrove", report)
 
 

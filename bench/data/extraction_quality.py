@@ -2,7 +2,7 @@
 
 Also measures what the sandbox adds per document and how fast py3langid classifies the extracted texts.
 
-    .venv/bin/python bench/extraction_quality.py [--data ../shared/data/extraction] [--passes 3]
+    .venv/bin/python -m bench.data.extraction_quality [--data ../shared/data/extraction] [--repeats 3]
 
 Datasets (all under --data): scrapinghub-aeb (ground-truth.json articleBody), cleaneval/dev and dragnet
 (GoldStandard/*.txt), trafilatura-eval (evaldata.json: snippets that must / must not appear). Scores are
@@ -23,10 +23,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from transforms.extract import ExtractConfig, SandboxedExtractor, extract_text  # noqa: E402
-from transforms.langid import LangIdConfig, load_identifier  # noqa: E402
+from bench.common import REPO
+from transforms.extract import ExtractConfig, SandboxedExtractor, extract_text
+from transforms.langid import LangIdConfig, load_identifier
 
 EXTRACTORS = ("justext", "trafilatura", "resiliparse")
 DRAGNET_COMMENTS = "!@#$%^&*()  COMMENTS"  # dragnet gold files put reader comments after this line
@@ -225,20 +224,20 @@ def langid_rows(texts: list[str], passes: int) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    default_data = Path(__file__).resolve().parents[2] / "shared" / "data" / "extraction"
+    default_data = REPO.parent / "shared" / "data" / "extraction"
     parser.add_argument("--data", type=Path, default=default_data, help="folder holding the four datasets")
-    parser.add_argument("--passes", type=int, default=3, help="timing passes; the median is reported")
+    parser.add_argument("--repeats", type=int, default=3, help="timing passes; the median is reported")
     args = parser.parse_args(argv)
     os.sched_setaffinity(0, {0})  # one core; sandbox children inherit it
     pages = load_pages(args.data)
     outputs = {e: [extract_text(p.html, ExtractConfig(extractor=e)) for p in pages] for e in EXTRACTORS}
-    print(f"Command: .venv/bin/python bench/extraction_quality.py --data {args.data} --passes {args.passes}")
+    print(f"Command: .venv/bin/python -m bench.data.extraction_quality --data {args.data} --repeats {args.repeats}")
     print(f"{len(pages)} pages, CPU core 0 only, Python {sys.version.split()[0]}\n")
     print("\n".join(quality_table(pages, outputs)), end="\n\n")
-    print("\n".join(speed_rows(pages, args.passes)), end="\n\n")
-    print("\n".join(sandbox_rows(pages, args.passes)), end="\n\n")
+    print("\n".join(speed_rows(pages, args.repeats)), end="\n\n")
+    print("\n".join(sandbox_rows(pages, args.repeats)), end="\n\n")
     print("py3langid on the trafilatura outputs:\n")
-    print("\n".join(langid_rows(outputs["trafilatura"], args.passes)))
+    print("\n".join(langid_rows(outputs["trafilatura"], args.repeats)))
 
 
 if __name__ == "__main__":

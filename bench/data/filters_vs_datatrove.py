@@ -1,6 +1,6 @@
 """Throughput of our quality/repetition steps against datatrove 0.10.1's FineWeb filters, on one core.
 
-    .venv/bin/python bench/filters_vs_datatrove.py [--docs 2000] [--repeats 5]
+    .venv/bin/python -m bench.data.filters_vs_datatrove [--docs 2000] [--repeats 5]
 
 Texts: the extraction-benchmark gold texts (../shared/data/extraction), repeated with a small
 deterministic edit per copy so no two documents are identical (datatrove caches tokenisations of recent
@@ -13,17 +13,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 from typing import Callable
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from tests.filters.test_parity_datatrove import DATA, load_gold_texts  # noqa: E402
-from transforms.filters import c4, fineweb, gopher, refinedweb  # noqa: E402
-from transforms.text import TextView  # noqa: E402
+from tests.filters.test_parity_datatrove import DATA, load_gold_texts
+from transforms.filters import c4, fineweb, gopher, refinedweb
+from transforms.text import TextView
 
 
 def build_corpus(n_docs: int) -> list[str]:

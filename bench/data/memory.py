@@ -5,7 +5,7 @@ process of the tree, exact) and the summed RSS of the whole tree (sampled every 
 shared by forked workers twice, so it is an upper bound). Extractor: resiliparse, so the 10x run takes
 minutes rather than an hour; memory is held by the runner and the shuffle, not by the extractor.
 
-python bench/memory.py --pages 2000 --scales 1 10
+python -m bench.data.memory --pages 2000 --scales 1 10
 """
 from __future__ import annotations
 
@@ -17,16 +17,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import OUT, PY, REPO, machine, run_pinned, save_report  # noqa: E402
-from bench.stages import kept_of, werp_cmd  # noqa: E402
+from bench.common import OUT, PY, REPO, machine, run_pinned, save_report
+from bench.data.stages import kept_of, werp_cmd
 
 
 def corpus_at(pages: int, scale: int) -> Path:
-    """bench/out/corpus_x<scale>.warc.gz, built by bench/corpus.py unless already there."""
+    """bench/out/corpus_x<scale>.warc.gz, built by bench/data/corpus.py unless already there."""
     path = OUT / f"corpus_x{scale}.warc.gz"
     if not path.exists():
-        subprocess.run([PY, "-m", "bench.corpus", "--pages", str(pages), "--scale", str(scale), "--out", str(path)],
+        subprocess.run([PY, "-m", "bench.data.corpus", "--pages", str(pages), "--scale", str(scale), "--out", str(path)],
                        cwd=REPO, check=True)
     return path
 

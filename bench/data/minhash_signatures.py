@@ -1,8 +1,8 @@
 """MinHash signatures per second on one core: our MinHasher against datatrove 0.10.1, on the same documents.
 
-    .venv/bin/python bench/minhash_signatures.py --input bench/out/corpus.warc.gz --docs 2000 --reps 3
+    .venv/bin/python -m bench.data.minhash_signatures --input bench/out/corpus.warc.gz --docs 2000 --repeats 3
 
-Documents: the bench corpus (`python -m bench.corpus`, 163 real pages x ~12 edited copies), each page's main
+Documents: the bench corpus (`python -m bench.data.corpus`, 163 real pages x ~12 edited copies), each page's main
 text extracted once with resiliparse (outside the clock), empty texts dropped. FineWeb's layout on both sides:
 word 5-grams, 14 bands x 8 rows, seed 1. datatrove: MinhashDedupSignature with sha1 64-bit hashing (its default
 xxhash fails with the installed wheel, data-anchors.md §6) and its default English (spaCy) word tokenizer.
@@ -10,7 +10,7 @@ Headline, `signature`: the per-document work only, ours `MinHasher.signature(tex
 `get_signature(get_shingles(text))`, which is exactly what its `run` does per document before packing the
 rows. Also: ours with `band_keys`, and datatrove's whole block (`run` into a temporary folder: per-bucket
 writes plus the final sort), since that is what a datatrove job pays. datasketch (MinHash, 112 permutations,
-update_batch of the normalised 5-grams) is timed when importable. Each figure: median of --reps passes.
+update_batch of the normalised 5-grams) is timed when importable. Each figure: median of --repeats passes.
 """
 from __future__ import annotations
 
@@ -24,13 +24,12 @@ import time
 from pathlib import Path
 from typing import Callable
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import OUT, REPO, machine, median, pin_one_core, save_report  # noqa: E402
-from bench.plain_loop import recipe_for  # noqa: E402
-from bench.stages import DEFAULT_RECIPE, rate, read_pages  # noqa: E402
-from transforms.dedup.exact import normalize  # noqa: E402
-from transforms.dedup.minhash import MinHashConfig, MinHasher  # noqa: E402
-from transforms.extract import extract_text  # noqa: E402
+from bench.common import OUT, REPO, machine, median, pin_one_core, save_report
+from bench.data.plain_loop import recipe_for
+from bench.data.stages import DEFAULT_RECIPE, rate, read_pages
+from transforms.dedup.exact import normalize
+from transforms.dedup.minhash import MinHashConfig, MinHasher
+from transforms.extract import extract_text
 
 CFG = MinHashConfig()  # FineWeb: 5-grams, 14 x 8, seed 1
 
@@ -38,7 +37,7 @@ CFG = MinHashConfig()  # FineWeb: 5-grams, 14 x 8, seed 1
 def load_texts(warc: Path, n_docs: int) -> list[str]:
     """Main texts (resiliparse) of the first n_docs pages of the bench WARC that have any text."""
     if not warc.exists():
-        raise SystemExit(f"{warc} not found; build it with: .venv/bin/python -m bench.corpus --out {warc}")
+        raise SystemExit(f"{warc} not found; build it with: .venv/bin/python -m bench.data.corpus --out {warc}")
     cfg = dataclasses.replace(recipe_for(DEFAULT_RECIPE, None).extract, extractor="resiliparse")
     return [t for p in read_pages(warc)[:n_docs] if (t := extract_text(p.html, cfg)).strip()]
 
@@ -124,29 +123,29 @@ def measure(texts: list[str], *, reps: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--input", type=Path, default=OUT / "corpus.warc.gz", help="the bench WARC (bench/corpus.py)")
+    parser.add_argument("--input", type=Path, default=OUT / "corpus.warc.gz", help="the bench WARC (bench/data/corpus.py)")
     parser.add_argument("--docs", type=int, default=2000, help="pages to read from the WARC (empty texts dropped)")
-    parser.add_argument("--reps", type=int, default=3, help="timed passes per figure; the median is reported (>= 3)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes per figure; the median is reported (>= 3)")
     args = parser.parse_args(argv)
-    if args.reps < 3 or args.docs < 1:
-        parser.error(f"--reps ({args.reps}) must be >= 3 and --docs ({args.docs}) >= 1")
+    if args.repeats < 3 or args.docs < 1:
+        parser.error(f"--repeats ({args.repeats}) must be >= 3 and --docs ({args.docs}) >= 1")
     pin_one_core()
     texts = load_texts(args.input, args.docs)
-    results = measure(texts, reps=args.reps)
+    results = measure(texts, reps=args.repeats)
     ratio = results["refinery.signature"]["docs_per_s"] / results["datatrove.signature"]["docs_per_s"]
     cpu_ratio = results["refinery.signature"]["docs_per_cpu_s"] / results["datatrove.signature"]["docs_per_cpu_s"]
     warc = args.input.resolve()
     shown = warc.relative_to(REPO) if warc.is_relative_to(REPO) else warc
     report = {
-        "machine": machine(), "reps": args.reps, "input": str(shown),
+        "machine": machine(), "reps": args.repeats, "input": str(shown),
         "texts": "bench corpus pages, main text by resiliparse", "docs": len(texts),
         "mean_words_per_doc": round(statistics.mean(len(t.split()) for t in texts), 1),
         "mean_chars_per_doc": round(statistics.mean(map(len, texts)), 1),
         "config": dataclasses.asdict(CFG), "results": results,
         "ratio_signature_ours_over_datatrove": round(ratio, 2), "ratio_cpu_ours_over_datatrove": round(cpu_ratio, 2),
         "datasketch": "timed" if "datasketch.signature" in results else "not installed",
-        "command": " ".join([".venv/bin/python", "bench/minhash_signatures.py", "--input", str(shown),
-                             "--docs", str(args.docs), "--reps", str(args.reps)]),
+        "command": " ".join([".venv/bin/python", "bench/data/minhash_signatures.py", "--input", str(shown),
+                             "--docs", str(args.docs), "--repeats", str(args.repeats)]),
     }
     return save_report("minhash_signatures", report)
 

@@ -5,7 +5,7 @@ read -> URL filter -> extract (in the same SandboxedExtractor the ExtractFn uses
 -> the same Parquet rows written with pyarrow (zstd), so both sides do the job's whole work.
 Prints one JSON line of counts.
 
-python bench/plain_loop.py --input bench/out/corpus.warc.gz --extractor resiliparse [--config bluwerp]
+python -m bench.data.plain_loop --input bench/out/corpus.warc.gz --extractor resiliparse [--config bluwerp]
 """
 from __future__ import annotations
 
@@ -16,20 +16,19 @@ import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from transforms.dedup.exact import exact_key  # noqa: E402
-from transforms.document import Document, Page  # noqa: E402
-from transforms.io.parquet import document_row, document_schema  # noqa: E402
-from transforms.extract import ExtractionTimeout, SandboxedExtractor, extract_text  # noqa: E402
-from transforms.filters.base import apply_steps  # noqa: E402
-from transforms.filters.url import check_url, load_url_lists  # noqa: E402
-from transforms.io.warc import read_records  # noqa: E402
-from transforms.langid import check_language, load_identifier  # noqa: E402
-from transforms.recipe import WebRecipe, load_recipe  # noqa: E402
-from transforms.text import TextView  # noqa: E402
+from transforms.dedup.exact import exact_key
+from transforms.document import Document, Page
+from transforms.io.parquet import document_row, document_schema
+from transforms.extract import ExtractionTimeout, SandboxedExtractor, extract_text
+from transforms.filters.base import apply_steps
+from transforms.filters.url import check_url, load_url_lists
+from transforms.io.warc import read_records
+from transforms.langid import check_language, load_identifier
+from transforms.recipe import WebRecipe, load_recipe
+from transforms.text import TextView
 
 
 def recipe_for(config: str, extractor: str | None) -> WebRecipe:

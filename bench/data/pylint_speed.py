@@ -1,7 +1,7 @@
 """SwallowCode stages 1-2 at speed: our pylint pool vs one `pylint` subprocess per file, on stdlib files.
 
-    .venv/bin/python bench/pylint_speed.py --files 200
-    BENCH_CORE=0 .venv/bin/python bench/pylint_speed.py --files 200 --skip-stdlib   # ~8 min, no stdlib pass
+    .venv/bin/python -m bench.data.pylint_speed --files 200
+    BENCH_CORE=0 .venv/bin/python -m bench.data.pylint_speed --files 200 --skip-stdlib   # ~8 min, no stdlib pass
 
 Sample: --files .py files of 1-12 KB from this interpreter's standard library, sorted by path, evenly spaced
 (a fixed choice). Baseline: SwallowCode's filtering.py way, each file its own `python -m pylint --persistent=n
@@ -23,11 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import machine, pin_one_core, save_report  # noqa: E402
-from transforms.code.lint import PYLINT_OPTIONS, LintConfig, comment_penalty, final_score  # noqa: E402
-from transforms.code.lint_pool import LintPool  # noqa: E402
-from transforms.code.syntax import check_syntax, decode_source  # noqa: E402
+from bench.common import machine, pin_one_core, save_report
+from transforms.code.lint import PYLINT_OPTIONS, LintConfig, comment_penalty, final_score
+from transforms.code.lint_pool import LintPool
+from transforms.code.syntax import check_syntax, decode_source
 
 RATED = re.compile(r"rated at (-?[\d.]+)/10")
 STDLIB = Path(os.path.dirname(os.__file__))

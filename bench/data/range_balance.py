@@ -5,7 +5,7 @@ Overhead: ReadWarcPages alone (in process, one core) over the corpus in ranges o
 dealt round-robin to W workers as Beam's local runner deals a stage's input (once, up front); the busiest
 worker's load against the mean, per ranges-per-worker setting.
 
-.venv/bin/python bench/range_balance.py --input bench/out/corpus.warc.gz --workers 2 4 --reps 3
+.venv/bin/python -m bench.data.range_balance --input bench/out/corpus.warc.gz --workers 2 4 --repeats 3
 """
 from __future__ import annotations
 
@@ -16,12 +16,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import OUT, machine, median, pin_one_core  # noqa: E402
-from transforms.document import Page  # noqa: E402
-from transforms.extract import ExtractConfig, ExtractionError, extract_text  # noqa: E402
-from transforms.io.range_sizing import byte_ranges, split_bytes_for  # noqa: E402
-from transforms.io.warc import read_records  # noqa: E402
+from bench.common import OUT, machine, median, pin_one_core
+from transforms.document import Page
+from transforms.extract import ExtractConfig, ExtractionError, extract_text
+from transforms.io.range_sizing import byte_ranges, split_bytes_for
+from transforms.io.warc import read_records
 
 RANGE_OVERHEAD_S = 0.002  # opening a range and finding its first record (BENCHMARKS.md §16)
 
@@ -88,10 +87,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[2, 4])
     parser.add_argument("--ranges-per-worker", type=int, nargs="+", default=[1, 2, 4, 8, 16])
     parser.add_argument("--split-sizes", type=int, nargs="+", default=[64 << 20, 1 << 20, 256 << 10])
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     pin_one_core()
-    reads = overhead(args.input, split_sizes=args.split_sizes, reps=args.reps)
+    reads = overhead(args.input, split_sizes=args.split_sizes, reps=args.repeats)
     costs = page_costs(args.input, args.extractor)
     size = args.input.stat().st_size
     report = {"machine": machine(), "input": str(args.input), "read_overhead": reads,

@@ -1,11 +1,11 @@
 """Real text for benchmarks (scripts/real_shards.sh): the extraction test pages as a crawl, a stdlib subset, stats.
 
-python -m bench.real_corpus warc --out output/real/pages.warc.gz          # 163 real pages, one capture each
-python -m bench.real_corpus stdlib                                        # comma-separated globs of the code subset
-python -m bench.real_corpus stats --werp output/real/werp --code output/real/swallowcode --tokens output/real/tokens
+python -m bench.data.real_corpus warc --out output/real/pages.warc.gz          # 163 real pages, one capture each
+python -m bench.data.real_corpus stdlib                                        # comma-separated globs of the code subset
+python -m bench.data.real_corpus stats --werp output/real/werp --code output/real/swallowcode --tokens output/real/tokens
 
 `warc`: every page of /work/shared/data/extraction (scrapinghub-aeb, trafilatura-eval, cleaneval dev, dragnet) once,
-unedited, as request/response/metadata records with its real URL (bench/corpus.py's writer with no copies), so the
+unedited, as request/response/metadata records with its real URL (bench/data/corpus.py's writer with no copies), so the
 web text goes through `python -m pipelines.werp` like any crawl. Shared data is a developer test set, not part of
 the project: the commands here fail with a clear message when it is missing.
 """
@@ -20,8 +20,7 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.corpus import BASE_DATE, NAMESPACE, base_pages, write_capture  # noqa: E402
+from bench.data.corpus import BASE_DATE, NAMESPACE, base_pages, write_capture
 
 SHARED = Path("/work/shared/data")
 # The code subset: the top-level modules plus a few pure-Python packages, ~8 MB; tests, idlelib, lib2to3, encodings
@@ -51,7 +50,7 @@ def build_warc(out: Path, data: Path = SHARED) -> dict:
 
     with out.open("wb") as fh:
         writer = WARCWriter(fh, gzip=True)
-        info = writer.create_warcinfo_record(out.name, {"software": "refinery bench/real_corpus.py",
+        info = writer.create_warcinfo_record(out.name, {"software": "refinery bench/data/real_corpus.py",
                                                         "format": "WARC File Format 1.1",
                                                         "description": f"{len(pages)} real pages, no copies"})
         info.rec_headers.replace_header("WARC-Date", BASE_DATE.strftime("%Y-%m-%dT%H:%M:%SZ"))
@@ -100,7 +99,7 @@ def stats(werp: Path, code: Path, tokens: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.real_corpus", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.data.real_corpus", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     w = sub.add_parser("warc", help="pack the extraction pages into a WARC")
     w.add_argument("--out", type=Path, default=Path("output/real/pages.warc.gz"))

@@ -2,18 +2,18 @@
 per-core docs/s, worker memory and shuffle bytes per recipe, and the Common Crawl arithmetic built on them.
 
 Parts (each merges its results into bench/out/scaling.json, so they can be run apart):
-  scaling  the default recipe per runner config, alternated --reps times; medians, speed-up from the alternated
+  scaling  the default recipe per runner config, alternated --repeats times; medians, speed-up from the alternated
            pairs, peak RSS per process role, and the CPU the rest of the machine used meanwhile
   rates    each recipe on one in-process worker pinned to one core (BENCH_CORE), alternated: docs/s per core
   memory   each recipe once on 2 local worker processes: peak RSS per worker
   growth   the default recipe on 2 local worker processes at 1x and 10x the corpus (bench/out/corpus_x10.warc.gz,
            built on first use): does a worker's peak RSS grow with the input?
   shuffle  each recipe in process with paragraph n-grams through the shuffle (a cluster's setting): bytes into
-           every GroupByKey (bench/gbk_bytes.py)
+           every GroupByKey (bench/data/gbk_bytes.py)
   paper    the crawl of CRAWL through the measured figures (no runs)
 
-.venv/bin/python bench/scaling.py --input bench/out/corpus.warc.gz --reps 3            # every part (~30 min)
-.venv/bin/python bench/scaling.py --parts scaling --configs direct1 direct2 dask2 --reps 5
+.venv/bin/python -m bench.data.scaling --input bench/out/corpus.warc.gz --repeats 3            # every part (~30 min)
+.venv/bin/python -m bench.data.scaling --parts scaling --configs direct1 direct2 dask2 --repeats 5
 """
 from __future__ import annotations
 
@@ -27,10 +27,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import CORE, OUT, PY, REPO, machine, one_core_env  # noqa: E402
-from bench.process_tree import run_tree  # noqa: E402
-from transforms.dedup.config import DedupConfig  # noqa: E402
+from bench.common import CORE, OUT, PY, REPO, machine, one_core_env
+from bench.common import run_tree
+from transforms.dedup.config import DedupConfig
 
 CONFIGS = {  # runner flags; the worker counts are explicit so the figures do not depend on the machine's cores
     "direct1": ("--runner=DirectRunner", "--direct_num_workers=1"),
@@ -145,7 +144,7 @@ def memory(warc: Path, *, recipes: list[str]) -> dict:
 def growth(warc: Path, big: Path) -> dict:
     """Peak RSS per process role of the default recipe on 2 local workers, at 1x and at 10x the input."""
     if not big.exists():
-        subprocess.run([PY, "-m", "bench.corpus", "--pages", "2000", "--scale", "10", "--out", str(big)], cwd=REPO,
+        subprocess.run([PY, "-m", "bench.data.corpus", "--pages", "2000", "--scale", "10", "--out", str(big)], cwd=REPO,
                        check=True)
     out = {}
     for name, path in (("1x", warc), ("10x", big)):
@@ -180,7 +179,7 @@ def shuffle(warc: Path, *, recipes: list[str]) -> dict:
 
 def shuffle_child(argv: list[str]) -> None:
     """Run werp in this process with every GroupByKey's input counted; write the totals beside the output."""
-    from bench import gbk_bytes
+    from bench.data import gbk_bytes
     from pipelines import werp
 
     totals = gbk_bytes.install()
@@ -213,15 +212,15 @@ def paper(report: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
-    parser.add_argument("--input", type=Path, default=OUT / "corpus.warc.gz", help="the bench WARC (bench/corpus.py)")
+    parser.add_argument("--input", type=Path, default=OUT / "corpus.warc.gz", help="the bench WARC (bench/data/corpus.py)")
     parser.add_argument("--parts", nargs="+", default=["scaling", "rates", "memory", "growth", "shuffle", "paper"],
                         choices=["scaling", "rates", "memory", "growth", "shuffle", "paper"])
     parser.add_argument("--growth-input", type=Path, default=OUT / "corpus_x10.warc.gz",
-                        help="10x the corpus for the growth part (bench/corpus.py --scale 10)")
+                        help="10x the corpus for the growth part (bench/data/corpus.py --scale 10)")
     parser.add_argument("--configs", nargs="+", default=["direct1", "direct2", "dask2"], choices=list(CONFIGS),
                         help="runner configs of the scaling part; the first is the base of the speed-ups")
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=RECIPES)
-    parser.add_argument("--reps", type=int, default=3, help="alternated repetitions (medians reported)")
+    parser.add_argument("--repeats", type=int, default=3, help="alternated repetitions (medians reported)")
     parser.add_argument("--shuffle-child", action="store_true", help=argparse.SUPPRESS)
     args, rest = parser.parse_known_args(argv)
     if args.shuffle_child:
@@ -231,9 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     report["machine"] = machine()
     warc = args.input.resolve()
     if "scaling" in args.parts:
-        report["scaling"] = scaling(warc, configs=args.configs, reps=args.reps, recipe="bluwerp")
+        report["scaling"] = scaling(warc, configs=args.configs, reps=args.repeats, recipe="bluwerp")
     if "rates" in args.parts:
-        report["rates"] = rates(warc, recipes=args.recipes, reps=args.reps)
+        report["rates"] = rates(warc, recipes=args.recipes, reps=args.repeats)
     if "memory" in args.parts:
         report["memory"] = memory(warc, recipes=args.recipes)
     if "growth" in args.parts:

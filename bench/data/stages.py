@@ -1,12 +1,12 @@
 """Documents/s of each werp stage as plain functions on one core, end to end per extractor, and Beam's overhead.
 
 Stages run in this process (pinned to one core) on pages read once into memory; each figure is the median
-of --reps passes. Slow extractors (jusText, trafilatura) and the stages after them run on the first
+of --repeats passes. Slow extractors (jusText, trafilatura) and the stages after them run on the first
 --subset pages (all sources, whole copies); resiliparse and the read/URL stages on the whole corpus.
-End to end: bench/plain_loop.py and `python -m pipelines.werp --runner=DirectRunner` as whole processes
+End to end: bench/data/plain_loop.py and `python -m pipelines.werp --runner=DirectRunner` as whole processes
 under `taskset -c 0`, alternated, same input, extractor and recipe; ratio = plain wall / Beam wall.
 
-python bench/stages.py --input bench/out/corpus.warc.gz --subset-input bench/out/subset.warc.gz --reps 3
+python -m bench.data.stages --input bench/out/corpus.warc.gz --subset-input bench/out/subset.warc.gz --repeats 3
 """
 from __future__ import annotations
 
@@ -22,17 +22,16 @@ from typing import Callable
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import OUT, PY, machine, median, pin_one_core, run_pinned  # noqa: E402
-from bench.plain_loop import recipe_for, run_steps  # noqa: E402
-from transforms.dedup.exact import exact_key  # noqa: E402
-from transforms.document import Page  # noqa: E402
-from transforms.extract import SandboxedExtractor, extract_text  # noqa: E402
-from transforms.filters.registry import registry  # noqa: E402
-from transforms.filters.url import UrlFilterConfig, check_url, load_url_lists  # noqa: E402
-from transforms.io.warc import read_records  # noqa: E402
-from transforms.langid import LangIdConfig, load_identifier  # noqa: E402
-from transforms.text import TextView  # noqa: E402
+from bench.common import OUT, PY, machine, median, pin_one_core, run_pinned
+from bench.data.plain_loop import recipe_for, run_steps
+from transforms.dedup.exact import exact_key
+from transforms.document import Page
+from transforms.extract import SandboxedExtractor, extract_text
+from transforms.filters.registry import registry
+from transforms.filters.url import UrlFilterConfig, check_url, load_url_lists
+from transforms.io.warc import read_records
+from transforms.langid import LangIdConfig, load_identifier
+from transforms.text import TextView
 
 EXTRACTORS = ("resiliparse", "justext", "trafilatura")
 DEFAULT_RECIPE = "bluwerp"
@@ -135,7 +134,7 @@ def beam_vs_loop(warc: Path, extractor: str, *, config: str, reps: int) -> dict:
     loop_walls, beam_walls, loop_cpus, beam_cpus, loop_counts, beam_stats = [], [], [], [], {}, {}
     for rep in range(reps):
         loop_out = Path(tempfile.mkdtemp(prefix="loop_bench_")) / "kept.parquet"
-        res = run_pinned([PY, "bench/plain_loop.py", "--input", str(warc), "--extractor", extractor, "--config", config,
+        res = run_pinned([PY, "bench/data/plain_loop.py", "--input", str(warc), "--extractor", extractor, "--config", config,
                           "--output", str(loop_out)], log=OUT / f"loop.{extractor}.{rep}.log")
         shutil.rmtree(loop_out.parent, ignore_errors=True)
         loop_walls.append(res["wall_s"])
@@ -192,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subset-input", type=Path, default=OUT / "subset.warc.gz",
                         help="the first pages of the same corpus, for the slow extractors end to end")
     parser.add_argument("--subset", type=int, default=489, help="pages for the slow stages (3 copies of 163 sources)")
-    parser.add_argument("--reps", type=int, default=3, help="repetitions per figure (median reported)")
+    parser.add_argument("--repeats", type=int, default=3, help="repetitions per figure (median reported)")
     parser.add_argument("--skip-stages", action="store_true", help="only the end-to-end part")
     parser.add_argument("--skip-e2e", action="store_true", help="only the per-stage rates")
     parser.add_argument("--full", action="store_true", help="end to end on the whole corpus for every extractor")
@@ -201,17 +200,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     pin_one_core()
     if args.extract_only:
-        return remeasure_extraction(args.input, args.subset, reps=args.reps)
-    report = {"machine": machine(), "reps": args.reps, "subset": args.subset}
+        return remeasure_extraction(args.input, args.subset, reps=args.repeats)
+    report = {"machine": machine(), "reps": args.repeats, "subset": args.subset}
     if not args.skip_stages:
-        report["stages"] = stage_rates(args.input, args.subset, reps=args.reps)
+        report["stages"] = stage_rates(args.input, args.subset, reps=args.repeats)
         print(json.dumps(report["stages"], indent=1), file=sys.stderr)
     if args.skip_e2e:
         return write_report(report)
-    report["end_to_end"] = {"resiliparse": beam_vs_loop(args.input, "resiliparse", config=DEFAULT_RECIPE, reps=args.reps)}
+    report["end_to_end"] = {"resiliparse": beam_vs_loop(args.input, "resiliparse", config=DEFAULT_RECIPE, reps=args.repeats)}
     for name in ("justext", "trafilatura"):
         warc = args.input if args.full else args.subset_input
-        report["end_to_end"][name] = beam_vs_loop(warc, name, config=DEFAULT_RECIPE, reps=args.reps)
+        report["end_to_end"][name] = beam_vs_loop(warc, name, config=DEFAULT_RECIPE, reps=args.repeats)
     return write_report(report)
 
 

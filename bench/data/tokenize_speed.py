@@ -1,6 +1,6 @@
 """Tokenize step speed, tokens/s on one core: bare `encode_batch_fast`, then the whole pipelines.tokenize job.
 
-    .venv/bin/python bench/tokenize_speed.py --copies 4 --reps 3
+    .venv/bin/python -m bench.data.tokenize_speed --copies 4 --repeats 3
 
 Corpus: real text. From ../shared/data when present: the gold main text of the CleanEval and Dragnet extraction
 benchmarks and of the Scrapinghub article benchmark (web prose), StackMathQA Q&A and GSM8K problems (math with
@@ -23,8 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import OUT, PY, REPO, machine, median, run_pinned, save_report  # noqa: E402
+from bench.common import OUT, PY, REPO, machine, median, run_pinned, save_report
 
 DATA = REPO.parent / "shared" / "data"
 WORK = OUT / "tokenize"
@@ -108,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=4, help="corpus copies the pipeline tokenises")
     parser.add_argument("--vocab_size", type=int, default=32768)
-    parser.add_argument("--reps", type=int, default=3, help="repetitions; medians are reported")
+    parser.add_argument("--repeats", type=int, default=3, help="repetitions; medians are reported")
     parser.add_argument("--encode", nargs=3, help=argparse.SUPPRESS)  # the measured child: corpus tokenizer result
     args = parser.parse_args(argv)
     if args.encode:
@@ -117,10 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(RAYON_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")  # inherited by the pinned children
     built = build(args.copies, args.vocab_size)
     encode, pipeline = [], []
-    for _ in range(args.reps):
+    for _ in range(args.repeats):
         with tempfile.TemporaryDirectory(prefix="tokenize_speed_") as tmp:
             result = Path(tmp) / "encode.json"
-            run_pinned([PY, "bench/tokenize_speed.py", "--encode", built["corpus"], built["tokenizer"], str(result)])
+            run_pinned([PY, "bench/data/tokenize_speed.py", "--encode", built["corpus"], built["tokenizer"], str(result)])
             encode.append(json.loads(result.read_text()))
             pipeline.append(run_pipeline(built["corpus"], built["tokenizer"], f"{tmp}/out"))
     from transforms.tokenizer import load_tokenizer
@@ -130,11 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = {"encode_batch_fast (in-process)": median([e["wall_s"] for e in encode]),
             "pipelines.tokenize, job wall time": median([p["job_wall_s"] for p in pipeline]),
             "pipelines.tokenize, whole process": median([p["process_wall_s"] for p in pipeline])}
-    command = f"BENCH_CORE={os.environ.get('BENCH_CORE', '0')} .venv/bin/python bench/tokenize_speed.py " \
-              f"--copies {args.copies} --vocab_size {args.vocab_size} --reps {args.reps}"
+    command = f"BENCH_CORE={os.environ.get('BENCH_CORE', '0')} .venv/bin/python -m bench.data.tokenize_speed " \
+              f"--copies {args.copies} --vocab_size {args.vocab_size} --repeats {args.repeats}"
     table = [f"`{command}`", "", f"{built['documents']:,} documents, {built['chars'] / 1e6:.1f} M chars, {tokens:,} "
              f"tokens ({built['chars'] / tokens:.2f} chars/token), vocab {vocab:,}; {built['source']}; "
-             f"{machine()['cpu']}, one core", "", f"| step | seconds (median of {args.reps}) | tokens/s per core |",
+             f"{machine()['cpu']}, one core", "", f"| step | seconds (median of {args.repeats}) | tokens/s per core |",
              "|---|---:|---:|"]
     table += [f"| {name} | {s:.2f} | {tokens / s:,.0f} |" for name, s in rows.items()]
     print("\n".join(table))

@@ -4,9 +4,9 @@ verification a resume runs, on a model of a given config (default 150m: ~1.9 GB 
 Issue 14: a bit-flipped shard trained from garbage and a NaN run pruned every good checkpoint, so each save now
 checks the state is finite and records the SHA-256 of every file, and each resume checks them. One process,
 one core; each pass saves the same state both ways (alternated) into fresh folders on the same disk; medians of
---reps. Also the throughput of the digests hashlib offers, over the checkpoint's own files.
+--repeats. Also the throughput of the digests hashlib offers, over the checkpoint's own files.
 
-python bench/checkpoint_integrity.py --config 150m --reps 3
+python -m bench.train.checkpoint_integrity --config 150m --repeats 3
 """
 from __future__ import annotations
 
@@ -14,20 +14,18 @@ import argparse
 import hashlib
 import json
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import OUT, machine, pin_one_core  # noqa: E402
+from bench.common import OUT, machine, pin_one_core
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="150m", help="a configs/train name; its model shape is saved")
     parser.add_argument("--vocab", type=int, default=32768, help="vocabulary of the model (the shards' normally)")
-    parser.add_argument("--reps", type=int, default=3, help="alternated passes; medians reported")
+    parser.add_argument("--repeats", type=int, default=3, help="alternated passes; medians reported")
     args = parser.parse_args()
     pin_one_core()
     import torch
@@ -53,7 +51,7 @@ def main() -> None:
     times: dict[str, list[float]] = {k: [] for k in ("dcp_save", "refinery_save", "finite_check", "verify")}
     digests: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(dir=OUT.parent) as tmp:
-        for rep in range(args.reps):
+        for rep in range(args.repeats):
             bare = Path(tmp) / f"bare-{rep}"
             model_sd, optim_sd = checkpoint.parts_state([model], [optimizer])
             start = time.perf_counter()
@@ -82,7 +80,7 @@ def main() -> None:
             assert file_digest(files[0])  # the product's digest runs on these files too
     med = {k: statistics.median(v) for k, v in times.items()}
     result = {"machine": machine(), "config": args.config, "params_m": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
-              "checkpoint_gb": round(size / 1e9, 2), "reps": args.reps, "median_s": {k: round(v, 2) for k, v in med.items()},
+              "checkpoint_gb": round(size / 1e9, 2), "reps": args.repeats, "median_s": {k: round(v, 2) for k, v in med.items()},
               "save_ratio": round(med["refinery_save"] / med["dcp_save"], 2),
               "digest_gb_per_s": {k: round(size / 1e9 / statistics.median(v), 2) for k, v in digests.items()}}
     (OUT / "checkpoint_integrity.json").write_text(json.dumps(result, indent=2))

@@ -7,8 +7,8 @@ heavier than on real shards. Each setting is timed from a fresh loader: the firs
 first row group) separately, then the steady rate over the following batches. The rate is input tokens,
 batch_size x seq_len per batch, i.e. what a trainer consumes. Peak RSS is the loader process plus its workers.
 
-python bench/loader_speed.py                      # ~50M tokens, seq_len 2048, batch 8, 20 s per setting
-python bench/loader_speed.py --tokens 5000000 --seconds 5
+python -m bench.train.loader_speed                      # ~50M tokens, seq_len 2048, batch 8, 20 s per setting
+python -m bench.train.loader_speed --tokens 5000000 --seconds 5
 """
 from __future__ import annotations
 
@@ -21,10 +21,9 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import machine, save_report  # noqa: E402
-from training.data.format import ShardMeta, pack, shard_name, write_shard  # noqa: E402
-from training.data.loader import LoaderConfig, TokenLoader  # noqa: E402
+from bench.common import machine, save_report
+from training.data.format import ShardMeta, pack, shard_name, write_shard
+from training.data.loader import LoaderConfig, TokenLoader
 
 VOCAB = 50_257  # GPT-2's vocabulary size, a typical byte-level BPE
 
@@ -95,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         write_s = time.perf_counter() - started
         size_mib = sum(p.stat().st_size for p in folder.glob("*.parquet")) / 2**20
         results = [time_loader(folder, args, w) for w in args.workers]
-    command = "python bench/loader_speed.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m bench.train.loader_speed " + " ".join(sys.argv[1:] if argv is None else argv)
     print(f"\n`{command.strip()}`: {args.tokens:,} tokens in {args.shards} shards ({size_mib:.0f} MiB zstd, "
           f"written in {write_s:.0f} s), seq_len {args.seq_len}, batch {args.batch_size}, "
           f"{args.row_group_rows}-row groups\n")

@@ -16,8 +16,8 @@ each block's frozen, standardised output (flattened), trained on the train split
 Memory: peak saved-activation bytes of one training step at batch 64 (training/memory.py), and forward+backward
 FLOPs (torch flop counter), each relative to backprop on the same network; plus a K sweep on a deeper ResNet.
 
-BENCH_CORE=0 python bench/local_digits.py                # all of it, ~10 min on one core
-python bench/local_digits.py --quick                      # 1 seed, 2 rates, few epochs: a smoke run
+BENCH_CORE=0 python -m bench.train.local_digits                # all of it, ~10 min on one core
+python -m bench.train.local_digits --quick                      # 1 seed, 2 rates, few epochs: a smoke run
 """
 from __future__ import annotations
 
@@ -30,19 +30,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import OUT, pin_one_core  # noqa: E402
+import numpy as np
+import torch
+from torch import nn
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-from training.local import (FFConfig, ForwardForward, LocalModel, auglocal, backprop_step,  # noqa: E402
-                            ff_step, greedy, local_step, man, mono_forward, plan_modules, trainable)
-from training.local.core import Backbone  # noqa: E402
-from training.local.loop import fit, recalibrate_batchnorm  # noqa: E402
-from training.local.measure import saved_peak_bytes, step_flops  # noqa: E402
-from training.local.nets import mlp, resnet  # noqa: E402
+from bench.common import OUT, pin_one_core
+from bench.train.local_research.forward_forward import FFConfig, ForwardForward, ff_step
+from bench.train.local_research.loop import fit, recalibrate_batchnorm
+from bench.train.local_research.measure import saved_peak_bytes, step_flops
+from bench.train.local_research.mono_forward import mono_forward
+from bench.train.local_research.nets import mlp, resnet
+from training.local import LocalModel, auglocal, backprop_step, greedy, local_step, man, plan_modules, trainable
+from training.local.core import Backbone
 
 RESNET = dict(widths=(8, 8, 8, 16, 16, 16), strides=(1, 1, 1, 2, 1, 1))
 DEEP_RESNET = dict(widths=(16,) * 4 + (32,) * 4, strides=(1, 1, 1, 1, 2, 1, 1, 1))  # K sweep, memory only
@@ -272,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
                   flush=True)
     memory, sweep = measure_memory(args.batch)
     table = report(results, memory, sweep, args)
-    command = "BENCH_CORE=0 python bench/local_digits.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "BENCH_CORE=0 python -m bench.train.local_digits " + " ".join(argv if argv is not None else sys.argv[1:])
     print(f"\n{table}\n\nCommand: `{command.strip()}`; total {time.perf_counter() - start:.0f} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"command": command.strip(), "args": {k: str(v) for k, v in vars(args).items()},

@@ -6,9 +6,9 @@ we read the final held-out loss of each (real head, whole network) and report th
 Memory: peak saved-activation bytes of one training step (saved_tensors_hooks, training/memory.py) of each
 local method vs backprop on the same model and batch.
 
-python bench/local_lm.py                                     # demo shards (scripts/train_demo.sh), 300 steps
-python bench/local_lm.py --data output/tokens --steps 1000
-python bench/local_lm.py --data output/real/tokens --dim 256 --ffn 768 --micro-batch 4 --steps 440 --eval-batches 120
+python -m bench.train.local_lm                                     # demo shards (scripts/train_demo.sh), 300 steps
+python -m bench.train.local_lm --data output/tokens --steps 1000
+python -m bench.train.local_lm --data output/real/tokens --dim 256 --ffn 768 --micro-batch 4 --steps 440 --eval-batches 120
                                                              # real shards (scripts/real_shards.sh), a wider model
 """
 from __future__ import annotations
@@ -23,8 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import machine, save_report  # noqa: E402
+from bench.common import machine, save_report
 
 METHODS = ("greedy", "auglocal", "man")
 
@@ -139,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                              "backprop_mib": full_b / 2**20})
                 print(rows[-1], flush=True)
     vocab, seq_len = data_shape(args.data)
-    print(f"\n`python bench/local_lm.py {' '.join(argv if argv is not None else sys.argv[1:])}`: {args.layers} layers, "
+    print(f"\n`python -m bench.train.local_lm {' '.join(argv if argv is not None else sys.argv[1:])}`: {args.layers} layers, "
           f"dim {args.dim}, {args.heads} heads ({args.kv_heads} kv), SwiGLU {args.ffn}, untied, vocab {vocab}, "
           f"seq {seq_len}; {args.steps} steps of {rows[0]['tokens'] // args.steps:,} tokens on {args.data}, same "
           f"tokens and seed for every run; held-out loss over {rows[0]['eval_tokens']:,} tokens\n")

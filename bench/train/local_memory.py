@@ -1,6 +1,6 @@
 """Peak memory of one training step, local learning vs backprop, each in a fresh process.
 
-Saved-activation bytes (bench/local_lm.py) count what autograd keeps; this counts what the process really
+Saved-activation bytes (bench/train/local_lm.py) count what autograd keeps; this counts what the process really
 holds at its peak: ru_maxrss after building the model, one step's forward + backward (and the optimizer step),
 minus the resident size just before the step. The difference is the step's transient memory — activations,
 logits, gradients and optimizer state — which is what local learning promises to shrink. Children run with
@@ -9,8 +9,8 @@ MALLOC_MMAP_THRESHOLD_=65536 so glibc returns freed tensors at once and the peak
 would show the allocator's retention — like a GPU caching allocator's reserved, not its allocated, bytes). Our decoder, untied,
 vocabulary 4,096; K = 2 and 4 for each method.
 
-python bench/local_memory.py                       # 8 layers, dim 256, 8 x 512 tokens
-python bench/local_memory.py --layers 12 --rows 16
+python -m bench.train.local_memory                       # 8 layers, dim 256, 8 x 512 tokens
+python -m bench.train.local_memory --layers 12 --rows 16
 """
 from __future__ import annotations
 
@@ -20,9 +20,7 @@ import os
 import resource
 import subprocess
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 METHODS = ("greedy", "auglocal", "man")
 
@@ -76,19 +74,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(child(args, args.child[0], int(args.child[1]))))
         return 0
-    from bench.common import machine, save_report
+    from bench.common import REPO, machine, save_report
 
-    base = [sys.executable, __file__, f"--layers={args.layers}", f"--dim={args.dim}", f"--vocab={args.vocab}",
+    base = [sys.executable, "-m", "bench.train.local_memory", f"--layers={args.layers}", f"--dim={args.dim}", f"--vocab={args.vocab}",
             f"--rows={args.rows}", f"--seq={args.seq}"]
     runs = [("backprop", 1)] + [(m, k) for k in args.blocks for m in METHODS]
     rows = []
     for method, k in runs:
-        out = subprocess.run([*base, "--child", method, str(k)], check=True, capture_output=True, text=True,
+        out = subprocess.run([*base, "--child", method, str(k)], check=True, capture_output=True, text=True, cwd=REPO,
                              env={**os.environ, "OMP_NUM_THREADS": "1", "MALLOC_MMAP_THRESHOLD_": "65536"})
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         print(rows[-1], flush=True)
     bp = rows[0]["step_mib"]
-    print(f"\n`python bench/local_memory.py {' '.join(argv if argv is not None else sys.argv[1:])}`: {args.layers} "
+    print(f"\n`python -m bench.train.local_memory {' '.join(argv if argv is not None else sys.argv[1:])}`: {args.layers} "
           f"layers, dim {args.dim}, vocab {args.vocab}, {args.rows} x {args.seq} tokens, one step + AdamW, fresh "
           f"process each\n")
     print("| method | K | parameters | peak RSS | step's own memory (peak − before) | vs backprop |")

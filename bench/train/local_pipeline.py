@@ -9,9 +9,9 @@ With --trainer the same comparison runs through `python -m training.pretrain` on
 with 1F1B / GPipe against `--schedule=decoupled` (the local trainer's modules, one per rank), traced steps giving
 the measured idle fraction and the untraced ones the step time.
 
-python bench/local_pipeline.py                  # 2 ranks, 8 microbatches, 6 measured steps
-python bench/local_pipeline.py --ranks 4 --microbatches 8
-python bench/local_pipeline.py --trainer --data output/demo/tokens    # through the trainers (scripts/train_demo.sh)
+python -m bench.train.local_pipeline                  # 2 ranks, 8 microbatches, 6 measured steps
+python -m bench.train.local_pipeline --ranks 4 --microbatches 8
+python -m bench.train.local_pipeline --trainer --data output/demo/tokens    # through the trainers (scripts/train_demo.sh)
 """
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -153,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         from bench.common import machine, save_report
 
         result = via_trainer(args)
-        print(f"`python bench/local_pipeline.py {' '.join(argv if argv is not None else sys.argv[1:])}`: "
+        print(f"`python -m bench.train.local_pipeline {' '.join(argv if argv is not None else sys.argv[1:])}`: "
               f"{args.ranks} ranks, {args.microbatches} microbatches of {args.rows} rows, 8 layers dim 256, "
               f"through training.pretrain\n")
         print("| trainer | measured bubble (idle fraction) | step time |")
@@ -165,10 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from bench.common import machine, save_report, torchrun_json
 
-    result = torchrun_json(__file__, args.ranks, [f"--microbatches={args.microbatches}", f"--rows={args.rows}",
+    result = torchrun_json("bench.train.local_pipeline", args.ranks, [f"--microbatches={args.microbatches}", f"--rows={args.rows}",
                                                   f"--steps={args.steps}"])
     p, m = result["ranks"], result["microbatches"]
-    print(f"`python bench/local_pipeline.py {' '.join(argv if argv is not None else sys.argv[1:])}`: {p} ranks, "
+    print(f"`python -m bench.train.local_pipeline {' '.join(argv if argv is not None else sys.argv[1:])}`: {p} ranks, "
           f"{m} microbatches, 8 layers dim 256 seq 128\n")
     print("| pipeline | measured bubble (idle fraction) | step time | closed form |")
     print("|---|---:|---:|---|")

@@ -8,8 +8,8 @@ not waiting for the other (runtime bookkeeping, send waits, the loss), and one r
 another process shared a core (schedstat) are retried. Medians over steps; the median step of each schedule
 is saved as a Chrome trace and a PNG in bench/out/.
 
-python bench/pipeline_bubble.py                          # 6 schedules, m=8, ~1.5 min on 2 cores
-python bench/pipeline_bubble.py --schedules 1f1b --steps 3 --cores 0,0   # a quick functional run on one core
+python -m bench.train.pipeline_bubble                          # 6 schedules, m=8, ~1.5 min on 2 cores
+python -m bench.train.pipeline_bubble --schedules 1f1b --steps 3 --cores 0,0   # a quick functional run on one core
 """
 from __future__ import annotations
 
@@ -23,15 +23,14 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import OUT, machine, one_core_env, save_report  # noqa: E402
+from bench.common import OUT, REPO, machine, one_core_env, save_report
 
 SCHEDULES = ("gpipe", "1f1b", "interleaved1f1b", "zero-bubble", "zbv", "dualpipev")
 SINGLE_STAGE = ("gpipe", "1f1b")
 
 
 def parser(description: str) -> argparse.ArgumentParser:
-    """Model, batch and launch flags shared with bench/pipeline_vs_torch.py."""
+    """Model, batch and launch flags shared with bench/train/pipeline_vs_torch.py."""
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--schedules", nargs="+", default=list(SCHEDULES), choices=SCHEDULES, help="schedules to run")
     p.add_argument("--microbatches", type=int, default=8, help="microbatches per step m")
@@ -167,14 +166,14 @@ def child(args: argparse.Namespace) -> None:
     dist.destroy_process_group()
 
 
-def launch(script: Path, args: argparse.Namespace, argv: list[str], *, timeout_s: float = 1800) -> dict:
-    """Run `script` under torchrun on len(cores) ranks with --child; return what rank 0 wrote."""
+def launch(module: str, args: argparse.Namespace, argv: list[str], *, timeout_s: float = 1800) -> dict:
+    """Run `python -m module` under torchrun on len(cores) ranks with --child; return what rank 0 wrote."""
     world = len(args.cores.split(","))
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={world}",
-               str(script), *argv, "--child", str(out)]
-        subprocess.run(cmd, check=True, env=one_core_env(), timeout=timeout_s)
+               "-m", module, *argv, "--child", str(out)]
+        subprocess.run(cmd, check=True, cwd=REPO, env=one_core_env(), timeout=timeout_s)
         return json.loads(out.read_text(encoding="utf-8"))
 
 
@@ -282,13 +281,13 @@ def main(argv: list[str] | None = None) -> int:
         child(args)
         return 0
     argv = sys.argv[1:] if argv is None else argv
-    result = launch(Path(__file__).resolve(), args, argv)
+    result = launch("bench.train.pipeline_bubble", args, argv)
     rows = [analyse(name, result["schedules"][name], args) for name in args.schedules]
     print(f"\np={result['world']} gloo ranks on cores {args.cores}, m={args.microbatches} microbatches of "
           f"{args.rows}x{args.seq_len} tokens, dim {args.dim}, {args.layers} layers, vocab {args.vocab}; "
           f"medians of {args.steps} steps\n")
     print(markdown(rows, result["p2p_one_way_s"]))
-    command = "python bench/pipeline_bubble.py " + " ".join(argv)
+    command = "python -m bench.train.pipeline_bubble " + " ".join(argv)
     print(f"\ncommand: {command}\ntraces and PNGs: {OUT}/pipeline_bubble_<schedule>.trace.json|png")
     return save_report("pipeline_bubble", {"machine": machine(), "command": command, "args": vars(args),
                                            "p2p_one_way_s": result["p2p_one_way_s"], "rows": rows})

@@ -4,19 +4,17 @@ Orders come from training.parallel.simulator (torch's own schedule classes for t
 unit costs per stage chunk, F=1 and B=2 (= I+W with I=W=1, so F=I=W=1 for the zero-bubble schedules). Prints a
 markdown table and writes a Chrome trace (1 cost unit = 1 ms) and a PNG per schedule to bench/out/.
 
-python bench/pipeline_simulator.py              # p=4, m=8, v=2 for the multi-stage schedules; ~5 s
-python bench/pipeline_simulator.py --ranks 8 --microbatches 16
+python -m bench.train.pipeline_simulator              # p=4, m=8, v=2 for the multi-stage schedules; ~5 s
+python -m bench.train.pipeline_simulator --ranks 8 --microbatches 16
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import OUT  # noqa: E402
-from training.parallel.simulator import (  # noqa: E402
+from bench.common import OUT
+from training.parallel.simulator import (
     SINGLE_STAGE,
     Costs,
     bubble_fraction,
@@ -24,7 +22,7 @@ from training.parallel.simulator import (  # noqa: E402
     simulate,
     zb_h1_bubble_fraction,
 )
-from training.parallel.timeline import draw_timeline, write_chrome_trace  # noqa: E402
+from training.parallel.timeline import draw_timeline, write_chrome_trace
 
 EQUAL = Costs.split(f=1, i=1, w=1)
 SKEWED = Costs.split(f=1, i=1.5, w=0.5)  # same B=2, less weight-grad work left to fill the bubble

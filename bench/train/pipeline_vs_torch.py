@@ -8,8 +8,8 @@ on the same batch, alternating step by step (ours, plain, ours, plain, ...) so d
 step is timed from a barrier to the rank's end; its time is the slower rank's. Before timing, one step of
 each from zero gradients checks that both compute the same loss and gradients. Target: ours / plain <= 1.05.
 
-python bench/pipeline_vs_torch.py                                 # 1f1b and interleaved1f1b, ~2.5 min
-python bench/pipeline_vs_torch.py --schedules gpipe 1f1b interleaved1f1b zero-bubble zbv dualpipev  # ~7 min
+python -m bench.train.pipeline_vs_torch                                 # 1f1b and interleaved1f1b, ~2.5 min
+python -m bench.train.pipeline_vs_torch --schedules gpipe 1f1b interleaved1f1b zero-bubble zbv dualpipev  # ~7 min
 """
 from __future__ import annotations
 
@@ -18,9 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import machine, save_report  # noqa: E402
-from bench.pipeline_bubble import SINGLE_STAGE, batch, build, launch, parser, runqueue_wait_s, setup_rank  # noqa: E402
+from bench.common import machine, save_report
+from bench.train.pipeline_bubble import SINGLE_STAGE, batch, build, launch, parser, runqueue_wait_s, setup_rank
 
 VARIANTS = ("ours", "plain")
 
@@ -168,13 +167,13 @@ def main(argv: list[str] | None = None) -> int:
         child(args)
         return 0
     argv = sys.argv[1:] if argv is None else argv
-    result = launch(Path(__file__).resolve(), args, argv)
+    result = launch("bench.train.pipeline_vs_torch", args, argv)
     rows = [summarise(name, result["schedules"][name], args.max_core_wait) for name in args.schedules]
     print(f"\np={result['world']} gloo ranks on cores {args.cores}, m={args.microbatches} microbatches of "
           f"{args.rows}x{args.seq_len} tokens, dim {args.dim}, {args.layers} layers, vocab {args.vocab}; "
           f"median of {args.steps} steps each, alternating\n")
     print(markdown(rows))
-    command = "python bench/pipeline_vs_torch.py " + " ".join(argv)
+    command = "python -m bench.train.pipeline_vs_torch " + " ".join(argv)
     print(f"\ncommand: {command}")
     return save_report("pipeline_vs_torch", {"machine": machine(), "command": command, "args": vars(args),
                                              "rows": rows})

@@ -14,8 +14,8 @@ Reported: held-out loss of the *full* model at equal tokens (the issue's criteri
 full pipeline), and held-out perplexity when d of the non-first stages are dropped at inference (mean over every
 choice of d stages); the paper (arXiv 2502.19913 v1) reports +7% perplexity with half the model for SkipPipe.
 
-OMP_NUM_THREADS=1 taskset -c 0 python bench/skippipe_convergence.py          # demo tokens, 8 layers in 4 stages
-python bench/skippipe_convergence.py --layers 12 --stages 6 --dim 64          # the paper's 6 stages, K = 4
+OMP_NUM_THREADS=1 taskset -c 0 python -m bench.train.skippipe_convergence          # demo tokens, 8 layers in 4 stages
+python -m bench.train.skippipe_convergence --layers 12 --stages 6 --dim 64          # the paper's 6 stages, K = 4
 """
 from __future__ import annotations
 
@@ -34,19 +34,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import OUT, machine  # noqa: E402
-from tests.training.markov import write_markov_shards  # noqa: E402
-from training.config import load_config  # noqa: E402
-from training.data.heldout import EvalBatches  # noqa: E402
-from training.data.loader import LoaderConfig, TokenLoader  # noqa: E402
-from training.model import Llama, ModelConfig, next_token_loss  # noqa: E402
-from training.optim import build_optimizer, lr_at, set_lr  # noqa: E402
-from training.parallel.partition import Layout, uniform_layout  # noqa: E402
-from training.parallel.paths import dropped_forward, path_forward  # noqa: E402
-from training.parallel.skippipe import plan  # noqa: E402
-from training.parallel.skippipe_check import validate  # noqa: E402
-from training.parallel.skippipe_problem import assign_stages, heterogeneous_latency, make_problem  # noqa: E402
+from bench.common import OUT, machine
+from tests.training.markov import write_markov_shards
+from training.config import load_config
+from training.data.heldout import EvalBatches
+from training.data.loader import LoaderConfig, TokenLoader
+from training.model import Llama, ModelConfig, next_token_loss
+from training.optim import build_optimizer, lr_at, set_lr
+from training.parallel.partition import Layout, uniform_layout
+from training.parallel.paths import dropped_forward, path_forward
+from training.parallel.skippipe import plan
+from training.parallel.skippipe_check import validate
+from training.parallel.skippipe_problem import assign_stages, heterogeneous_latency, make_problem
 
 DEMO_TOKENS = Path("output/demo/tokens")  # bash scripts/train_demo.sh writes it (werp output of a synthetic crawl)
 VARIANTS = ("full", "skippipe", "skippipe-inorder", "random")
@@ -231,7 +230,7 @@ def draw(report: dict, path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    command = "python bench/skippipe_convergence.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = "python -m bench.train.skippipe_convergence " + shlex.join(sys.argv[1:] if argv is None else argv)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         folder, source = open_tokens(args, Path(scratch))

@@ -7,8 +7,8 @@ planner gets the measured forward/backward time of one stage. Each iteration run
 fraction as given) and the full-pipeline plan (every stage, same nodes, same planner) alternately; we report
 the median iteration wall time of each and the planner's makespans.
 
-python bench/skippipe_gloo.py                       # 6 nodes, 3 stages, skip 0.33, 6 microbatches
-python bench/skippipe_gloo.py --nodes 8 --stages 4 --skip 0.25 --iters 8
+python -m bench.train.skippipe_gloo                       # 6 nodes, 3 stages, skip 0.33, 6 microbatches
+python -m bench.train.skippipe_gloo --nodes 8 --stages 4 --skip 0.25 --iters 8
 """
 from __future__ import annotations
 
@@ -17,9 +17,7 @@ import json
 import statistics
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -121,9 +119,9 @@ def main(argv: list[str] | None = None) -> int:
                    f"--microbatches={args.microbatches}", f"--iters={args.iters}", f"--seed={args.seed}"]
     if args.latency_scale:
         passthrough.append(f"--latency-scale={args.latency_scale}")
-    result = torchrun_json(__file__, args.nodes, passthrough)
+    result = torchrun_json("bench.train.skippipe_gloo", args.nodes, passthrough)
     m, p = result["measured_s"], result["planned_s"]
-    print(f"`python bench/skippipe_gloo.py {' '.join(argv if argv is not None else sys.argv[1:])}`: {result['nodes']} "
+    print(f"`python -m bench.train.skippipe_gloo {' '.join(argv if argv is not None else sys.argv[1:])}`: {result['nodes']} "
           f"nodes in stages of {result['stages']}, skip {result['skip']} (K = {result['path_len']}), "
           f"{result['microbatches']} microbatches; one stage: forward {result['forward_s'] * 1e3:.1f} ms, backward "
           f"{result['backward_s'] * 1e3:.1f} ms; links {result['latency_range_s'][0] * 1e3:.1f}–"

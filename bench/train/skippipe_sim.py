@@ -12,8 +12,8 @@ Compute: forward 1 s, backward 2 s per stage visit on every node, so a cross-sit
 paper's geo setting (0.055 s per sample-layer x 4 layers x 8 samples = 1.8 s forward; 1.5-13 s between continents).
 Reductions are per seed, then the median (and the best seed) over seeds.
 
-python bench/skippipe_sim.py                      # 8, 12, 20 nodes x 10 seeds, about 1 minute
-python bench/skippipe_sim.py --nodes 20 --microbatches 12 --seeds 5
+python -m bench.train.skippipe_sim                      # 8, 12, 20 nodes x 10 seeds, about 1 minute
+python -m bench.train.skippipe_sim --nodes 20 --microbatches 12 --seeds 5
 """
 from __future__ import annotations
 
@@ -21,13 +21,11 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import save_report  # noqa: E402
-from training.parallel.skippipe import fixed_pipeline_paths, plan  # noqa: E402
-from training.parallel.skippipe_check import validate  # noqa: E402
-from training.parallel.skippipe_problem import assign_stages, heterogeneous_latency, make_problem  # noqa: E402
+from bench.common import save_report
+from training.parallel.skippipe import fixed_pipeline_paths, plan
+from training.parallel.skippipe_check import validate
+from training.parallel.skippipe_problem import assign_stages, heterogeneous_latency, make_problem
 
 LAYOUTS = {8: [2, 2, 2, 2], 12: [2] * 6, 20: [5, 3, 3, 3, 3, 3]}  # 20 nodes: the paper's partition sizes
 

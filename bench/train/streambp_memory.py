@@ -13,8 +13,8 @@ Methods: plain; ckpt = torch.utils.checkpoint around every block (non-reentrant)
 paper's baseline (HF gradient checkpointing); ckpt+chunked-loss = the same with the head and loss also
 checkpointed in chunks of 1,024 tokens, a stronger baseline; streambp with layer and logits chunks of 1,024 tokens (the config default).
 
-BENCH_CORE=1 python bench/streambp_memory.py                    # 1k..16k, ~15 minutes
-python bench/streambp_memory.py --lengths 1024 2048 --cap-mib 512
+BENCH_CORE=1 python -m bench.train.streambp_memory                    # 1k..16k, ~15 minutes
+python -m bench.train.streambp_memory --lengths 1024 2048 --cap-mib 512
 """
 from __future__ import annotations
 
@@ -26,10 +26,8 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import machine, one_core_env, save_report, CORE  # noqa: E402
+from bench.common import CORE, REPO, machine, one_core_env, save_report
 
 METHODS = ("plain", "ckpt", "ckpt+chunked-loss", "streambp")
 
@@ -47,7 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="tokens per head/loss chunk for StreamBP and ckpt+chunked-loss (fixed, as the paper's "
                              "logits_chunk_size: the logits of a chunk are chunk x vocab floats)")
     parser.add_argument("--cap-mib", type=float, default=1024.0, help="memory cap for the longest-sequence table")
-    parser.add_argument("--reps", type=int, default=1,
+    parser.add_argument("--repeats", type=int, default=1,
                         help="runs per (method, length), alternated; the table shows medians")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: method:T in a child
     return parser.parse_args(argv)
@@ -151,9 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     passthrough = [f"--dim={args.dim}", f"--layers={args.layers}", f"--heads={args.heads}", f"--vocab={args.vocab}",
                    f"--chunk={args.chunk}", f"--logits-chunk={args.logits_chunk}", "--lengths", *map(str, args.lengths)]
     # methods alternate within each repetition, so drift hits every method alike
-    for seq, _rep, method in ((s, r, m) for s in args.lengths for r in range(args.reps) for m in args.methods):
-        out = subprocess.run(["taskset", "-c", str(CORE), sys.executable, __file__, f"--one={method}:{seq}",
-                              *passthrough], capture_output=True, text=True, env=one_core_env())
+    for seq, _rep, method in ((s, r, m) for s in args.lengths for r in range(args.repeats) for m in args.methods):
+        out = subprocess.run(["taskset", "-c", str(CORE), sys.executable, "-m", "bench.train.streambp_memory",
+                              f"--one={method}:{seq}", *passthrough], capture_output=True, text=True, cwd=REPO,
+                             env=one_core_env())
         if out.returncode != 0:
             print(out.stderr[-2000:], file=sys.stderr)
             rows.append({"method": method, "seq": seq, "error": out.returncode})
@@ -167,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         runs = sorted((r for r in rows if "error" not in r and (r["method"], r["seq"]) == key),
                       key=lambda r: r["cpu_seconds"])
         by[key] = {**runs[len(runs) // 2], "step_mib": max(r["step_mib"] for r in runs)}  # median time, worst memory
-    print(f"\n`BENCH_CORE={CORE} python bench/streambp_memory.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    print(f"\n`BENCH_CORE={CORE} python -m bench.train.streambp_memory "
+          + " ".join(argv if argv is not None else sys.argv[1:])
           + f"`: {args.layers} layers, dim {args.dim}, {args.heads} heads, vocab {args.vocab}, batch 1, fp32, "
           f"StreamBP chunk {args.chunk}, logits chunk {args.logits_chunk}\n")
     print("| T | " + " | ".join(f"{m} MiB (saved) / CPU s" for m in args.methods) + " | streambp / ckpt time |")

@@ -5,8 +5,8 @@ folder; `python -m training.pretrain` trains on them with the named config and l
 `--log-every` steps; we quote the median window after the first (compilation and allocator warm-up). In
 the same process, the loader alone is timed on the same batch shape, so the two rates are comparable.
 
-CPU, the tiny config (one core):  BENCH_CORE=0 python bench/train_speed.py --config tiny
-GPU, the 150M config with MFU:     python bench/train_speed.py --config 150m --steps 60 --tokens 60000000
+CPU, the tiny config (one core):  BENCH_CORE=0 python -m bench.train.train_speed --config tiny
+GPU, the 150M config with MFU:     python -m bench.train.train_speed --config 150m --steps 60 --tokens 60000000
 """
 from __future__ import annotations
 
@@ -23,12 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import machine, pin_one_core, save_report  # noqa: E402
-from training.config import load_config  # noqa: E402
-from training.data.format import ShardMeta, pack, shard_name, write_shard  # noqa: E402
-from training.data.loader import LoaderConfig, TokenLoader  # noqa: E402
-from training.metrics import read_metrics  # noqa: E402
+from bench.common import machine, pin_one_core, save_report
+from training.config import load_config
+from training.data.format import ShardMeta, pack, shard_name, write_shard
+from training.data.loader import LoaderConfig, TokenLoader
+from training.metrics import read_metrics
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -108,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| {args.config} | {args.ranks} | {seq_len} | {vocab} | {rate:,.0f} | "
           f"{row['mfu'] if row['mfu'] is not None else 'n/a (CPU)'} | {row['mem_peak_mib']:,} | {load:,.0f} | "
           f"{load / rate:,.0f}× |")
-    print("command: python bench/train_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]))
+    print("command: python -m bench.train.train_speed " + " ".join(argv if argv is not None else sys.argv[1:]))
     save_report(f"train_speed_{args.config}_r{args.ranks}", {"machine": machine(), "rows": [row], "argv": sys.argv[1:]})
     return 0
 

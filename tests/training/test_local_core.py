@@ -1,4 +1,6 @@
-"""Local learning: gradient isolation, AugLocal's schedule and sampling, MAN's EMA rule, small convergence checks."""
+"""Local learning: gradient isolation, AugLocal's schedule and sampling, MAN's EMA rule, small convergence checks.
+(The research-only modules beside bench/train/local_digits.py, FF and Mono-Forward among them, are checked in
+tests/bench/test_local_research.py; their MLP, mini-ResNet and training loop serve here as fixtures.)"""
 from __future__ import annotations
 
 import copy
@@ -8,13 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.local import (Backbone, FFConfig, ForwardForward, LocalModel, auglocal, backprop_step, ema_update_,
-                            ff_step, greedy, layer_predictions, local_step, man, mono_forward, plan_modules,
-                            pyramid_depths, sample_later_blocks, trainable)
+from bench.train.local_research.loop import accuracy, fit
+from bench.train.local_research.nets import mlp, resnet
+from training.local import (Backbone, LocalModel, auglocal, backprop_step, ema_update_, greedy, local_step, man,
+                            plan_modules, pyramid_depths, sample_later_blocks, trainable)
 from training.local.aux_nets import MAN_MOMENTUM, MomentumAux
-from training.local.loop import accuracy, fit, recalibrate_batchnorm
-from training.local.measure import saved_peak_bytes
-from training.local.nets import mlp, resnet
 
 AUXES = {"greedy": greedy(), "greedy-head": greedy(n_blocks=0), "auglocal": auglocal(depth=2), "man": man()}
 
@@ -200,58 +200,6 @@ def test_resnet_local_step_isolates_and_learns():
     hist = fit(trainable(model), lambda a, b: local_step(model, a, b), x, y, lr=1e-2, epochs=6, batch_size=32,
                seed=0, after_step=model.after_step)
     assert hist[-1] < hist[0]
-
-
-def test_local_step_saves_less_than_backprop_on_a_deep_mlp():
-    x, y = blobs(64)
-    widths = (64,) * 8
-    local = local_mlp(greedy(n_blocks=0), n_modules=8, widths=widths)
-    ref = local_mlp(greedy(), n_modules=1, widths=widths)
-    local_peak = saved_peak_bytes(local, lambda: local_step(local, x, y))
-    bp_peak = saved_peak_bytes(ref, lambda: backprop_step(ref, x, y))
-    assert 0 < local_peak < bp_peak / 3
-
-
-def test_recalibrated_batchnorm_holds_the_data_statistics():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
-    x = torch.randn(96, 4)
-    recalibrate_batchnorm(model, model, x, batch_size=32)
-    with torch.no_grad():
-        h = model[0](x)
-    torch.testing.assert_close(model[1].running_mean, h.mean(0))
-    assert not model.training and model[1].momentum == 0.1
-
-
-@pytest.fixture(scope="module")
-def digits():
-    from sklearn import datasets  # pylint: disable=import-outside-toplevel  # slow to import: only here
-    d = datasets.load_digits()
-    x, y = torch.tensor(d.data, dtype=torch.float32), torch.tensor(d.target)
-    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
-    train, test = order[:600], order[600:1000]
-    mean, sd = x[train].mean(0), x[train].std(0).clamp_min(1e-3)  # standardised: FF escapes its plateau sooner
-    return (x[train] - mean) / sd, y[train], (x[test] - mean) / sd, y[test]
-
-
-def test_mono_forward_learns_digits(digits):
-    xtr, ytr, xte, yte = digits
-    torch.manual_seed(0)
-    model = mono_forward(mlp(widths=(128, 128)))
-    fit(trainable(model), lambda a, b: local_step(model, a, b), xtr, ytr, lr=3e-3, epochs=15, batch_size=64, seed=0)
-    per_layer = (layer_predictions(model, xte) == yte).float().mean(1)
-    assert per_layer[-1] > 0.85 and per_layer.min() > 0.8, per_layer
-
-
-def test_forward_forward_learns_digits(digits):
-    xtr, ytr, xte, yte = digits
-    torch.manual_seed(0)
-    model = ForwardForward(d_in=64, widths=(128, 128), cfg=FFConfig())
-    g = torch.Generator().manual_seed(0)
-    hist = fit(list(model.parameters()), lambda a, b: ff_step(model, a, b, generator=g), xtr, ytr, lr=3e-2,
-               epochs=15, batch_size=64, seed=0)
-    assert hist[-1] < hist[0]
-    assert accuracy(lambda a: model.predict(a, layers=[0]), xte, yte) > 0.6
 
 
 class RopeBlock(nn.Module):

@@ -1,4 +1,4 @@
-"""A minimal training loop shared by the local methods, their backprop twin, the tests and bench/local_digits.py."""
+"""A minimal training loop shared by the local methods, their backprop twin, the tests and bench.train.local_digits."""
 from __future__ import annotations
 
 from typing import Callable
@@ -41,7 +41,7 @@ def recalibrate_batchnorm(model: nn.Module, forward: Callable[[torch.Tensor], ob
     """Recompute BatchNorm running statistics over x with the final weights ("precise BN"), then switch to eval.
 
     Running averages collected while training lag the weights; on the digits ResNet this cost local methods 7-9
-    points of test accuracy against 1 for backprop (bench/local_digits.py), so every method is recalibrated.
+    points of test accuracy against 1 for backprop (bench/train/local_digits.py), so every method is recalibrated.
     """
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [m.momentum for m in norms]
