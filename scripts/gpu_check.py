@@ -3,7 +3,7 @@
 Parts: a small model folder made here (our tokenizer trained on this checkout's Python, a Llama config in the
 150m shape; no weights: vLLM's load_format=dummy draws them), vLLM on SwallowCode's SGCR prompts (load time,
 generations/s, output tokens/s), the swallowcode pipeline through the vllm backend end to end, the 150m training
-config's step time and MFU in bf16 (bench/train_speed.py), StreamBP's exactness and peak memory on CUDA.
+config's step time and MFU in bf16 (bench/train/train_speed.py), StreamBP's exactness and peak memory on CUDA.
 --dry-run runs every part on the CPU, small, with the transformers backend in place of vLLM: the check's own code
 and arguments, for a machine without a GPU (tests/test_packaging.py runs it).
 """
@@ -156,10 +156,10 @@ def swallowcode_part(args: argparse.Namespace, model: Path, work: Path) -> dict:
 
 def train_part(args: argparse.Namespace, work: Path) -> dict:
     """The 150m config (bf16 autocast, torch.compile, its tokens per step) on synthetic shards of random ids, as
-    bench/train_speed.py runs it; median step time and MFU of the logged windows after the first (compilation)."""
+    bench/train/train_speed.py runs it; median step time and MFU of the logged windows after the first (compilation)."""
     import statistics
 
-    from bench.train_speed import write_synthetic
+    from bench.train.train_speed import write_synthetic
     from training.metrics import read_metrics
 
     config, seq_len, vocab = ("tiny", 256, 2048) if args.dry_run else ("150m", 2048, 32768)

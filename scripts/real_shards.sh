@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Real-text token shards for benchmarks (bench/local_lm.py --data output/real/tokens), offline, through our own
 # pipelines, from the developer test data in /work/shared/data (the project itself does not need it):
-#   web:  the extraction test pages packed as a crawl (bench/real_corpus.py) + the real WARC excerpts in
+#   web:  the extraction test pages packed as a crawl (bench/data/real_corpus.py) + the real WARC excerpts in
 #         shared/data/warc (malformed ones are counted and skipped) -> pipelines.werp, default Blu-WERP recipe
-#   code: a subset of this interpreter's standard library (bench.real_corpus stdlib: top-level modules + 25 pure-Python
+#   code: a subset of this interpreter's standard library (bench.data.real_corpus stdlib: top-level modules + 25 pure-Python
 #         packages, ~360 files, 8 MB) -> pipelines.swallowcode --config=filter (compile + pylint >= 7, no LLM)
 #   then a 4,096-symbol byte-level BPE trained on all the web text and as many characters of code (so that neither
 #   dominates the merges), and pipelines.tokenize with configs/tokenize/real.yaml (web and code at equal token
@@ -30,14 +30,14 @@ mkdir -p "$OUT"
 step() { echo "== $1 ($(date +%T))"; }
 
 step "pack the extraction pages into a WARC"
-"${PIN[@]}" $PY -m bench.real_corpus warc --data "$DATA" --out "$OUT/pages.warc.gz"
+"${PIN[@]}" $PY -m bench.data.real_corpus warc --data "$DATA" --out "$OUT/pages.warc.gz"
 
 step "werp: pages + shared/data/warc"
 "${PIN[@]}" $PY -m pipelines.werp --runner=DirectRunner --input="$OUT/pages.warc.gz" --input="$DATA/warc/**" \
     --output="$OUT/werp"
 
 step "swallowcode filter: stdlib subset"
-STDLIB=$($PY -m bench.real_corpus stdlib)
+STDLIB=$($PY -m bench.data.real_corpus stdlib)
 "${PIN[@]}" $PY -m pipelines.swallowcode --runner=DirectRunner --config=filter --input="$STDLIB" \
     --output="$OUT/swallowcode"
 
@@ -57,4 +57,4 @@ step "tokenize: configs/tokenize/real-full.yaml (all of the code, no document tw
     --output "$OUT/tokens_full"
 
 step "stats"
-$PY -m bench.real_corpus stats --werp "$OUT/werp" --code "$OUT/swallowcode" --tokens "$OUT/tokens" | tee "$OUT/stats.json"
+$PY -m bench.data.real_corpus stats --werp "$OUT/werp" --code "$OUT/swallowcode" --tokens "$OUT/tokens" | tee "$OUT/stats.json"
