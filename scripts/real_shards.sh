@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Real-text token shards for benchmarks (bench/local_lm.py --data output/real/tokens), offline, through our own
+# Real-text token shards for benchmarks (python -m bench.train.local_lm --data output/real/tokens), offline, through our own
 # pipelines, from the developer test data in /work/shared/data (the project itself does not need it):
 #   web:  the extraction test pages packed as a crawl (bench/data/real_corpus.py) + the real WARC excerpts in
 #         shared/data/warc (malformed ones are counted and skipped) -> pipelines.werp, default Blu-WERP recipe
