@@ -325,6 +325,13 @@ def test_shard_meta_is_frozen_and_round_trips_through_json():
     assert hash(META) == hash(dataclasses.replace(META))
 
 
+def test_meta_json_is_written_with_sorted_keys():
+    """The footer bytes are the same for the same meta: keys sorted, so byte-identical shards across runs."""
+    want = ('{"eos_id": 0, "format": "refinery.tokens/1", "seq_len": 4, "split": "train", "tokenizer_sha256": "'
+            + "s" * 64 + '", "vocab_size": 1000}').encode()
+    assert META.to_json() == want
+
+
 def test_meta_json_missing_a_field_or_of_another_format_is_refused():
     with pytest.raises(ShardError, match="w: unreadable token-shard metadata"):
         ShardMeta.from_json(b'{"seq_len": 4}', where="w")
@@ -345,6 +352,7 @@ def test_rows_table_shape_check_and_offsets():
     table = rows_table(rows, META)
     assert table.column("tokens").to_pylist() == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
     assert table.schema.field("tokens").type == pa.list_(pa.int32())
+    assert table.schema.field("tokens").nullable is False
     assert rows_table(np.empty((0, SEQ + 1)), META).num_rows == 0
     for bad in (np.zeros((2, SEQ)), np.zeros((2, SEQ + 2)), np.zeros(SEQ + 1), np.zeros((1, 1, SEQ + 1))):
         with pytest.raises(ValueError, match=r"rows must have shape \(n, 5\)"):
@@ -360,6 +368,8 @@ def test_write_shard_row_groups_and_default(tmp_path):
     write_shard(tmp_path / "c.parquet", rows[:3], META, row_group_rows=2)
     assert inspect_shard(tmp_path / "c.parquet").row_group_rows == (2, 1)
     assert not list(tmp_path.glob(".*.tmp"))
+    nested = tmp_path / "new" / "deeper" / shard_name(0, 1)  # missing parent folders are made
+    assert write_shard(nested, rows[:2], META) == 2 and inspect_shard(nested).rows == 2
 
 
 @pytest.mark.parametrize("length,rows,tail", [(0, 0, 0), (1, 0, 1), (4, 0, 4), (5, 1, 0), (6, 1, 1), (8, 1, 3),

@@ -170,6 +170,8 @@ def test_a_state_missing_a_key_or_of_another_format_is_refused(tmp_path):
         loader.load_state_dict({**state, "format": "other"})
     loader.load_state_dict({**state, "batches": 4})
     assert loader.batches == 4
+    inputs, targets = next(iter(loader))  # a one-shard split iterates (batch 4 of its single stream)
+    assert inputs.shape == targets.shape == (2, SEQ) and loader.batches == 5
 
 
 @pytest.mark.parametrize("saved,now,ok", [(0, 1, True), (1, 0, True), (1, 2, False), (2, 1, False), (2, 3, False)])
