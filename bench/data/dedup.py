@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import OUT, PY, machine, run_pinned, save_report
+from bench.common import OUT, PY, REPO, machine, run_pinned, save_report
 
 VOCAB_SIZE = 50_000
 STAGES = ("none", "exact", "minhash", "paragraph", "paragraph_files")
@@ -142,12 +142,13 @@ def main(argv: list[str] | None = None) -> int:
     for n in args.docs:
         corpus = OUT / "dedup" / f"docs-{n}.parquet"
         if not corpus.exists():  # in a child, so this process stays small: a forked child's ru_maxrss
-            subprocess.run([PY, "bench/data/dedup.py", "--build", str(n), "--out", str(corpus)], check=True)  # counts its parent
+            subprocess.run([PY, "-m", "bench.data.dedup", "--build", str(n), "--out", str(corpus)], cwd=REPO,
+                           check=True)  # counts its parent
 
         for stage in args.stages:
             out = Path(tempfile.mkdtemp(prefix=f"dedup_{stage}_"))
             try:
-                res = run_pinned([PY, "bench/data/dedup.py", "--run", stage, "--input", str(corpus), "--out", str(out)],
+                res = run_pinned([PY, "-m", "bench.data.dedup", "--run", stage, "--input", str(corpus), "--out", str(out)],
                                  log=OUT / f"dedup.{stage}.{n}.log")
                 stats = json.loads((out / "stats.json").read_text())
             finally:

@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         "config": dataclasses.asdict(CFG), "results": results,
         "ratio_signature_ours_over_datatrove": round(ratio, 2), "ratio_cpu_ours_over_datatrove": round(cpu_ratio, 2),
         "datasketch": "timed" if "datasketch.signature" in results else "not installed",
-        "command": " ".join([".venv/bin/python", "bench/data/minhash_signatures.py", "--input", str(shown),
+        "command": " ".join([".venv/bin/python", "-m", "bench.data.minhash_signatures", "--input", str(shown),
                              "--docs", str(args.docs), "--repeats", str(args.repeats)]),
     }
     return save_report("minhash_signatures", report)

@@ -163,7 +163,7 @@ def shuffle(warc: Path, *, recipes: list[str]) -> dict:
             text = (REPO / "configs" / "werp" / f"{recipe}.yaml").read_text()
             text = re.sub(r"^dedup:.*$", lambda m: f"{m.group(0)}\n  ngram_exchange: shuffle", text, count=1, flags=re.M)
             (tmp / "r.yaml").write_text(text)
-            cmd = ["taskset", "-c", str(CORE), PY, str(REPO / "bench" / "scaling.py"), "--shuffle-child",
+            cmd = ["taskset", "-c", str(CORE), PY, "-m", "bench.data.scaling", "--shuffle-child",
                    f"--input={warc}", f"--output={tmp / 'o'}", f"--config={tmp / 'r.yaml'}"]
             run_tree(cmd, cwd=REPO, env=one_core_env(), log=tmp / "log.txt")
             totals = json.loads((tmp / "gbk.json").read_text())

@@ -134,7 +134,7 @@ def beam_vs_loop(warc: Path, extractor: str, *, config: str, reps: int) -> dict:
     loop_walls, beam_walls, loop_cpus, beam_cpus, loop_counts, beam_stats = [], [], [], [], {}, {}
     for rep in range(reps):
         loop_out = Path(tempfile.mkdtemp(prefix="loop_bench_")) / "kept.parquet"
-        res = run_pinned([PY, "bench/data/plain_loop.py", "--input", str(warc), "--extractor", extractor, "--config", config,
+        res = run_pinned([PY, "-m", "bench.data.plain_loop", "--input", str(warc), "--extractor", extractor, "--config", config,
                           "--output", str(loop_out)], log=OUT / f"loop.{extractor}.{rep}.log")
         shutil.rmtree(loop_out.parent, ignore_errors=True)
         loop_walls.append(res["wall_s"])

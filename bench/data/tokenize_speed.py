@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.repeats):
         with tempfile.TemporaryDirectory(prefix="tokenize_speed_") as tmp:
             result = Path(tmp) / "encode.json"
-            run_pinned([PY, "bench/data/tokenize_speed.py", "--encode", built["corpus"], built["tokenizer"], str(result)])
+            run_pinned([PY, "-m", "bench.data.tokenize_speed", "--encode", built["corpus"], built["tokenizer"], str(result)])
             encode.append(json.loads(result.read_text()))
             pipeline.append(run_pipeline(built["corpus"], built["tokenizer"], f"{tmp}/out"))
     from transforms.tokenizer import load_tokenizer
