@@ -107,3 +107,49 @@ def test_one_node_plan_trains_on_the_summed_token_loss():
     assert math.isclose(node.run(microbatch_split(inputs, targets, 2), tokens=tokens, train=False), float(want),
                         rel_tol=1e-5)
     assert all(p.grad is None for p in node.module.parameters())  # evaluation runs no backward
+
+
+class _Wire:
+    """Stands in for torch.distributed's point-to-point calls: records what is sent and received."""
+
+    def __init__(self, fill: float = 1.0):
+        self.sent, self.received, self.fill = [], [], fill
+
+    def isend(self, tensor, dst, tag):
+        self.sent.append((tensor.clone(), dst, tag))
+        return SimpleNamespace(wait=lambda: None)
+
+    def recv(self, tensor, src, tag):
+        self.received.append((src, tag, tuple(tensor.shape)))
+        tensor.fill_(self.fill)
+
+
+def test_a_message_and_its_stamp_go_on_consecutive_tags(monkeypatch):
+    wire = _Wire()
+    monkeypatch.setattr(skippipe_runtime.dist, "isend", wire.isend)
+    monkeypatch.setattr(skippipe_runtime.dist, "recv", wire.recv)
+    monkeypatch.setattr(skippipe_runtime, "time", SimpleNamespace(time=lambda: 42.0, sleep=None, perf_counter=None))
+    node = SkipPipeNode(node=1, stage=1, module=None, schedule=None)
+    node.send(torch.ones(2, 2), dst=3, tag=6)
+    assert [(dst, tag) for _, dst, tag in wire.sent] == [(3, 6), (3, 7)]
+    assert torch.equal(wire.sent[0][0], torch.ones(2, 2)) and wire.sent[1][0].tolist() == [42.0]
+    node.recv((2, 2), src=0, tag=8, dtype=torch.float32)
+    assert wire.received == [(0, 8, (2, 2)), (0, 9, (1,))]
+
+
+def test_a_middle_node_backward_sends_its_input_gradient_back(monkeypatch):
+    """Stage 1 of a path 0 -> 1 -> 2: B receives dL/d(out) from node 2 (ones), backs up out = 2 * in, and sends
+    dL/d(in) = 2 to node 0 on the backward tag of its microbatch."""
+    from training.parallel.skippipe import Step
+
+    wire = _Wire(fill=1.0)
+    monkeypatch.setattr(skippipe_runtime.dist, "isend", wire.isend)
+    monkeypatch.setattr(skippipe_runtime.dist, "recv", wire.recv)
+    node = SkipPipeNode(node=1, stage=1, module=None, schedule=None)
+    inp = torch.zeros(1, 2, 3, requires_grad=True)
+    saved_in, saved_out = {5: inp}, {5: inp * 2}
+    node.backward(Step("B", 5, 1, 1, 2, 0, 0.0, 1.0), (1, 2, 3), torch.float32, saved_in, saved_out)
+    assert wire.received[0][:2] == (2, node.tag(5, True))
+    assert [(dst, tag) for _, dst, tag in wire.sent] == [(0, node.tag(5, True)), (0, node.tag(5, True) + 1)]
+    assert torch.equal(wire.sent[0][0], torch.full((1, 2, 3), 2.0))
+    assert saved_in == {} and saved_out == {}
