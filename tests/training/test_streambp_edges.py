@@ -127,7 +127,8 @@ def count_head_calls(m: Llama) -> list[int]:
     return calls
 
 
-@pytest.mark.parametrize("objective,passes", [(NextToken(), 1), (DPO(reference=torch.zeros(2, dtype=torch.float64)), 2)])
+@pytest.mark.parametrize("objective,passes", [(NextToken(), 1),
+                                              (DPO(reference=torch.zeros(2, dtype=torch.float64)), 2)])
 def test_a_linear_loss_streams_the_head_once_and_dpo_twice(objective, passes):
     """The docstring's promise: losses linear in S skip the first (no-grad) pass over the head."""
     m = small_model(layers=1)
