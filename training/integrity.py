@@ -4,7 +4,7 @@ non-finite state.
 Every file of a checkpoint gets a SHA-256 at save time (recorded in meta.json), checked before a resume or an
 export loads it, so a truncated, half-copied or bit-flipped file is named instead of loaded. SHA-256 because it
 is the standard checksum and, with SHA-NI, among the fastest hashlib offers: 1.43 GB/s on one core against 1.59
-for SHA-1, 0.62 for blake2b and 0.69 for md5 (bench/checkpoint_integrity.py, BENCHMARKS.md); xxhash is not a
+for SHA-1, 0.62 for blake2b and 0.69 for md5 (bench/train/checkpoint_integrity.py, BENCHMARKS.md); xxhash is not a
 dependency.
 """
 from __future__ import annotations
@@ -94,7 +94,7 @@ def nonfinite_entries(state: Any, prefix: str = "") -> list[str]:
             out += nonfinite_entries(value, f"{prefix}.{i}")
     elif isinstance(state, torch.Tensor) and state.is_floating_point():
         # A finite sum means every element is finite (NaN and inf propagate); 33x faster than isfinite().all()
-        # (bench/checkpoint_integrity.py), so the exact count runs only when something is off or the sum overflows.
+        # (bench/train/checkpoint_integrity.py), so the exact count runs only when something is off or the sum overflows.
         accumulate = torch.float64 if state.dtype == torch.float64 else torch.float32
         if not bool(torch.isfinite(state.sum(dtype=accumulate))) and not bool(torch.isfinite(state).all()):
             nan, inf = int(torch.isnan(state).sum()), int(torch.isinf(state).sum())

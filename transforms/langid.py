@@ -31,7 +31,7 @@ class LangIdConfig:
     # Characters classified, from the start of the text; None is the whole text. py3langid walks every byte in
     # Python: on 162 extracted benchmark pages (median 3,836 chars) the whole text runs at 462 docs/s/core,
     # 1,000 chars at 2,360, and 1,000 chars name the whole text's language on all of them (200 chars: 98.8%).
-    # bench/extraction_quality.py measures it.
+    # bench/data/extraction_quality.py measures it.
     max_chars: int | None = 1000
 
     def __post_init__(self) -> None:

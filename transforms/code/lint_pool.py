@@ -82,7 +82,7 @@ class SnippetLinter:
         astroid's delayed_assattr adds `x.attr = v` to the locals of whatever x infers to, also a cached
         stdlib module or class (`json.foo = 1` hides a later snippet's no-member on json.foo). We remove
         those foreign entries; a full MANAGER.clear_cache() would be exact too, but costs ~0.6 s per
-        snippet (bench/pylint_speed.py), as much as the subprocess we replace.
+        snippet (bench/data/pylint_speed.py), as much as the subprocess we replace.
 
         A writer (functools, contextlib, abc, enum, warnings...: most snippets import one) used to be
         evicted too and rebuilt by the next snippet that imports it: ~60% of all module builds, half the

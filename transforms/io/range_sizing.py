@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 # A range costs ~1 ms to plan, hand out, open and find its first record in on an idle core, up to 5 ms under load
-# (bench/range_balance.py, BENCHMARKS.md §16); one MiB of Common Crawl gzip holds ~45 pages, ~0.9 s of jusText and
+# (bench/data/range_balance.py, BENCHMARKS.md §16); one MiB of Common Crawl gzip holds ~45 pages, ~0.9 s of jusText and
 # ~60 ms of resiliparse work, so the floor costs under 1 % with jusText and a few % at most with resiliparse.
 MIN_SPLIT_BYTES = 1 << 20
 # Several ranges per worker even out pages that cost more than others (static assignment cannot rebalance): on the
