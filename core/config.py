@@ -239,7 +239,10 @@ def _coerce(hint: Any, value: Any, *, where: str, key: str) -> Any:
                                                    for k, v in value.items()}
     if origin is typing.Literal:
         if not any(type(value) is type(a) and value == a for a in args):  # exact: True is not 1
-            raise ConfigError(f"{where}: {key}: {value!r} is not one of {', '.join(map(repr, args))}")
+            guess = difflib.get_close_matches(value, [a for a in args if isinstance(a, str)], n=1) \
+                if isinstance(value, str) else []
+            raise ConfigError(f"{where}: {key}: {value!r} is not one of {', '.join(map(repr, args))}"
+                              + (f"; did you mean {guess[0]!r}?" if guess else ""))
         return value
     return _coerce_scalar(hint, value, fail, at=f"{where}: {key}")
 

@@ -14,6 +14,12 @@ from core.config import from_mapping
 from core.job_config import load_job_config
 from training.bounds import at_least, check_range, positive
 from training.model.config import ModelConfig
+from training.parallel.schedules import SCHEDULE_NAMES
+from training.trainers.registry import TRAINER_NAMES
+
+# The registries' names, checked when a config loads.
+TrainerName = Literal[TRAINER_NAMES]  # type: ignore[valid-type]
+ScheduleName = Literal[SCHEDULE_NAMES]  # type: ignore[valid-type]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,19 +142,18 @@ class StreamBPSection:
 
 @dataclass(frozen=True, kw_only=True)
 class PipelineSection:
-    """Pipeline parallelism (trainer=pipeline) on torch.distributed.pipelining, times data parallelism."""
+    """Pipeline parallelism (trainer=pipeline; skippipe and decoupled read it too), times data parallelism."""
 
-    schedule: Literal["gpipe", "1f1b", "interleaved1f1b", "zero-bubble", "zbv", "dualpipev", "skippipe",
-                      "decoupled"] = "1f1b"
-    """Microbatch order: gpipe, 1f1b, interleaved1f1b (Megatron), zero-bubble (ZB-H1 style, split backward),
-    zbv (zero-bubble V placement), dualpipev (DeepSeek's DualPipe, V placement), skippipe (each microbatch
-    follows a planned path that skips stages; every rank is a node, several nodes may hold one stage),
-    decoupled (local learning, see `local`: each rank trains one module on its own loss and never waits for a
-    later stage's backward; local.blocks = ranks per replica)."""
+    schedule: ScheduleName = "1f1b"
+    """Microbatch order (trainer=pipeline): gpipe, 1f1b, interleaved1f1b (Megatron), zero-bubble (ZB-H1 style,
+    split backward), zbv (zero-bubble V placement), dualpipev (DeepSeek's DualPipe, V placement). SkipPipe and the
+    decoupled local pipeline are trainers of their own (trainer=skippipe, trainer=decoupled); they read
+    microbatches, dp and SkipPipe's settings below from this section too."""
     microbatches: int = 4
     """Microbatches per schedule step; train.micro_batch_size rows are split into them (padded if uneven)."""
     stages_per_rank: int | None = None
-    """Model chunks per rank: None = 1 for gpipe/1f1b, 2 for the others (zbv and dualpipev need exactly 2)."""
+    """Model chunks per rank: None = the schedule's (training/parallel/schedules.py: 1 for gpipe and 1f1b, 2 for the
+    others; zbv and dualpipev need exactly 2)."""
     dp: int = 1
     """Data-parallel replicas; the pipeline has ranks / dp stages-ranks (a 2-D device mesh dp x pp)."""
     balance: Literal["cost", "uniform"] = "cost"
@@ -247,8 +252,8 @@ class RunConfig:
     """A label for the run (kept in config.yaml)."""
     output: str = "output/train"
     """Run folder: metrics.jsonl, tensorboard/, checkpoints/, config.yaml."""
-    trainer: Literal["baseline", "streambp", "pipeline", "local"] = "baseline"
-    """Which method turns micro-batches into gradients (training/trainers/)."""
+    trainer: TrainerName = "baseline"
+    """Which method turns micro-batches into gradients: a name in training/trainers/registry.py."""
     model: ModelSection = field(default_factory=ModelSection)
     data: DataSection = field(default_factory=DataSection)
     optim: OptimSection = field(default_factory=OptimSection)

@@ -37,9 +37,11 @@ from training.config_cli import describe_keys
 from training.data.format import ShardError
 from training.distributed import Dist, setup, teardown
 from training.model import ModelConfig
+from training.parallel.schedules import describe_schedules
 from training.rundir import check_output
-from training.trainers import TRAINERS, Trainer
+from training.trainers.baseline import Trainer
 from training.trainers.guard import NonFiniteError, exit_status
+from training.trainers.registry import describe_trainers, trainer_class
 
 
 FLAG_KEYS = {"trainer": "trainer", "output": "output", "schedule": "pipeline.schedule",
@@ -52,15 +54,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description=__doc__, epilog="config keys (key=default  what it does):\n" + describe_keys(RunConfig))
     parser.add_argument("--config", default=None,
                         help="a YAML run config, or the name of one in configs/train/ (tiny, 150m, 400m, 1b)")
-    parser.add_argument("--trainer", default=None, help=f"override the config's trainer ({', '.join(TRAINERS)})")
+    parser.add_argument("--trainer", default=None, help=f"the method (same as trainer=...): {describe_trainers()}")
     parser.add_argument("--schedule", default=None,
-                        help="pipeline schedule (with --trainer=pipeline): gpipe, 1f1b, interleaved1f1b, zero-bubble, "
-                             "zbv, dualpipev, skippipe, decoupled (local learning, with --method); same as "
-                             "pipeline.schedule=...")
+                        help=f"pipeline schedule (with --trainer=pipeline; same as pipeline.schedule=...): "
+                             f"{describe_schedules()}")
     parser.add_argument("--microbatches", type=int, default=None,
                         help="microbatches per pipeline step; same as pipeline.microbatches=...")
     parser.add_argument("--method", default=None,
-                        help="local learning method (--trainer=local, or --schedule=decoupled): greedy, auglocal, man; "
+                        help="local learning method (--trainer=local or --trainer=decoupled): greedy, auglocal, man; "
                              "same as local.method=...")
     parser.add_argument("--blocks", type=int, default=None,
                         help="gradient-isolated modules for --trainer=local (the decoupled pipeline: its ranks per "
@@ -96,7 +97,7 @@ def build_trainer(cfg: RunConfig, d: Dist) -> Trainer:
 
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    trainer_cls = TRAINERS[cfg.trainer].for_config(cfg)
+    trainer_cls = trainer_class(cfg.trainer)
     data_rank, data_world = trainer_cls.data_parallel(cfg, d)
     data = open_training_data(cfg.data, micro_batch_size=cfg.train.micro_batch_size, eval_batches=cfg.eval.batches,
                               rank=data_rank, world=data_world)

@@ -6,7 +6,7 @@ updating locally as soon as its module's forward is sent on (training/local/deco
 are recorded; we report the median idle fraction over steps and the step time, and draw one step of each.
 
 With --trainer the same comparison runs through `python -m training.pretrain` on token shards: the pipeline trainer
-with 1F1B / GPipe against `--schedule=decoupled` (the local trainer's modules, one per rank), traced steps giving
+with 1F1B / GPipe against `--trainer=decoupled` (the local trainer's modules, one per rank), traced steps giving
 the measured idle fraction and the untraced ones the step time.
 
 python -m bench.train.local_pipeline                  # 2 ranks, 8 microbatches, 6 measured steps
@@ -125,8 +125,9 @@ def via_trainer(args: argparse.Namespace) -> dict:
         for schedule in ("1f1b", "gpipe", "decoupled"):
             run = Path(tmp) / schedule
             subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                            f"--nproc-per-node={args.ranks}", "-m", "training.pretrain", *common, "--trainer=pipeline",
-                            f"--schedule={schedule}", f"output={run}",
+                            f"--nproc-per-node={args.ranks}", "-m", "training.pretrain", *common,
+                            *(["--trainer=decoupled"] if schedule == "decoupled" else
+                              ["--trainer=pipeline", f"--schedule={schedule}"]), f"output={run}",
                             f"pipeline.trace_steps={'[3,4,5,6,7]' if schedule == 'decoupled' else '[3,5,7]'}"],
                            check=True, capture_output=True,
                            env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -99,7 +99,7 @@ def test_decoupled_pipeline_trainer_follows_the_local_trainer_and_exports(shards
               "checkpoint.every=0", "model.tie_embeddings=false", f"--method={method}", "--blocks=2"]
     same = [e for e in extra if e.startswith(("train.tokens_per_step", "local.clip"))]
     pretrain(*common, *same, "--trainer=local", f"output={tmp_path / 'local'}", ranks=ranks // 2)
-    pretrain(*common, *extra, "--trainer=pipeline", "--schedule=decoupled", f"output={tmp_path / 'pipe'}", ranks=ranks)
+    pretrain(*common, *extra, "--trainer=decoupled", f"output={tmp_path / 'pipe'}", ranks=ranks)
     keep = lambda r: {k: v for k, v in r.items() if k in ("step", "loss", "grad_norm", "eval_loss")  # noqa: E731
                       or k.startswith(("local_loss_", "local_grad_norm_"))}
     local = [keep(r) for r in read_metrics(tmp_path / "local") if not r.get("summary")]
@@ -131,5 +131,5 @@ def test_decoupled_pipeline_trainer_follows_the_local_trainer_and_exports(shards
 @pytest.mark.slow
 def test_decoupled_pipeline_needs_one_module_per_rank(shards, tmp_path, capsys):
     status, err = pretrain_here(capsys, "--config", "tiny", f"data.path={shards}", *SMALL, "model.tie_embeddings=false",
-                                "--blocks=2", "--trainer=pipeline", "--schedule=decoupled", f"output={tmp_path}")
+                                "--blocks=2", "--trainer=decoupled", f"output={tmp_path}")
     assert status == 2 and "local.blocks (2) must equal the ranks per replica (1" in err and err.count("\n") == 1

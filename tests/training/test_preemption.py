@@ -43,7 +43,7 @@ CASES: dict[str, tuple[list[str], int, list[int], int, int]] = {
     "pipeline 1f1b, rank 1": (["trainer=pipeline", "pipeline.schedule=1f1b", "pipeline.microbatches=2", DROP],
                               TERM, [1], 3, 3),
     # the decoupled pipeline learns of other ranks' rows a step late: all ranks stop after the next step
-    "decoupled pipeline, rank 1": (["trainer=pipeline", "pipeline.schedule=decoupled", "pipeline.microbatches=2",
+    "decoupled pipeline, rank 1": (["trainer=decoupled", "pipeline.microbatches=2",
                                     "local.method=man", "local.blocks=2", DROP, UNTIED], TERM, [1], 3, 4),
 }
 

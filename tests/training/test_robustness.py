@@ -24,7 +24,7 @@ from training.integrity import meta_problem
 from training.metrics import MetricsLog, read_metrics
 from training.model import Llama, ModelConfig
 from training.pretrain import build_model_config
-from training.trainers import Trainer
+from training.trainers.baseline import Trainer
 
 HERE = Path(__file__).resolve().parent
 ONE = Dist(rank=0, world=1, local_rank=0, device=torch.device("cpu"))
@@ -45,9 +45,9 @@ CASES = {
     "baseline": [DROP, "data.num_workers=1"],
     "streambp": ["trainer=streambp", "streambp.chunk=8"],  # StreamBP refuses dropout: it recomputes forwards
     "local": ["trainer=local", "local.blocks=2", DROP, UNTIED],
-    "decoupled": ["trainer=pipeline", "pipeline.schedule=decoupled", "pipeline.microbatches=2", "local.method=man",
+    "decoupled": ["trainer=decoupled", "pipeline.microbatches=2", "local.method=man",
                   DROP, UNTIED],
-    "skippipe": ["trainer=pipeline", "pipeline.schedule=skippipe", "pipeline.microbatches=2", DROP],
+    "skippipe": ["trainer=skippipe", "pipeline.microbatches=2", DROP],
     "1f1b": ["trainer=pipeline", "pipeline.schedule=1f1b", "pipeline.microbatches=2", DROP, "data.num_workers=1"],
     "interleaved1f1b": ["trainer=pipeline", "pipeline.schedule=interleaved1f1b", "pipeline.microbatches=2",
                         "model.n_layers=4", DROP],
@@ -84,7 +84,7 @@ def test_every_trainer_resumes_bitwise_after_a_corrupt_checkpoint(shards, tmp_pa
 @pytest.mark.parametrize("ranks,extra", [
     (1, []),
     (2, ["--trainer=pipeline", "--schedule=1f1b"]),  # only the last stage knows the loss
-    (2, ["--trainer=pipeline", "--schedule=decoupled", "--blocks=2", UNTIED]),  # modules decide on their own numbers
+    (2, ["--trainer=decoupled", "--blocks=2", UNTIED]),  # modules decide on their own numbers
 ])
 def test_a_diverging_run_stops_at_once_and_keeps_its_good_checkpoint(shards, tmp_path, ranks, extra):
     run = tmp_path / "run"

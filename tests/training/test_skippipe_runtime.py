@@ -39,7 +39,7 @@ def test_skippipe_trainer_trains_and_evaluates_the_full_model(tmp_path):
     write_markov_shards(tmp_path / "tokens")
     run = tmp_path / "run"
     out = pretrain("--config", "tiny", f"data.path={tmp_path / 'tokens'}", *SMALL, "train.steps=30", "eval.every=15",
-                   "checkpoint.every=0", "--trainer=pipeline", "--schedule=skippipe", "--microbatches=4",
+                   "checkpoint.every=0", "--trainer=skippipe", "--microbatches=4",
                    "pipeline.skip_stages=3", "model.n_layers=4", "optim.lr=1e-2", f"output={run}", ranks=4)
     assert "skippipe: 3 stages" in out.stdout
     evals = [r["eval_loss"] for r in read_metrics(run) if "eval_loss" in r and not r.get("summary")]

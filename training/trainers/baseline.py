@@ -70,11 +70,6 @@ class Trainer:
 
     # -- the method-specific part ------------------------------------------------------------------------------
     @classmethod
-    def for_config(cls, cfg: RunConfig) -> type["Trainer"]:
-        """The class that runs this config (a trainer may hand some settings to a variant)."""
-        return cls
-
-    @classmethod
     def data_parallel(cls, cfg: RunConfig, d: Dist) -> tuple[int, int]:
         """(rank, ranks) of this process among the data-parallel replicas: who reads which batches."""
         return d.rank, d.world

@@ -1,4 +1,4 @@
-"""The decoupled pipeline (`--trainer=pipeline --schedule=decoupled --method=greedy|auglocal|man`): local learning
+"""The decoupled pipeline (`--trainer=decoupled --method=greedy|auglocal|man`): local learning
 with one gradient-isolated module per pipeline rank (training/local/decoupled.py).
 
 Each rank receives a microbatch's activation, runs its module, sends the output on at once and backpropagates its
@@ -38,7 +38,7 @@ PARAMS_TAG, STATS_TAG = 1 << 20, 1 << 21  # message tags above any microbatch in
 
 
 class DecoupledPipelineTrainer(LocalTrainer):
-    name = "local-decoupled"
+    name = "decoupled"
     decoupled = True
     lagged_guard = True  # a global verdict per step would make every stage wait for the last one
 

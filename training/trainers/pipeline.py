@@ -20,7 +20,8 @@ from training.local.core import trainable
 from training.model import Llama
 from training.parallel.actions import Span
 from training.parallel.partition import EMBED, HEAD, balanced_layout, explicit_layout, uniform_layout
-from training.parallel.pipeline import IGNORE, Pipeline, Plan, build_pipeline, check_plan
+from training.parallel.pipeline import IGNORE, Pipeline, Plan, build_pipeline
+from training.parallel.schedules import SCHEDULES
 from training.trainers.baseline import Batch, Trainer
 from training.trainers.mesh import gather_spans, mesh_groups, pipeline_degrees, reduce_over
 
@@ -28,18 +29,6 @@ from training.trainers.mesh import gather_spans, mesh_groups, pipeline_degrees, 
 class PipelineTrainer(Trainer):
     name = "pipeline"
     wrap_ddp = False
-
-    @classmethod
-    def for_config(cls, cfg: RunConfig) -> type[Trainer]:
-        if cfg.pipeline.schedule == "skippipe":
-            from training.trainers.skippipe import SkipPipeTrainer
-
-            return SkipPipeTrainer
-        if cfg.pipeline.schedule == "decoupled":
-            from training.trainers.decoupled import DecoupledPipelineTrainer
-
-            return DecoupledPipelineTrainer
-        return cls
 
     @classmethod
     def data_parallel(cls, cfg: RunConfig, d: Dist) -> tuple[int, int]:
@@ -50,7 +39,7 @@ class PipelineTrainer(Trainer):
         cfg, d = self.cfg.pipeline, self.d
         dp, pp = pipeline_degrees(self.cfg, d.world)
         schedule = cfg.schedule
-        per_rank = cfg.stages_per_rank or (1 if schedule in ("gpipe", "1f1b") else 2)
+        per_rank = cfg.stages_per_rank or SCHEDULES[schedule].stages_per_rank
         n_stages = pp * per_rank
         if cfg.layout:
             layout = explicit_layout(self.model_cfg, [list(s) for s in cfg.layout], seq_len=self.seq_len)
@@ -59,8 +48,7 @@ class PipelineTrainer(Trainer):
         else:
             layout = balanced_layout(self.model_cfg, n_stages, seq_len=self.seq_len)
         self.plan = Plan(schedule=schedule, pp=pp, dp=dp, stages_per_rank=per_rank, microbatches=cfg.microbatches,
-                         layout=layout)
-        check_plan(self.plan)
+                         layout=layout)  # build_pipeline checks it
         self.pp_rank, self.dp_rank = d.rank % pp, d.rank // pp
         self.pp_group, self.dp_group = mesh_groups(d, dp, pp)
         full = Llama(self.model_cfg)  # every rank builds the same seeded model, then keeps its stages

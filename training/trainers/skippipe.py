@@ -1,4 +1,4 @@
-"""SkipPipe training (`--trainer=pipeline --schedule=skippipe`): microbatches take planned paths that skip stages.
+"""SkipPipe training (`--trainer=skippipe`): microbatches take planned paths that skip stages.
 
 Every rank is a node hosting one stage (several nodes may host the same stage). The path planner
 (training/parallel/skippipe.py) chooses, for the node latency matrix, which stages each microbatch visits and
@@ -51,7 +51,7 @@ def load_latency(path: str | None, world: int) -> np.ndarray:
 
 
 class SkipPipeTrainer(Trainer):
-    name = "pipeline"
+    name = "skippipe"
     wrap_ddp = False
 
     @classmethod
