@@ -4,10 +4,11 @@ can write what it ran with beside its output."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any, Callable, Generic, Mapping, Sequence, TypeVar
 
 from core.config import apply_overrides, load_yaml, set_keys
-from core.resources import find_config
+from core.resources import configs_dir, find_config
 
 T = TypeVar("T")
 
@@ -31,7 +32,7 @@ def load_job_config(name_or_path: str | None, *, folder: str, what: str, build: 
     where = "defaults"
     if name_or_path is not None:
         path = find_config(str(name_or_path), folder=folder, what=what, flag="--config")
-        data, where = load_yaml(path), str(path)
+        data, where = load_yaml(path), shown_path(path)
         if data is None:
             data = {}
     flags = flags or {}
@@ -41,6 +42,15 @@ def load_job_config(name_or_path: str | None, *, folder: str, what: str, build: 
     changed = set_keys(apply_overrides(data, overrides), {k: v for keys in flags.values() for k, v in keys.items()})
     where = " ".join([where, *(["with overrides", *overrides] if overrides else []), *(["with", *flags] if flags else [])])
     return Loaded(build(changed, where=where), changed, where)
+
+
+def shown_path(path: Path) -> str:
+    """A shipped config as configs/<folder>/<name>.yaml, the same in a checkout and an installed package (errors
+    and stats.json name it); any other file as given."""
+    try:
+        return str(Path("configs") / Path(path).resolve().relative_to(configs_dir().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def flag_keys(*flags: tuple[str, Any, str | Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

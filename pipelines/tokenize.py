@@ -4,7 +4,7 @@ python -m transforms.tokenizer train --input 'output/werp/documents/*.parquet' -
 python -m pipelines.tokenize --config default --output output/tokens
 python -m pipelines.tokenize --config mixture --output output/tokens --tokenizer t.json --seq_len 4096
 
-Writes <output>/train/ and <output>/valid/ token shards (training/data/format.py), <output>/manifest.json
+Writes <output>/train/ and <output>/valid/ token shards (core/shards.py), <output>/manifest.json
 (sequence length, tokenizer and its sha256, the target and realised mixture, the unigram entropy of train: the
 loss a model must beat) and <output>/stats.json. Pass 1 counts each source's tokens; the plan turns the weights
 into copies per document (seeded draws); each shard holds its copies in a seeded order, each followed by
@@ -28,11 +28,11 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import AsDict, AsSingleton
 
 from core.job_config import Loaded, flag_keys
+from core.shards import ShardMeta
 from pipelines.jobs import JobError, expand_inputs, job_main, run_counted, split_overrides
 from pipelines.options import RefineryOptions, split_globs
 from pipelines.runners import fit_local_workers, make_runner
 from pipelines.staging import plan_output, staged
-from training.data.format import ShardMeta
 from transforms import stats
 from transforms.beam.metrics import Counted
 from transforms.beam.packing import (

@@ -31,10 +31,10 @@ import torch
 import yaml
 
 from core.config import ConfigError
+from core.shards import ShardError
 from training.checkpoint import CheckpointError
 from training.config import RunConfig, load_config
 from training.config_cli import describe_keys
-from training.data.format import ShardError
 from training.distributed import Dist, setup, teardown
 from training.model import ModelConfig
 from training.parallel.schedules import describe_schedules

@@ -20,7 +20,6 @@ from core.config import from_mapping
 from core.job_config import Loaded, load_job_config
 
 MiB = 2**20
-SPLITS = ("train", "valid")  # training.data.format.SPLITS; a pure module here must not import training
 _HALF = 2**63
 
 
@@ -48,7 +47,7 @@ class TokenizeConfig:
 
     name: str = "custom"
     tokenizer: str | None = None  # tokenizer.json from python -m transforms.tokenizer train; --tokenizer overrides
-    seq_len: int = 2048  # tokens per training sequence; rows hold seq_len + 1 (training.data.format)
+    seq_len: int = 2048  # tokens per training sequence; rows hold seq_len + 1 (core.shards)
     sources: tuple[SourceConfig, ...] = ()
     total_tokens: int | None = None  # tokens to write over both splits; None = the most the sources allow
     max_repeats: float = 1.0  # epochs a source may be repeated to reach its weight (Muennighoff et al. 2023: <= 4)

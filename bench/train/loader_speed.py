@@ -1,7 +1,7 @@
 """Tokens/s the training loader delivers (training.data.loader.TokenLoader) with W = 0, 1, 2 DataLoader workers.
 
 Synthetic shards: uniform random token ids below a GPT-2-sized vocabulary (50,257), packed into rows of
-seq_len + 1 and written with training.data.format.write_shard (zstd, 1,024-row groups like pipelines.tokenize),
+seq_len + 1 and written with core.shards.write_shard (zstd, 1,024-row groups like pipelines.tokenize),
 ~50M tokens in a temporary folder. Random ids compress worse than text tokens, so decoding here is a little
 heavier than on real shards. Each setting is timed from a fresh loader: the first batch (worker start and the
 first row group) separately, then the steady rate over the following batches. The rate is input tokens,
@@ -22,7 +22,7 @@ import numpy as np
 import psutil
 
 from bench.common import machine, save_report
-from training.data.format import ShardMeta, pack, shard_name, write_shard
+from core.shards import ShardMeta, pack, shard_name, write_shard
 from training.data.loader import LoaderConfig, TokenLoader
 
 VOCAB = 50_257  # GPT-2's vocabulary size, a typical byte-level BPE

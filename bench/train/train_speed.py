@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import machine, pin_one_core, save_report
+from core.shards import ShardMeta, pack, shard_name, write_shard
 from training.config import load_config
-from training.data.format import ShardMeta, pack, shard_name, write_shard
 from training.data.loader import LoaderConfig, TokenLoader
 from training.metrics import read_metrics
 

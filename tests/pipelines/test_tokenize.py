@@ -18,11 +18,11 @@ import pytest
 import yaml
 
 from core.config import ConfigError
+from core.shards import inspect_shard, read_rows
 from pipelines import tokenize, werp
 from pipelines.jobs import JobError
 from tests.conftest import REPO
 from tests.pipelines.test_werp import assert_balanced
-from training.data.format import inspect_shard, read_rows
 from transforms.packing import (
     TokenizeConfig, SourceConfig, copies, load_tokenize_config, placement, plan_mixture, split_of, unigram_entropy,
 )

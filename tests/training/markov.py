@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.data.format import ShardMeta, pack, shard_name, write_shard
+from core.shards import ShardMeta, pack, shard_name, write_shard
 
 
 def markov_stream(n: int, *, vocab: int, seed: int) -> np.ndarray:

@@ -14,9 +14,9 @@ import pyarrow as pa
 import pytest
 import torch
 
+from core.shards import (FORMAT, ShardError, ShardInfo, ShardMeta, inspect_shard, inspect_split, pack,
+                         read_rows, rows_table, shard_name, write_shard)
 from training.data.batches import fill_batches, read_group, to_tensors
-from training.data.format import (FORMAT, ShardError, ShardInfo, ShardMeta, inspect_shard, inspect_split, pack,
-                                  read_rows, rows_table, shard_name, write_shard)
 from training.data.heldout import EvalBatches, RowSpan, rank_span, span_pieces
 from training.data.order import Position, batches_done, build_units, check_streams, locate, worker_role
 from training.data.ranks import data_parallel

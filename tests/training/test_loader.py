@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from training.data.format import ShardError, ShardMeta, pack, read_rows, shard_name, write_shard
+from core.shards import ShardError, ShardMeta, pack, read_rows, shard_name, write_shard
 from training.data.heldout import EvalBatches
 from training.data.loader import LoaderConfig, TokenLoader, open_training_data
 from training.data.order import build_units, permutation, stream_units

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.data.format import ShardInfo, ShardMeta, pack, shard_name, write_shard
+from core.shards import ShardInfo, ShardMeta, pack, shard_name, write_shard
 from training.data.loader import (LoaderConfig, TokenLoader, TrainingData, open_training_data, stream_of,
                                   stream_pieces)
 from training.data.order import Position, build_units

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.shards import inspect_split, iter_rows
 from tests.training.markov import unigram_entropy, write_markov_shards
-from training.data.format import inspect_split, iter_rows
 from training.metrics import read_metrics
 from training.pretrain import main
 

@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from training.data.format import ShardError, ShardInfo, read_rows
+from core.shards import ShardError, ShardInfo, read_rows
 
 Reader = Callable[[ShardInfo, int], np.ndarray]
 

@@ -14,8 +14,8 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from core.shards import ShardInfo, read_rows
 from training.data.batches import Reader, fill_batches, read_group, to_tensors
-from training.data.format import ShardInfo, read_rows
 from training.data.ranks import data_parallel
 from training.data.splits import open_split
 

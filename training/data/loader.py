@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from core.shards import ShardInfo, ShardMeta, read_rows
 from training.data.batches import Reader, fill_batches, read_group, to_tensors
-from training.data.format import ShardInfo, ShardMeta, read_rows
 from training.data.heldout import EvalBatches
 from training.data.order import (Position, Units, batches_done, build_units, check_streams, fingerprint, locate,
                                  row_order, stream_units, worker_role)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from training.data.format import ShardError, ShardInfo, ShardMeta, inspect_shard, inspect_split, list_shards
+from core.shards import ShardError, ShardInfo, ShardMeta, inspect_shard, inspect_split, list_shards
 
 
 @dataclass(frozen=True, slots=True)

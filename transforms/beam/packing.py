@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.pvalue import TaggedOutput
 
-from training.data.format import ShardMeta, pack, rows_table, shard_name
+from core.shards import ShardMeta, pack, rows_table, shard_name
 from transforms.beam.buffered import BufferingFn
 from transforms.beam.metrics import CountingFn
 from transforms.packing import Mixture, copies, doc_key, placement, split_of, unigram_entropy
@@ -108,7 +108,7 @@ def shard_keys(mixture: Mixture) -> Iterator[tuple[tuple[str, int], None]]:
 
 
 def write_rows(path: str, rows: np.ndarray, meta: ShardMeta, *, row_group_rows: int) -> None:
-    """Like training.data.format.write_shard (temporary name, then rename), on any Beam filesystem."""
+    """Like core.shards.write_shard (temporary name, then rename), on any Beam filesystem."""
     tmp = posixpath.join(posixpath.dirname(path), f".{posixpath.basename(path)}.tmp")
     with FileSystems.create(tmp) as fh:
         pq.write_table(rows_table(rows, meta), fh, row_group_size=row_group_rows, compression="zstd")
