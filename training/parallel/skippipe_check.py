@@ -40,7 +40,8 @@ def _check_paths(paths: Sequence[Sequence[Visit]], problem: SkipProblem) -> list
         if swaps > 1:
             errors.append(f"mb {m}: {swaps} swaps, at most one allowed")
         for s in set(stages):
-            load[s] += 0 <= s < len(load)
+            if 0 <= s < len(load):  # a stage outside the problem is reported above, not counted (nor indexed)
+                load[s] += 1
     errors += [f"stage {s} takes {c} microbatches > load cap {problem.load_cap}"
                for s, c in enumerate(load) if s and c > problem.load_cap]
     return errors
