@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 from bench.common import OUT, REPO, machine, one_core_env, save_report
+from training.parallel.schedules import SCHEDULE_NAMES, SINGLE_STAGE
 
-SCHEDULES = ("gpipe", "1f1b", "interleaved1f1b", "zero-bubble", "zbv", "dualpipev")
-SINGLE_STAGE = ("gpipe", "1f1b")
+SCHEDULES = SCHEDULE_NAMES
 
 
 def parser(description: str) -> argparse.ArgumentParser:

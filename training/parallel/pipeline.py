@@ -20,27 +20,17 @@ import time
 from dataclasses import dataclass, field
 
 import torch
+import torch.distributed.pipelining.schedules as torch_schedules
 import torch.nn.functional as F
-from torch import nn
-from torch.distributed.pipelining import (PipelineStage, Schedule1F1B, ScheduleDualPipeV, ScheduleGPipe,
-                                          ScheduleInterleaved1F1B, ScheduleInterleavedZeroBubble,
-                                          ScheduleZBVZeroBubble)
+from torch.distributed.pipelining import PipelineStage
 
 from training.model import Llama
 from training.parallel.actions import Span
 from training.parallel.partition import EMBED, HEAD, NORM, Layout
+from training.parallel.schedules import SCHEDULES, SINGLE_STAGE, V_PLACEMENT
 
 IGNORE = -100
-SCHEDULE_CLASSES = {
-    "gpipe": ScheduleGPipe,
-    "1f1b": Schedule1F1B,
-    "interleaved1f1b": ScheduleInterleaved1F1B,
-    "zero-bubble": ScheduleInterleavedZeroBubble,
-    "zbv": ScheduleZBVZeroBubble,
-    "dualpipev": ScheduleDualPipeV,
-}
-SINGLE_STAGE = ("gpipe", "1f1b")
-V_PLACEMENT = ("zbv", "dualpipev")
+SCHEDULE_CLASSES = {name: getattr(torch_schedules, info.torch_class) for name, info in SCHEDULES.items()}
 
 
 @dataclass(frozen=True)

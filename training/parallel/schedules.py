@@ -24,6 +24,8 @@ SCHEDULES = {
     "dualpipev": ScheduleInfo("ScheduleDualPipeV", 2, True, "DeepSeek's DualPipe, V placement"),
 }
 SCHEDULE_NAMES = tuple(SCHEDULES)
+SINGLE_STAGE = frozenset(name for name, info in SCHEDULES.items() if info.stages_per_rank == 1)
+V_PLACEMENT = frozenset(name for name, info in SCHEDULES.items() if info.v_placement)
 
 
 def describe_schedules() -> str:

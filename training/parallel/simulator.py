@@ -18,18 +18,14 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 
 from training.parallel.actions import INPUT_GRAD_KINDS, KINDS, Action, Span, stage_ranks
+from training.parallel.schedules import SCHEDULE_NAMES, SCHEDULES as TABLE, SINGLE_STAGE
 from training.parallel.timeline import idle_fractions, peak_in_flight
 
 Order = tuple[tuple[Action, ...], ...]  # one tuple per rank, in the order that rank runs them
 
-TORCH_CLASSES = {  # our name -> class in torch.distributed.pipelining.schedules
-    "interleaved1f1b": "ScheduleInterleaved1F1B",
-    "zero-bubble": "ScheduleInterleavedZeroBubble",
-    "zbv": "ScheduleZBVZeroBubble",
-    "dualpipev": "ScheduleDualPipeV",
-}
-SCHEDULES = ("gpipe", "1f1b", *TORCH_CLASSES)
-SINGLE_STAGE = frozenset({"gpipe", "1f1b"})
+# The multi-stage schedules are replayed with torch's own class (training/parallel/schedules.py names it).
+TORCH_CLASSES = {name: info.torch_class for name, info in TABLE.items() if name not in SINGLE_STAGE}
+SCHEDULES = SCHEDULE_NAMES
 
 
 class ScheduleDeadlock(RuntimeError):
