@@ -188,3 +188,20 @@ def test_cli_help_explains_every_flag(capsys):
                  "--negatives", "--output", "--held_out", "--seed", "--epoch", "--word_ngrams", "--thread"):
         assert flag in out, flag
     assert "--runner" not in out, "this trainer is not a Beam job"
+
+
+def test_cli_takes_the_config_convention_and_records_it(tmp_path):
+    """--config + key=value + flags as every job: a flag wins over its key, and the report keeps what was used."""
+    rng = random.Random(1)
+    words = " ".join(TOPICS["science"]).split()
+    positives = write_jsonl(tmp_path / "pos.jsonl", [{"text": " ".join(rng.choices(words, k=20))} for _ in range(30)])
+    negatives = write_jsonl(tmp_path / "neg.jsonl", [{"text": "buy cheap watches now " * 5} for _ in range(30)])
+    output = tmp_path / "m.bin"
+    assert cli.main([f"--positives={positives}", f"--negatives={negatives}", "fasttext.dim=16", "fasttext.epoch=3",
+                     "--epoch=7", "--bucket=1000", "held_out=0.2", f"--output={output}"]) == 0
+    report = json.loads((tmp_path / "m.bin.report.json").read_text())
+    assert (report["fasttext"]["dim"], report["fasttext"]["epoch"], report["fasttext"]["bucket"]) == (16, 7, 1000)
+    assert report["held_out_fraction"] == 0.2 and report["config"]["dclm"]["positives"] == [positives]
+    assert report["config_source"].startswith("configs/betr/default.yaml with overrides fasttext.dim=16")
+    assert cli.main([f"--positives={positives}", f"--negatives={negatives}", "fasttext.dimm=16",
+                     f"--output={output}"]) == 2  # a misspelt key is refused

@@ -55,13 +55,13 @@ def _defined_flags() -> set[str]:
                 names = []
                 if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "add_argument":
                     names = node.args
-                elif isinstance(node, ast.Dict):  # a table of flags -> add_argument keywords (pipelines/betr.py)
+                elif isinstance(node, ast.Dict):  # a table of flags -> add_argument keywords
                     names = [k for k in node.keys if k is not None]
                 flags |= {a.value[2:] for a in names if isinstance(a, ast.Constant)
                           and isinstance(a.value, str) and a.value.startswith("--")}
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipelines.betr import build_parser  # builds some flags from a table of names
+    from pipelines.betr_steps import build_parser  # builds some flags from a table of names
 
     flags |= {o[2:] for a in build_parser()._actions for o in a.option_strings}  # pylint: disable=protected-access
     return flags | set(PipelineOptions().get_all_options(retain_unknown_options=False)) | {"help"}

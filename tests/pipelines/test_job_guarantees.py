@@ -129,7 +129,7 @@ CASES = [  # (job, argv, phrases the error line must hold); {prev}, {rej}, {tmp}
     ("betr", ["--positives={tmp}/in.jsonl", "--negatives={tmp}/in.jsonl", f"--output={UNWRITABLE}/m.bin"],
      ["--output", "cannot write there"]),
     ("betr", ["--benchmarks={tmp}/in.jsonl", "--pool={tmp}/in.jsonl", "--batch_size=0", "--output={prev}/model.bin"],
-     ["--batch_size (0) must be >= 1"]),
+     ["--batch_size=0", "betr: batch_size (0) must be >= 1"]),
     ("transforms.tokenizer", ["--input={tmp}/in.jsonl", "--input={tmp}/cut.parquet", "--output={prev}/tokenizer.json"],
      ["cut.parquet: not a readable Parquet file"]),
     ("transforms.tokenizer", ["--input={tmp}/in.jsonl", "--output={prev}"], ["--output", "is a folder"]),

@@ -38,17 +38,16 @@ class FastTextParams:
     baselines/README.md: fastText defaults plus wordNgrams 2; train_fasttext_classifier.py: lr 0.1, dim 100,
     epoch 5, minCount 1)."""
 
-    epoch: int = 5
-    lr: float = 0.1
-    word_ngrams: int = 2  # unigrams and bigrams
-    dim: int = 100
-    min_count: int = 1
-    # Hash buckets for word n-grams; fastText's default. The model file holds (words + bucket) x dim floats,
-    # so the default makes an ~800 MB .bin; a smaller bucket makes a smaller, coarser model.
-    bucket: int = 2_000_000
+    epoch: int = 5  # passes over the training texts
+    lr: float = 0.1  # learning rate
+    word_ngrams: int = 2  # wordNgrams: 2 = unigrams and bigrams
+    dim: int = 100  # vector size
+    min_count: int = 1  # minCount: rarer words are dropped
+    # The model file holds (words + bucket) x dim floats, so the default makes an ~800 MB .bin.
+    bucket: int = 2_000_000  # hash buckets for word n-grams (fastText's default); fewer: a smaller, coarser model
     # fastText's threads update weights without locks, so only thread=1 gives the same model every run.
-    thread: int = 1
-    seed: int = 0
+    thread: int = 1  # training threads; 1 makes the model bit-reproducible
+    seed: int = 0  # fastText's seed
 
     def __post_init__(self) -> None:
         for name in ("epoch", "word_ngrams", "dim", "min_count", "bucket", "thread"):
