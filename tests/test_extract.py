@@ -18,9 +18,9 @@ from transforms.extract import (
     ExtractorCrashed,
     ExtractorFailed,
     PageTooLarge,
-    SandboxedExtractor,
     extract_text,
 )
+from transforms.extract_sandbox import SandboxedExtractor
 
 EXTRACTORS = ("justext", "trafilatura", "resiliparse")
 

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import REPO
-from transforms.extract import ExtractConfig, SandboxedExtractor, extract_text
+from transforms.extract import ExtractConfig, extract_text
+from transforms.extract_sandbox import SandboxedExtractor
 from transforms.langid import LangIdConfig, load_identifier
 
 EXTRACTORS = ("justext", "trafilatura", "resiliparse")

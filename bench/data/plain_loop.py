@@ -21,10 +21,11 @@ import pyarrow.parquet as pq
 
 from transforms.dedup.exact import exact_key
 from transforms.document import Document, Page
-from transforms.io.parquet import document_row, document_schema
-from transforms.extract import ExtractionTimeout, SandboxedExtractor, extract_text
+from transforms.extract import ExtractionTimeout, extract_text
+from transforms.extract_sandbox import SandboxedExtractor
 from transforms.filters.base import apply_steps
 from transforms.filters.url import check_url, load_url_lists
+from transforms.io.parquet import document_row, document_schema
 from transforms.io.warc import read_records
 from transforms.langid import check_language, load_identifier
 from transforms.recipe import WebRecipe, load_recipe

@@ -26,7 +26,8 @@ from bench.common import OUT, PY, machine, median, pin_one_core, run_pinned
 from bench.data.plain_loop import recipe_for, run_steps
 from transforms.dedup.exact import exact_key
 from transforms.document import Page
-from transforms.extract import SandboxedExtractor, extract_text
+from transforms.extract import extract_text
+from transforms.extract_sandbox import SandboxedExtractor
 from transforms.filters.registry import registry
 from transforms.filters.url import UrlFilterConfig, check_url, load_url_lists
 from transforms.io.warc import read_records

@@ -14,9 +14,8 @@ from apache_beam.pvalue import TaggedOutput
 from core.resources import resolve_resource
 from transforms.beam.metrics import CountingFn, Progress
 from transforms.document import Document, Page, Rejected
-from transforms.extract import (
-    ExtractConfig, ExtractionTimeout, ExtractorCrashed, ExtractorFailed, PageTooLarge, SandboxedExtractor,
-)
+from transforms.extract import ExtractConfig, ExtractionTimeout, ExtractorCrashed, ExtractorFailed, PageTooLarge
+from transforms.extract_sandbox import SandboxedExtractor
 from transforms.filters.base import ConfiguredStep, apply_steps
 from transforms.filters.url import UrlFilterConfig, check_url, load_url_lists
 from transforms.langid import LangIdConfig, check_language, load_identifier
