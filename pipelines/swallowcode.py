@@ -11,12 +11,11 @@ are cached under <output>/_generations/, so a rerun never pays twice. Nothing is
 from __future__ import annotations
 
 import sys
-from typing import Any, Mapping, Sequence
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from core.job_config import Loaded, flag_keys, load_job_config
+from core.job_config import flag_keys, load_job_config
 from pipelines.jobs import expand_inputs, job_main, split_overrides
 from pipelines.options import LlmOptions, RefineryOptions, split_globs
 from pipelines.staging import plan_outputs, run_staged
@@ -39,13 +38,6 @@ from transforms.llm.recipe import generation_config
 DEFAULT_OUTPUT = "./output/swallowcode"
 ARTIFACTS = ("documents/part-*.parquet", "stats.json")  # what a run writes under --output (and replaces)
 REJECTED_ARTIFACTS = ("part-*.parquet",)
-
-
-def load_code_recipe(name_or_path: str, overrides: Sequence[str] = (),
-                     flags: Mapping[str, Mapping[str, Any]] | None = None) -> Loaded[CodeRecipe]:
-    """The recipe (a name under configs/swallowcode/ or a path), then key=value overrides, then the flags' keys."""
-    return load_job_config(name_or_path, folder="swallowcode", what="recipe", build=code_recipe_from_mapping,
-                           overrides=overrides, flags=flags)
 
 
 def parse_rewrite(sample: Sample, generation: Generation, *, stage: str, cfg: RewriteStage) -> Sample | str:
@@ -119,8 +111,9 @@ def run(argv: list[str] | None = None) -> dict:
     overrides, argv = split_overrides(argv)
     options = PipelineOptions(argv)
     common, llm = options.view_as(RefineryOptions), options.view_as(LlmOptions)
-    loaded = load_code_recipe(common.config or "default", overrides,
-                              {**flag_keys(("num_shards", common.num_shards, "output.num_shards")), **llm.keys()})
+    flags = {**flag_keys(("num_shards", common.num_shards, "output.num_shards")), **llm.keys()}
+    loaded = load_job_config(common.config or "default", folder="swallowcode", what="recipe",
+                             build=code_recipe_from_mapping, overrides=overrides, flags=flags)
     recipe = loaded.config
     generation = None
     if recipe.rewrites:

@@ -10,12 +10,11 @@ or a retried bundle never pays for it twice. Nothing is downloaded: --model is a
 from __future__ import annotations
 
 import sys
-from typing import Any, Mapping, Sequence
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from core.job_config import Loaded, flag_keys, load_job_config
+from core.job_config import flag_keys, load_job_config
 from pipelines.jobs import expand_inputs, job_main, split_overrides
 from pipelines.options import LlmOptions, RefineryOptions, split_globs
 from pipelines.staging import plan_outputs, run_staged
@@ -35,13 +34,6 @@ DEFAULT_OUTPUT = "./output/swallowmath"
 STAGE = "rewrite"
 ARTIFACTS = ("documents/part-*.parquet", "stats.json")  # what a run writes under --output (and replaces)
 REJECTED_ARTIFACTS = ("part-*.parquet",)
-
-
-def load_math_recipe(name_or_path: str, overrides: Sequence[str] = (),
-                     flags: Mapping[str, Mapping[str, Any]] | None = None) -> Loaded[MathRecipe]:
-    """The recipe (a name under configs/swallowmath/ or a path), then key=value overrides, then the flags' keys."""
-    return load_job_config(name_or_path, folder="swallowmath", what="recipe", build=math_recipe_from_mapping,
-                           overrides=overrides, flags=flags)
 
 
 def parse(sample: Sample, generation: Generation, *, min_chars: int) -> Sample | str:
@@ -84,8 +76,9 @@ def run(argv: list[str] | None = None) -> dict:
     overrides, argv = split_overrides(argv)
     options = PipelineOptions(argv)
     common, llm = options.view_as(RefineryOptions), options.view_as(LlmOptions)
-    loaded = load_math_recipe(common.config or "default", overrides,
-                              {**flag_keys(("num_shards", common.num_shards, "output.num_shards")), **llm.keys()})
+    flags = {**flag_keys(("num_shards", common.num_shards, "output.num_shards")), **llm.keys()}
+    loaded = load_job_config(common.config or "default", folder="swallowmath", what="recipe",
+                             build=math_recipe_from_mapping, overrides=overrides, flags=flags)
     recipe = loaded.config
     generation = generation_config(recipe.generation, where=f"{loaded.where}: generation")
     load_prompt(recipe.prompt)  # a missing or broken prompt file fails now
