@@ -27,6 +27,7 @@ from transforms.beam.read import ReadWarcPages
 from transforms.beam.stages import REJECTED, QualityStepsFn
 from transforms.beam.web import WebDocuments
 from transforms.beam.write import ToRows, WriteDocuments, WriteRejected
+from transforms.extract import EXTRACTORS
 from transforms.io.parquet import document_from_row
 from transforms.langid import ensure_available
 from transforms.quality.classifier import ClassifierConfig, import_fasttext
@@ -45,7 +46,7 @@ class WerpOptions(PipelineOptions):
 
     @classmethod
     def _add_argparse_args(cls, parser) -> None:
-        parser.add_argument("--extractor", choices=("justext", "trafilatura", "resiliparse"), default=None,
+        parser.add_argument("--extractor", choices=tuple(EXTRACTORS), default=None,
                             help="HTML-to-text extractor (Blu-WERP default: justext); same as extract.extractor=...")
         parser.add_argument("--max_record_bytes", type=int, default=None,
                             help="Skip WARC records larger than this many bytes (counted as warc.too_large); "

@@ -214,3 +214,23 @@ def test_extractor_error_in_child_is_forwarded_by_type() -> None:
         with pytest.raises(ExtractorFailed, match="^UnicodeEncodeError"):
             sandbox.extract(surrogate)
         assert BODY[0] in sandbox.extract(PAGE)
+
+
+def test_one_extractor_registry_feeds_the_recipe_and_werps_flag():
+    """transforms.extract.EXTRACTORS is the one list: a recipe accepts exactly its names, werp's --extractor offers
+    them, and they are the three this file tests (EXTRACTORS above, written out)."""
+    import argparse
+
+    from pipelines.werp import WerpOptions
+    from transforms.extract import EXTRACTORS as REGISTRY
+    from transforms.recipe import load_recipe
+
+    assert tuple(REGISTRY) == EXTRACTORS
+    for name in REGISTRY:
+        assert load_recipe("bluwerp", [f"extract.extractor={name}"]).extract.extractor == name
+    with pytest.raises(ConfigError, match="did you mean 'resiliparse'"):
+        load_recipe("bluwerp", ["extract.extractor=resiliparser"])
+    parser = argparse.ArgumentParser()
+    WerpOptions._add_argparse_args(parser)  # pylint: disable=protected-access
+    flag = next(a for a in parser._actions if "--extractor" in a.option_strings)  # pylint: disable=protected-access
+    assert tuple(flag.choices) == EXTRACTORS

@@ -85,7 +85,7 @@ class ResiliparseConfig:
 class ExtractConfig:
     """Which extractor runs, its options, and the sandbox limits."""
 
-    extractor: Literal["justext", "trafilatura", "resiliparse"] = "justext"  # Blu-WERP's choice (data-seeds 1.3)
+    extractor: ExtractorName = "justext"  # a name in EXTRACTORS; Blu-WERP's choice (data-seeds 1.3)
     timeout_s: float | None = None  # wall seconds per document in the sandbox; None runs in-process, no limit
     # Documents one sandbox child extracts before it is replaced: lxml's heap fragments and grows over
     # long runs (NeMo Curator #1533). A restart from the fork server costs a few ms.
@@ -98,8 +98,8 @@ class ExtractConfig:
     resiliparse: ResiliparseConfig = field(default_factory=ResiliparseConfig)
 
     def __post_init__(self) -> None:
-        if self.extractor not in _EXTRACTORS:
-            raise ValueError(f"extractor {self.extractor!r} is unknown; use one of {', '.join(_EXTRACTORS)}")
+        if self.extractor not in EXTRACTORS:
+            raise ValueError(f"extractor {self.extractor!r} is unknown; use one of {', '.join(EXTRACTORS)}")
         if self.timeout_s is not None and self.timeout_s <= 0:
             raise ValueError(f"timeout_s ({self.timeout_s}) must be > 0; use null for no limit")
         if self.max_docs_per_child < 1:
@@ -113,7 +113,7 @@ def extract_text(html: str, cfg: ExtractConfig) -> str:
     if cfg.max_html_chars is not None and len(html) > cfg.max_html_chars:
         raise PageTooLarge(f"page has {len(html)} chars > max_html_chars ({cfg.max_html_chars}); "
                            "raise extract.max_html_chars or drop such pages upstream")
-    return _EXTRACTORS[cfg.extractor](html, cfg)
+    return EXTRACTORS[cfg.extractor](html, cfg)
 
 
 def _lines(text: str | None) -> str:
@@ -166,5 +166,7 @@ def extract_resiliparse(html: str, cfg: ExtractConfig) -> str:
         list_bullets=r.list_bullets, alt_texts=r.alt_texts, comments=r.comments))
 
 
-_EXTRACTORS: dict[str, Callable[[str, ExtractConfig], str]] = {
+# The extractors by name: the one list that the config's type, werp's --extractor and extract_text read.
+EXTRACTORS: dict[str, Callable[[str, ExtractConfig], str]] = {
     "justext": extract_justext, "trafilatura": extract_trafilatura, "resiliparse": extract_resiliparse}
+ExtractorName = Literal[tuple(EXTRACTORS)]  # type: ignore[valid-type]  # resolved when a recipe is loaded
