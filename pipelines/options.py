@@ -14,12 +14,10 @@ from typing import Sequence
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from core.job_config import flag_keys
+from core.runners import DIRECT_RUNNERS
 
-LOCAL_RUNNERS = {None, "DirectRunner", "direct", "FnApiRunner"}
 # Beam's worker processes log their start-up and shutdown at INFO (~23 lines each); ours stay (refinery, root).
 QUIET_WORKER_LOGS = {"sdk_harness_log_level_overrides": {"apache_beam": "WARNING", "__main__": "WARNING"}}
-DIRECT_RUNNERS = {None, "DirectRunner", "direct"}  # the default: every core; FnApiRunner is Beam's engine as is
-DASK_RUNNERS = {"DaskRunner", "dask"}
 MULTI_PROCESSING, IN_MEMORY = "multi_processing", "in_memory"
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,8 @@ from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
-from pipelines.options import (
-    DASK_RUNNERS, DIRECT_RUNNERS, LOCAL_RUNNERS, QUIET_WORKER_LOGS, given_flags, local_parallelism, usable_cores,
-)
+from core.runners import DASK_RUNNERS, DIRECT_RUNNERS, LOCAL_RUNNERS
+from pipelines.options import QUIET_WORKER_LOGS, given_flags, local_parallelism, usable_cores
 from transforms.io.range_sizing import byte_ranges, split_bytes_for, useful_workers
 
 log = logging.getLogger(__name__)

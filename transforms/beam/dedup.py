@@ -17,6 +17,7 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.pvalue import TaggedOutput
 
+from core.runners import IN_MEMORY_SHUFFLE
 from transforms.beam.metrics import Counted, CountingFn
 from transforms.beam.minhash_dedup import MinHashLosers
 from transforms.beam.paragraph_dedup import ParagraphContainment
@@ -123,12 +124,9 @@ class ApplyPartition(CountingFn):
                                                   text=row["text"]))
 
 
-# Runners whose shuffle is held in memory (Beam's local engine): paragraph n-gram rows, ~1 per token, would not fit.
-IN_MEMORY_SHUFFLE = {None, "DirectRunner", "direct", "FnApiRunner"}
-
-
 def exchanges_through_files(ngram_exchange: str, options: PipelineOptions) -> bool:
-    """ngram_exchange "auto": through files on a runner that shuffles in memory, else through the shuffle."""
+    """ngram_exchange "auto": through files on a runner that holds its shuffle in memory (paragraph n-gram rows,
+    ~1 per token, would not fit), else through the shuffle."""
     if ngram_exchange == "auto":
         return options.view_as(StandardOptions).runner in IN_MEMORY_SHUFFLE
     return ngram_exchange == "files"
