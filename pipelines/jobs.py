@@ -14,9 +14,11 @@ from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.localfilesystem import LocalFileSystem
 from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
 
 from core.config import ConfigError
-from pipelines.options import print_help, wants_help
+from core.runners import DASK_RUNNERS, LOCAL_RUNNERS
+from pipelines.options import BEAM_HELP, print_beam_help, print_help, unknown_flags, wants_help
 from transforms import stats
 from transforms.beam.metrics import collect_stats, read_counts
 from transforms.io.inputs import is_visible, parquet_fix, parquet_problem
@@ -139,6 +141,14 @@ def split_overrides(argv: Sequence[str] | None) -> tuple[list[str], list[str]]:
     return overrides, [a for a in argv if not OVERRIDE.match(a)]
 
 
+def parse_args(argv: Sequence[str] | None, option_classes: Sequence[type], *, prog: str
+               ) -> tuple[list[str], PipelineOptions]:
+    """(key=value overrides, the job's options) of a command line; a word no flag takes is refused."""
+    overrides, flags = split_overrides(argv)
+    check_flags(flags, option_classes, prog=prog)
+    return overrides, PipelineOptions(flags)
+
+
 COUNTS_FILE = "_counts.json"  # the job's summed STATS records, in the run's staging folder
 
 
@@ -184,11 +194,15 @@ def run_job(*, build: Callable[[beam.Pipeline], Sequence[str]], runner, options,
 
 def job_main(argv: list[str], *, name: str, doc: str, option_classes: Sequence[type], run: Callable) -> int:
     """`python -m pipelines.<name>`: --help, logging, and a one-line error (exit 2) for what the user must fix."""
+    prog = f"python -m pipelines.{name}"
+    if BEAM_HELP in argv:
+        print_beam_help(prog)
+        return 0
     if wants_help(argv):
-        print_help(prog=f"python -m pipelines.{name}", description=doc, option_classes=option_classes)
+        print_help(prog=prog, description=doc, option_classes=option_classes)
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("apache_beam", "distributed", "dask"):  # a self-started Dask cluster logs ~60 INFO lines
+    for noisy in quiet_loggers(argv):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         run(argv)
@@ -199,3 +213,31 @@ def job_main(argv: list[str], *, name: str, doc: str, option_classes: Sequence[t
         print(f"{name}: interrupted; the previous output, if any, is unchanged", file=sys.stderr)
         return 130
     return 0
+
+
+def check_flags(flags: Sequence[str], option_classes: Sequence[type], *, prog: str) -> None:
+    """Refuse words that neither the job nor Beam knows (Beam would only warn and run with its defaults)."""
+    unknown = unknown_flags(flags, option_classes)
+    if not unknown:
+        return
+    shown = "; ".join(f"{word}" + (f" (did you mean {near}?)" if near else "") for word, near in unknown)
+    raise JobError(f"unknown {'flag' if len(unknown) == 1 else 'flags'}: {shown}. `{prog} --help` lists the job's "
+                   f"flags, `{prog} {BEAM_HELP}` Beam's; recipe keys are set as key=value words")
+
+
+def quiet_loggers(argv: Sequence[str]) -> tuple[str, ...]:
+    """Loggers held at WARNING: on a local run Beam's and Dask's start-up chatter (~60 INFO lines); on a cluster
+    runner Beam's INFO lines stay, they carry the job's submission, its id and the console URL."""
+    runner = given_runner(argv)
+    local = runner in LOCAL_RUNNERS or runner in DASK_RUNNERS
+    return ("apache_beam", "distributed", "dask") if local else ("distributed", "dask")
+
+
+def given_runner(argv: Sequence[str]) -> str | None:
+    """The --runner word of a command line, as given (None: the default, DirectRunner)."""
+    for i, word in enumerate(argv):
+        if word.startswith("--runner="):
+            return word.split("=", 1)[1]
+        if word == "--runner" and i + 1 < len(argv):
+            return argv[i + 1]
+    return None

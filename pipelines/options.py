@@ -6,6 +6,7 @@ only once: the common ones live here, each job adds only its own in its own subc
 from __future__ import annotations
 
 import argparse
+import difflib
 import logging
 import os
 import sys
@@ -44,8 +45,19 @@ class RefineryOptions(PipelineOptions):
             "mixture, demo) or a path to a YAML file. Any key of it can then be set with key=value words "
             "(see below); the recipe a run used is in its stats.json (config).")
         parser.add_argument(
+            "--quiet", action="store_true", default=False,
+            help="No live progress line while a local run works (the summary at the end is still printed).")
+
+
+class ShardOptions(PipelineOptions):
+    """Flags of the jobs that write document shards (werp, swallowcode, swallowmath); tokenize has neither."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser) -> None:
+        parser.add_argument(
             "--rejected_output", default=None,
-            help="Optional prefix for dropped records (id, url, stage, reason, text) as Parquet, for audits.")
+            help="Optional prefix for dropped records as Parquet, for audits: id, url, stage, reason, text and the "
+            "failing statistic with its value and limit where the rule has one.")
         parser.add_argument(
             "--num_shards", type=int, default=None,
             help="Number of output shards; 0 lets the runner choose. Default: from the recipe; same as "
@@ -119,8 +131,12 @@ def given_flags(options: PipelineOptions, *flags: tuple[str, type]) -> dict[str,
     return vars(known)
 
 
+BEAM_FLAGS_DOC = "https://beam.apache.org/releases/pydoc/current/apache_beam.options.pipeline_options.html"
+BEAM_HELP = "--help_beam"  # prints Beam's own flags; kept apart so --help shows what the job itself takes
+
+
 def print_help(*, prog: str, description: str, option_classes: Sequence[type[PipelineOptions]]) -> None:
-    """--help: every job flag with its explanation, then where the runner flags are documented."""
+    """--help: the job's own flags with their explanations, then the runner choices and where Beam's flags are."""
     parser = argparse.ArgumentParser(prog=prog, description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     for cls in option_classes:
@@ -137,9 +153,59 @@ def print_help(*, prog: str, description: str, option_classes: Sequence[type[Pip
         "one worker in this process, for tests and debugging) | DaskRunner (--dask_client_address=tcp://HOST:PORT "
         "runs on an existing Dask cluster; without it the job starts a local one of --dask_workers=N processes, "
         "default one per core) | DataflowRunner | FlinkRunner | SparkRunner | PortableRunner "
-        "--job_endpoint=HOST:PORT. See scripts/ for cluster launchers and `python -m "
-        "apache_beam.options.pipeline_options` docs for every Beam flag."
+        f"--job_endpoint=HOST:PORT. See scripts/ for cluster launchers. Every Beam flag: `{prog} {BEAM_HELP}` "
+        f"or {BEAM_FLAGS_DOC}"
     )
+    parser.print_help(sys.stdout)
+
+
+def beam_option_classes(flags: Sequence[str] = ()) -> list[type[PipelineOptions]]:
+    """Beam's own option classes (runner, workers, cloud settings); Dask's are added when a flag names Dask."""
+    if any(f.startswith("--dask") or "Dask" in f for f in flags):
+        try:  # dask is an extra; without it a --dask flag is reported as unknown, which it then is
+            import pipelines.dask_runner  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+        except ImportError:
+            pass
+    return [cls for cls in PipelineOptions.__subclasses__()
+            if cls.__module__.startswith("apache_beam.") or cls.__module__ == "pipelines.dask_runner"]
+
+
+def _parser(option_classes: Sequence[type[PipelineOptions]]) -> argparse.ArgumentParser:
+    from apache_beam.options.pipeline_options import _BeamArgumentParser  # Beam's, for its value-provider flags
+
+    parser = _BeamArgumentParser(add_help=False, allow_abbrev=False)
+    for cls in dict.fromkeys(option_classes):
+        cls._add_argparse_args(parser)  # pylint: disable=protected-access
+    return parser
+
+
+def unknown_flags(flags: Sequence[str], option_classes: Sequence[type[PipelineOptions]]) -> list[tuple[str, str | None]]:
+    """(word, nearest known flag or None) for every word neither the job's flags nor Beam's can parse.
+
+    Beam only warns about such words and runs with the defaults, so `--extracter=trafilatura` would silently run
+    jusText; a job refuses them instead."""
+    parser = _parser([*beam_option_classes(flags), *option_classes])
+    _, unknown = parser.parse_known_args(list(flags))
+    known = sorted({o for action in parser._actions for o in action.option_strings})  # pylint: disable=protected-access
+    found, after_bare_flag = [], False
+    for word in unknown:
+        if after_bare_flag and not word.startswith("-"):
+            after_bare_flag = False
+            continue  # the value of an unknown flag given as `--flag value`
+        after_bare_flag = word.startswith("-") and "=" not in word
+        name = word.split("=", 1)[0]
+        found.append((word, next(iter(difflib.get_close_matches(name, known, n=1, cutoff=0.75)), None)))
+    return found
+
+
+def print_beam_help(prog: str) -> None:
+    """Beam's own flags, grouped as Beam defines them."""
+    parser = argparse.ArgumentParser(prog=prog, description="Beam's pipeline flags, accepted by every Refinery job "
+                                     f"(documented at {BEAM_FLAGS_DOC}).", add_help=False,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     usage=argparse.SUPPRESS)
+    for cls in beam_option_classes(["--dask"]):
+        cls._add_argparse_args(parser.add_argument_group(cls.__name__))  # pylint: disable=protected-access
     parser.print_help(sys.stdout)
 
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 import sys
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import PipelineOptions
 
 from core.job_config import flag_keys, load_job_config
-from pipelines.jobs import expand_inputs, job_main, split_overrides
-from pipelines.options import LlmOptions, RefineryOptions, split_globs
+from pipelines.jobs import expand_inputs, job_main, parse_args
+from pipelines.options import LlmOptions, RefineryOptions, ShardOptions, split_globs
 from pipelines.staging import plan_outputs, run_staged
 from transforms.beam.flow import Flow
 from transforms.beam.read_samples import ReadSamples
@@ -34,6 +33,7 @@ DEFAULT_OUTPUT = "./output/swallowmath"
 STAGE = "rewrite"
 ARTIFACTS = ("documents/part-*.parquet", "stats.json")  # what a run writes under --output (and replaces)
 REJECTED_ARTIFACTS = ("part-*.parquet",)
+OPTIONS = (RefineryOptions, ShardOptions, LlmOptions)  # the flags the job takes
 
 
 def parse(sample: Sample, generation: Generation, *, min_chars: int) -> Sample | str:
@@ -73,10 +73,10 @@ def build(p: beam.Pipeline, *, recipe: MathRecipe, generation: GenerationConfig,
 def run(argv: list[str] | None = None) -> dict:
     """Parse flags, validate the inputs, outputs, recipe and model settings, run into a staging folder, swap it
     in, and return the stats report."""
-    overrides, argv = split_overrides(argv)
-    options = PipelineOptions(argv)
-    common, llm = options.view_as(RefineryOptions), options.view_as(LlmOptions)
-    flags = {**flag_keys(("num_shards", common.num_shards, "output.num_shards")), **llm.keys()}
+    overrides, options = parse_args(argv, OPTIONS, prog="python -m pipelines.swallowmath")
+    common, llm, shards = (options.view_as(RefineryOptions), options.view_as(LlmOptions),
+                           options.view_as(ShardOptions))
+    flags = {**flag_keys(("num_shards", shards.num_shards, "output.num_shards")), **llm.keys()}
     loaded = load_job_config(common.config or "default", folder="swallowmath", what="recipe",
                              build=math_recipe_from_mapping, overrides=overrides, flags=flags)
     recipe = loaded.config
@@ -84,7 +84,7 @@ def run(argv: list[str] | None = None) -> dict:
     load_prompt(recipe.prompt)  # a missing or broken prompt file fails now
     globs, output = split_globs(common.input), (common.output or DEFAULT_OUTPUT).rstrip("/")
     inputs = expand_inputs(globs, expected="JSONL or Parquet files with a text column")
-    out, rej = plan_outputs(output, common.rejected_output, artifacts=ARTIFACTS, rejected_artifacts=REJECTED_ARTIFACTS)
+    out, rej = plan_outputs(output, shards.rejected_output, artifacts=ARTIFACTS, rejected_artifacts=REJECTED_ARTIFACTS)
     return run_staged(out=out, rejected=rej, options=options,
                       build=lambda p, output, rejected: build(
                           p, recipe=recipe, generation=generation, inputs=inputs.patterns, output=output,
@@ -93,5 +93,5 @@ def run(argv: list[str] | None = None) -> dict:
                              "inputs": globs, "config": loaded.mapping, "config_source": loaded.where})
 
 if __name__ == "__main__":
-    sys.exit(job_main(sys.argv[1:], name="swallowmath", doc=__doc__, option_classes=(RefineryOptions, LlmOptions),
+    sys.exit(job_main(sys.argv[1:], name="swallowmath", doc=__doc__, option_classes=OPTIONS,
                       run=run))

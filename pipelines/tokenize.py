@@ -29,7 +29,7 @@ from apache_beam.pvalue import AsDict, AsSingleton
 
 from core.job_config import Loaded, flag_keys
 from core.shards import ShardMeta
-from pipelines.jobs import JobError, expand_inputs, job_main, run_counted, split_overrides
+from pipelines.jobs import JobError, expand_inputs, job_main, parse_args, run_counted
 from pipelines.options import RefineryOptions, split_globs
 from pipelines.runners import fit_local_workers, make_runner
 from pipelines.staging import plan_output, staged
@@ -62,6 +62,8 @@ class TokenizeOptions(PipelineOptions):
                             help="Tokens per training sequence (rows hold seq_len + 1). Default: the config's (2048); "
                             "same as seq_len=...")
 
+
+OPTIONS = (RefineryOptions, TokenizeOptions)  # the flags the job takes
 
 class TokenizeSources(beam.PTransform):
     """Every source's text shards -> (source, key, token bytes), skips counted under read and tokenize."""
@@ -129,9 +131,6 @@ def build(p: beam.Pipeline, cfg: TokenizeConfig, *, tokenizer_json: str, meta: S
 def resolve(options: PipelineOptions, overrides: Sequence[str] = ()) -> tuple[Loaded[TokenizeConfig], str]:
     """The config (file, key=value overrides, flags; --input replaces the sources), and the output prefix."""
     common, own = options.view_as(RefineryOptions), options.view_as(TokenizeOptions)
-    if common.num_shards is not None or common.rejected_output:
-        raise JobError("--num_shards and --rejected_output do not apply: the shard count follows from "
-                       "tokens_per_shard, and skipped records are counted in stats.json")
     loaded = load_tokenize_config(common.config or "default", overrides,
                                   flag_keys(("tokenizer", own.tokenizer, "tokenizer"), ("seq_len", own.seq_len, "seq_len")))
     cfg, inputs = loaded.config, split_globs(common.input)
@@ -194,8 +193,7 @@ def finish(counts: dict[str, int], *, loaded: Loaded[TokenizeConfig], output: st
 
 def run(argv: list[str] | None = None) -> dict:
     """Parse flags, load and check the tokenizer, run, and return the stats report."""
-    overrides, argv = split_overrides(argv)
-    options = PipelineOptions(argv)
+    overrides, options = parse_args(argv, OPTIONS, prog="python -m pipelines.tokenize")
     loaded, output = resolve(options, overrides)
     cfg = loaded.config
     options = fit_local_workers(options, patterns=[p for source in cfg.sources for p in source.paths])
@@ -222,5 +220,5 @@ def run(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    sys.exit(job_main(sys.argv[1:], name="tokenize", doc=__doc__, option_classes=(RefineryOptions, TokenizeOptions),
+    sys.exit(job_main(sys.argv[1:], name="tokenize", doc=__doc__, option_classes=OPTIONS,
                       run=run))

@@ -14,8 +14,9 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from core.job_config import Loaded, flag_keys, load_job_config
-from pipelines.jobs import JobError, expand_inputs, job_main, split_overrides
-from pipelines.options import RefineryOptions, split_globs
+from pipelines.jobs import JobError, expand_inputs, job_main, parse_args
+from pipelines.options import RefineryOptions, ShardOptions, split_globs
+from pipelines.run_info import run_info
 from pipelines.runners import plan_byte_ranges
 from pipelines.sample_warc import SAMPLE_PATH
 from pipelines.staging import plan_outputs, run_staged
@@ -64,6 +65,8 @@ class WerpOptions(PipelineOptions):
                             "same as classifier.mode=top_fraction classifier.top_token_fraction=...")
 
 
+OPTIONS = (RefineryOptions, ShardOptions, WerpOptions)  # the flags the job takes
+
 def build(p: beam.Pipeline, *, recipe: WebRecipe, inputs: list[str], output: str, rejected_output: str | None
           ) -> list[str]:
     """The recipe as a Beam graph (read+extract fuse; only keys and ids cross the dedup shuffles) -> its stages."""
@@ -97,14 +100,14 @@ def build(p: beam.Pipeline, *, recipe: WebRecipe, inputs: list[str], output: str
     return flow.stages
 
 
-def recipe_flags(common: RefineryOptions, own: "WerpOptions") -> dict[str, dict[str, object]]:
+def recipe_flags(shards: ShardOptions, own: "WerpOptions") -> dict[str, dict[str, object]]:
     """The recipe keys werp's flags are shortcuts for."""
     if own.classifier_threshold is not None and own.classifier_top_fraction is not None:
         raise JobError("give --classifier_threshold or --classifier_top_fraction, not both")
     return flag_keys(
         ("extractor", own.extractor, "extract.extractor"), ("max_record_bytes", own.max_record_bytes,
                                                             "read.max_record_bytes"),
-        ("num_shards", common.num_shards, "output.num_shards"), ("classifier_model", own.classifier_model,
+        ("num_shards", shards.num_shards, "output.num_shards"), ("classifier_model", own.classifier_model,
                                                                  "classifier.model_path"),
         ("classifier_threshold", own.classifier_threshold,
          {"classifier.mode": "threshold", "classifier.threshold": own.classifier_threshold}),
@@ -116,7 +119,7 @@ def resolve(options: PipelineOptions, overrides: Sequence[str] = ()) -> tuple[Lo
     """The recipe (file, then key=value overrides, then flags), input globs and output prefix."""
     common, own = options.view_as(RefineryOptions), options.view_as(WerpOptions)
     loaded = load_job_config(common.config or DEFAULT_RECIPE, folder="werp", what="recipe",
-                             build=recipe_from_mapping, overrides=overrides, flags=recipe_flags(common, own))
+                             build=recipe_from_mapping, overrides=overrides, flags=recipe_flags(options.view_as(ShardOptions), own))
     recipe = loaded.config
     if recipe.langid is not None:
         try:
@@ -146,20 +149,20 @@ def check_model(cfg: ClassifierConfig) -> None:
 
 def run(argv: list[str] | None = None) -> dict:
     """Parse flags, validate everything, run into a staging folder, swap it in, and return the stats report."""
-    overrides, argv = split_overrides(argv)
-    options = PipelineOptions(argv)
+    overrides, options = parse_args(argv, OPTIONS, prog="python -m pipelines.werp")
     loaded, globs, output = resolve(options, overrides)
     recipe = loaded.config
     inputs = expand_inputs(globs)
     options, split_bytes = plan_byte_ranges(options, patterns=inputs.patterns, max_split_bytes=recipe.read.split_bytes)
     recipe = dataclasses.replace(recipe, read=dataclasses.replace(recipe.read, split_bytes=split_bytes))
-    out, rej = plan_outputs(output, options.view_as(RefineryOptions).rejected_output, artifacts=ARTIFACTS,
+    out, rej = plan_outputs(output, options.view_as(ShardOptions).rejected_output, artifacts=ARTIFACTS,
                             rejected_artifacts=REJECTED_ARTIFACTS)
     return run_staged(out=out, rejected=rej, options=options,
                       build=lambda p, output, rejected: build(p, recipe=recipe, inputs=inputs.patterns, output=output,
                                                               rejected_output=rejected),
                       extra={"recipe": recipe.name, "extractor": recipe.extract.extractor, "inputs": globs,
-                             "config": loaded.mapping, "config_source": loaded.where})
+                             "config": loaded.mapping, "config_source": loaded.where,
+                             **run_info(files=inputs.files, config=recipe)})
 
 if __name__ == "__main__":
-    sys.exit(job_main(sys.argv[1:], name="werp", doc=__doc__, option_classes=(RefineryOptions, WerpOptions), run=run))
+    sys.exit(job_main(sys.argv[1:], name="werp", doc=__doc__, option_classes=OPTIONS, run=run))
