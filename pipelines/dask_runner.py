@@ -160,6 +160,8 @@ def _connect(options: PipelineOptions):
     except BaseException:
         _close(client, cluster)
         raise
+    log.info("Dask cluster %s: %d worker threads; dashboard (the job's console): %s", client.scheduler.address,
+             sum(client.nthreads().values()), client.dashboard_link)
     return client, cluster
 
 

@@ -14,11 +14,14 @@ from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.localfilesystem import LocalFileSystem
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from core.config import ConfigError
 from core.runners import DASK_RUNNERS, LOCAL_RUNNERS
-from pipelines.options import BEAM_HELP, print_beam_help, print_help, unknown_flags, wants_help
+from pipelines.options import (
+    BEAM_HELP, RefineryOptions, given_flags, print_beam_help, print_help, unknown_flags, wants_help,
+)
+from pipelines.progress import live_progress
 from transforms import stats
 from transforms.beam.metrics import collect_stats, read_counts
 from transforms.io.inputs import is_visible, parquet_fix, parquet_problem
@@ -166,25 +169,42 @@ def collect_counters(result) -> dict[str, int]:
     return totals
 
 
-def run_counted(build: Callable[[beam.Pipeline], None], *, runner, options, output: str) -> tuple[dict[str, int], Any]:
+def run_counted(build: Callable[[beam.Pipeline], None], *, runner, options, output: str, stages: Sequence[str] = (),
+                total_bytes: int = 0) -> tuple[dict[str, int], Any]:
     """Build and run a pipeline whose counts travel as data; (summed counts, the pipeline's result).
 
     The sums are written by the pipeline to `<output>/_counts.json` and read back here, so they are exact on
-    every runner (transforms.beam.metrics explains why not Beam metrics)."""
+    every runner (transforms.beam.metrics explains why not Beam metrics). A local run shows live progress
+    (pipelines/progress.py) of `stages` (filled by `build`, first = read, last = kept) unless --quiet."""
     path = f"{output.rstrip('/')}/{COUNTS_FILE}"
-    with beam.Pipeline(runner=runner, options=options) as pipeline:
-        build(pipeline)
-        collect_stats(pipeline, path)
+    with live_progress(enabled=shows_progress(options), stages=stages, total_bytes=total_bytes):
+        with beam.Pipeline(runner=runner, options=options) as pipeline:
+            build(pipeline)
+            collect_stats(pipeline, path)
     counts = read_counts(path)
     FileSystems.delete([path])
     return counts, pipeline.result
+
+
+def shows_progress(options: PipelineOptions) -> bool:
+    """Live progress is for runs whose workers share this machine's file system: the local engine and a Dask
+    cluster the job starts itself; not under --quiet."""
+    if options.view_as(RefineryOptions).quiet:
+        return False
+    runner = options.view_as(StandardOptions).runner
+    if runner in DASK_RUNNERS:
+        given = given_flags(options, ("dask_client_address", str), ("dask_scheduler_file", str))
+        return not any(given.values())
+    return runner in LOCAL_RUNNERS
 
 
 def run_job(*, build: Callable[[beam.Pipeline], Sequence[str]], runner, options, output: str, extra: dict) -> dict:
     """Build, run and report; `build` returns its stages in order (a Flow's), the order of the report. The stats
     JSON lands in `output` (a run's staging folder) and a summary is printed."""
     started, stages = time.monotonic(), []
-    counts, _ = run_counted(lambda p: stages.extend(build(p)), runner=runner, options=options, output=output)
+    total_bytes = sum(f.get("bytes") or 0 for f in extra.get("input_files", ()))
+    counts, _ = run_counted(lambda p: stages.extend(build(p)), runner=runner, options=options, output=output,
+                            stages=stages, total_bytes=total_bytes)
     report = stats.build_report(counts, stage_order=stages, wall_time_s=time.monotonic() - started, extra=extra)
     with FileSystems.create(f"{output.rstrip('/')}/stats.json") as fh:
         fh.write(stats.dump_report(report).encode("utf-8"))
