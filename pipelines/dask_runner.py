@@ -26,7 +26,7 @@ from apache_beam.runners.runner import PipelineResult, PipelineState
 from pipelines.dask_graph import GraphBuilder
 from pipelines.dask_tasks import _release
 from pipelines.jobs import JobError
-from pipelines.options import usable_cores
+from pipelines.options import RefineryDaskOptions, usable_cores
 
 log = logging.getLogger("refinery")
 PARTITIONS_PER_THREAD = 2  # default partitions per worker thread, so that one slow partition idles no worker
@@ -34,17 +34,6 @@ PARTITIONS_PER_THREAD = 2  # default partitions per worker thread, so that one s
 # pulls the next as it finishes one (dask queues root tasks), and one costly range delays the end by ~1/8 of a
 # worker's share (BENCHMARKS.md §16: 4 partitions of 4 ranges ran 41-44 s, 16 of 1 range 37 s).
 SPLIT_PARTITIONS_PER_THREAD = 8
-
-
-class RefineryDaskOptions(PipelineOptions):
-    """The local cluster's size; Beam's DaskOptions has the rest (--dask_client_address, --dask_npartitions)."""
-
-    @classmethod
-    def _add_argparse_args(cls, parser) -> None:
-        parser.add_argument(
-            "--dask_workers", type=int, default=None,
-            help="DaskRunner without --dask_client_address: worker processes of the LocalCluster the job starts "
-            "(one thread each) and closes when it ends. Default: every core this process may use.")
 
 
 class RefineryDaskResult(PipelineResult):

@@ -64,6 +64,17 @@ class ShardOptions(PipelineOptions):
             "output.num_shards=...")
 
 
+class RefineryDaskOptions(PipelineOptions):
+    """The local cluster's size; Beam's DaskOptions has the rest (--dask_client_address, --dask_npartitions)."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser) -> None:
+        parser.add_argument(
+            "--dask_workers", type=int, default=None,
+            help="DaskRunner without --dask_client_address: worker processes of the LocalCluster the job starts "
+            "(one thread each) and closes when it ends. Default: every core this process may use.")
+
+
 class LlmOptions(PipelineOptions):
     """Which model rewrites; the rest of the sampling and batching is in the recipe's generation section."""
 
@@ -162,12 +173,12 @@ def print_help(*, prog: str, description: str, option_classes: Sequence[type[Pip
 def beam_option_classes(flags: Sequence[str] = ()) -> list[type[PipelineOptions]]:
     """Beam's own option classes (runner, workers, cloud settings); Dask's are added when a flag names Dask."""
     if any(f.startswith("--dask") or "Dask" in f for f in flags):
-        try:  # dask is an extra; without it a --dask flag is reported as unknown, which it then is
-            import pipelines.dask_runner  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+        try:  # dask is an extra; without it Beam's Dask flags are reported as unknown, which they then are
+            import apache_beam.runners.dask.dask_runner  # noqa: F401  pylint: disable=import-outside-toplevel
         except ImportError:
             pass
     return [cls for cls in PipelineOptions.__subclasses__()
-            if cls.__module__.startswith("apache_beam.") or cls.__module__ == "pipelines.dask_runner"]
+            if cls.__module__.startswith("apache_beam.") or cls is RefineryDaskOptions]
 
 
 def _parser(option_classes: Sequence[type[PipelineOptions]]) -> argparse.ArgumentParser:
