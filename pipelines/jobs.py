@@ -221,7 +221,8 @@ def job_main(argv: list[str], *, name: str, doc: str, option_classes: Sequence[t
     if wants_help(argv):
         print_help(prog=prog, description=doc, option_classes=option_classes)
         return 0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # force: importing Beam logs a warning through the root logger first, which installs a WARNING-level handler
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     for noisy in quiet_loggers(argv):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
