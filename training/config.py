@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from core.config import from_mapping
+from core.config import ConfigError, from_mapping
 from core.job_config import load_job_config
 from training.bounds import at_least, check_range, positive
 from training.model.config import ModelConfig
@@ -222,8 +222,8 @@ class CheckpointSection:
     keep: int = 2
     """Checkpoints kept (older ones deleted); 0 keeps all."""
     resume: bool = True
-    """Resume from the newest checkpoint in <output>/checkpoints; false = start fresh, moving an earlier run's
-    checkpoints, metrics.jsonl and tensorboard/ into <output>/previous-<time>/."""
+    """Resume from the newest checkpoint in <output>/checkpoints; false = start fresh, which an output folder holding
+    an earlier run refuses unless overwrite=true (--overwrite)."""
 
     def __post_init__(self) -> None:
         at_least(self, 0, "every", "keep")
@@ -251,7 +251,10 @@ class RunConfig:
     name: str = "run"
     """A label for the run (kept in config.yaml)."""
     output: str = "output/train"
-    """Run folder: metrics.jsonl, tensorboard/, checkpoints/, config.yaml."""
+    """Run folder: metrics.jsonl, tensorboard/, checkpoints/, config.yaml, commands.jsonl."""
+    overwrite: bool = False
+    """With checkpoint.resume=false over an earlier run in output: true = move its checkpoints, metrics.jsonl,
+    tensorboard/ and config into <output>/previous-<time>/ and start fresh (nothing is deleted); false = refuse."""
     trainer: TrainerName = "baseline"
     """Which method turns micro-batches into gradients: a name in training/trainers/registry.py."""
     model: ModelSection = field(default_factory=ModelSection)
@@ -264,6 +267,11 @@ class RunConfig:
     streambp: StreamBPSection = field(default_factory=StreamBPSection)
     pipeline: PipelineSection = field(default_factory=PipelineSection)
     local: LocalSection = field(default_factory=LocalSection)
+
+    def __post_init__(self) -> None:
+        if self.overwrite and self.checkpoint.resume:
+            raise ConfigError("overwrite=true replaces the run in output, checkpoint.resume=true continues it; set "
+                              "checkpoint.resume=false with --overwrite to start fresh, or drop --overwrite to resume")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

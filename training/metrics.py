@@ -57,6 +57,12 @@ def final_line(summary: dict[str, Any], *, steps: int, checkpoints: Path) -> str
             f"{summary['tokens_per_s']:,.0f} tokens/s; checkpoints in {checkpoints}")
 
 
+def eval_line(step: int, *, steps: int, values: dict[str, Any]) -> str:
+    """A held-out evaluation as printed when it comes, in the training lines' style."""
+    return (f"step {step}/{steps} held-out loss {values['eval_loss']:.4f} ppl {values['eval_ppl']:.2f} "
+            f"({values['eval_tokens']:,} tokens)")
+
+
 class MetricsLog:
     """Rank 0 appends one JSON object per line to metrics.jsonl and mirrors scalars to TensorBoard.
 
@@ -144,6 +150,13 @@ class Progress:
         if self.bar is not None:
             self.bar.set_postfix(postfix, refresh=False)
             self.bar.update(1)
+
+    def write(self, line: str) -> None:
+        """Print a line to stdout, above the bar when there is one."""
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stdout)
+        else:
+            print(line, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -8,8 +8,9 @@ sbatch --nodes=4 scripts/slurm/pretrain.sbatch --config 1b                   # S
 
 Anything in the config can be overridden with key=value (YAML values: numbers, true/false, null). A run
 resumes from the newest checkpoint in <output>/checkpoints that verifies and fits, unless checkpoint.resume=false,
-which starts fresh and moves an earlier run's outputs into <output>/previous-<time>/. --dry-run checks the config
-and the output folder, prints the resolved config and starts nothing.
+which starts fresh: an output folder that holds an earlier run is refused before anything is written, unless
+--overwrite (overwrite=true) moves that run's outputs into <output>/previous-<time>/ first. --dry-run checks the
+config and the output folder, prints the resolved config and starts nothing.
 
 Signals: SIGTERM or SIGUSR1 (preemption; Slurm sends SIGUSR1 ahead of the time limit with --signal=USR1@<s>)
 makes every rank save a checkpoint at the next step boundary and exit 0, so a requeued job (the same command)
@@ -25,7 +26,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shlex
 import sys
+from pathlib import Path
 
 import torch
 import yaml
@@ -38,13 +41,13 @@ from training.config_cli import describe_keys
 from training.distributed import Dist, setup, teardown
 from training.model import ModelConfig
 from training.parallel.schedules import describe_schedules
-from training.rundir import check_output
+from training.rundir import check_fresh_start, check_output
 from training.trainers.baseline import Trainer
 from training.trainers.guard import NonFiniteError, exit_status
 from training.trainers.registry import describe_trainers, trainer_class
 
 
-FLAG_KEYS = {"trainer": "trainer", "output": "output", "schedule": "pipeline.schedule",
+FLAG_KEYS = {"trainer": "trainer", "output": "output", "overwrite": "overwrite", "schedule": "pipeline.schedule",
              "microbatches": "pipeline.microbatches", "method": "local.method", "blocks": "local.blocks"}
 
 
@@ -68,6 +71,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                              "replica); same as local.blocks=...")
     parser.add_argument("--output", default=None, help="run folder (metrics, tensorboard, checkpoints); "
                                                        "same as output=...")
+    parser.add_argument("--overwrite", action="store_const", const="true", default=None,
+                        help="with checkpoint.resume=false: move an earlier run in the output folder into "
+                             "<output>/previous-<time>/ and start fresh (refused without it); same as overwrite=true")
     parser.add_argument("--dry-run", action="store_true",
                         help="check the config and the output folder, print the resolved config, start nothing")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
@@ -91,8 +97,8 @@ def build_model_config(cfg: RunConfig, *, vocab_size: int, seq_len: int) -> Mode
     return ModelConfig(**{**fields, "vocab_size": vocab, "max_seq_len": max_seq})
 
 
-def build_trainer(cfg: RunConfig, d: Dist) -> Trainer:
-    """Data, model and trainer for `cfg` on this rank, ready to fit()."""
+def build_trainer(cfg: RunConfig, d: Dist, *, command: str | None = None) -> Trainer:
+    """Data, model and trainer for `cfg` on this rank, ready to fit(); `command` is recorded in commands.jsonl."""
     from training.data.loader import open_training_data
 
     if cfg.train.threads:
@@ -102,18 +108,26 @@ def build_trainer(cfg: RunConfig, d: Dist) -> Trainer:
     data = open_training_data(cfg.data, micro_batch_size=cfg.train.micro_batch_size, eval_batches=cfg.eval.batches,
                               rank=data_rank, world=data_world)
     model_cfg = build_model_config(cfg, vocab_size=data.meta.vocab_size, seq_len=data.meta.seq_len)
-    return trainer_cls(cfg, d=d, model_cfg=model_cfg, train_loader=data.train, eval_loader=data.valid,
-                       seq_len=data.meta.seq_len,
-                       data_meta={"seq_len": data.meta.seq_len, "tokenizer_sha256": data.meta.tokenizer_sha256})
+    trainer = trainer_cls(cfg, d=d, model_cfg=model_cfg, train_loader=data.train, eval_loader=data.valid,
+                          seq_len=data.meta.seq_len,
+                          data_meta={"seq_len": data.meta.seq_len, "tokenizer_sha256": data.meta.tokenizer_sha256})
+    trainer.command = command
+    return trainer
 
 
-def train(cfg: RunConfig, d: Dist) -> dict:
+def train(cfg: RunConfig, d: Dist, *, command: str | None = None) -> dict:
     """Build data, model and trainer for `cfg` on this rank and run it; returns the final summary."""
-    return build_trainer(cfg, d).fit()
+    return build_trainer(cfg, d, command=command).fit()
+
+
+def command_line(argv: list[str]) -> str:
+    """This invocation as a shell line (under torchrun, the worker's part; commands.jsonl records the ranks)."""
+    return shlex.join(["python", "-m", "training.pretrain", *argv])
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
     overrides = list(args.overrides)
     for flag, key in FLAG_KEYS.items():  # each shortcut flag is the same as its key=value override
         value = getattr(args, flag)
@@ -123,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.config, overrides)
         check_output(cfg.output, create=not args.dry_run)
+        if not cfg.checkpoint.resume:  # refused here, before any rank sets up or writes (the trainer checks again)
+            check_fresh_start(Path(cfg.output), overwrite=cfg.overwrite)
     except ConfigError as err:
         if rank == 0:
             print(f"error: {err}", file=sys.stderr)
@@ -134,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     d = setup(cfg.train.device)
     try:
-        summary = train(cfg, d)
+        summary = train(cfg, d, command=command_line(argv))
     except (ConfigError, ShardError, CheckpointError, ValueError) as err:
         if rank == 0:
             print(f"error: {err}", file=sys.stderr)

@@ -21,14 +21,16 @@ import torch.distributed.checkpoint as dcp
 from torch import nn
 from torch.distributed.checkpoint._nested_dict import flatten_state_dict
 
+from core.config import ConfigError
 from training.checkpoint import (LOAD_ERRORS, CheckpointError, candidates, collective_problem, one_line, parts_state,
                                  quiet_if_single, set_parts_state, verify)
 from training.distributed import Dist, all_gather_object, barrier, broadcast_object
 from training.rng import rng_state, set_rng_state
-from training.rundir import describe_moved, move_aside
+from training.rundir import describe_moved, fresh_start_problem, move_aside
 
 COMPARED = ("model", "data", "tokens_per_step", "trainer")  # meta.json entries a resumed run must share
-FRESH = "start fresh with checkpoint.resume=false (the old run is moved aside) or another output folder"
+FRESH = ("start fresh with checkpoint.resume=false --overwrite (the old run is moved aside) or in another output "
+         "folder")
 
 
 @dataclass(frozen=True)
@@ -165,8 +167,12 @@ def report(resumed: Resumed) -> None:
         print(f"warning: resume is not bitwise: {'; '.join(resumed.not_bitwise)}", file=sys.stderr, flush=True)
 
 
-def start_fresh(run_dir: Path, *, d: Dist, announce: bool) -> None:
-    """checkpoint.resume=false: move an earlier run in the folder aside (collective), saying so in one line."""
+def start_fresh(run_dir: Path, *, d: Dist, announce: bool, overwrite: bool) -> None:
+    """checkpoint.resume=false: refuse an earlier run in the folder unless overwrite, else move it aside (collective,
+    rank 0 decides so every rank stops or goes on alike), saying so in one line."""
+    problem = broadcast_object(d, fresh_start_problem(run_dir, overwrite=overwrite) if d.is_main else None)
+    if problem:
+        raise ConfigError(problem)
     moved = broadcast_object(d, move_aside(run_dir) if d.is_main else None)
     if moved is not None and announce:
         print(describe_moved(moved), flush=True)

@@ -1,12 +1,14 @@
 """The run folder: checked before anything starts, cleared for a fresh start, and given its config.yaml last.
 
-A run folder holds one run's history: checkpoints/, metrics.jsonl, tensorboard/, pipeline/ traces and the
-config.yaml that made them. A fresh start (checkpoint.resume=false) over an earlier run moves all of them into
-`previous-<time>/` instead of mixing two runs or deleting one. config.yaml is written only once the run is known
-to go on (after the resume check), so a refused resume leaves the config that wrote the checkpoints in place.
+A run folder holds one run's history: checkpoints/, metrics.jsonl, tensorboard/, pipeline/ traces, the
+config.yaml that made them and commands.jsonl (the command line of each invocation). A fresh start
+(checkpoint.resume=false) over an earlier run is refused unless overwrite=true (--overwrite), which moves all of
+them into `previous-<time>/` instead of mixing two runs or deleting one. config.yaml is written only once the run
+is known to go on (after the resume check), so a refused resume leaves the config that wrote the checkpoints in place.
 """
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -18,8 +20,9 @@ import yaml
 from core.config import ConfigError
 from training.integrity import fsync_dir, write_durably
 
-OUTPUTS = ("checkpoints", "metrics.jsonl", "tensorboard", "pipeline", "config.yaml")  # what a run writes there
-HISTORY = OUTPUTS[:4]  # any of these means an earlier run left something behind (config.yaml alone does not)
+OUTPUTS = ("checkpoints", "metrics.jsonl", "tensorboard", "pipeline", "config.yaml", "commands.jsonl")  # a run's
+HISTORY = OUTPUTS[:4]  # any of these, not empty, means an earlier run left something behind (a config alone does not)
+COMMANDS = "commands.jsonl"
 
 
 def check_output(path: str, *, flag: str = "output=", create: bool = True) -> Path:
@@ -50,10 +53,34 @@ def check_output(path: str, *, flag: str = "output=", create: bool = True) -> Pa
     return out
 
 
+def earlier_run(out: Path) -> list[str]:
+    """What an earlier run left in `out` (checkpoints/, metrics.jsonl, ...): the names that exist and are not empty."""
+    found = [out / name for name in HISTORY]
+    return [p.name + ("/" if p.is_dir() else "") for p in found
+            if (p.is_dir() and any(p.iterdir())) or (p.is_file() and p.stat().st_size > 0)]
+
+
+def fresh_start_problem(out: Path, *, overwrite: bool) -> str | None:
+    """Why checkpoint.resume=false may not start in `out` (it holds an earlier run and overwrite is off), or None."""
+    held = earlier_run(out) if out.is_dir() else []
+    if overwrite or not held:
+        return None
+    return (f"output={out} already holds a run ({', '.join(held)}) and checkpoint.resume=false would start another "
+            f"over it; resume it (checkpoint.resume=true), choose another output folder, or pass --overwrite "
+            f"(overwrite=true) to move that run into {out}{os.sep}previous-<time>{os.sep} and start fresh")
+
+
+def check_fresh_start(out: Path, *, overwrite: bool) -> None:
+    """Refuse (ConfigError) a fresh start over an earlier run without overwrite, before anything is written."""
+    problem = fresh_start_problem(out, overwrite=overwrite)
+    if problem:
+        raise ConfigError(problem)
+
+
 def move_aside(out: Path, *, now: float | None = None) -> Path | None:
     """Move an earlier run's outputs into out/previous-<local time>/ (a fresh start); None if there were none."""
     found = [out / name for name in OUTPUTS if (out / name).exists()]
-    if not any(p.name in HISTORY for p in found):
+    if not earlier_run(out):
         return None
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
     target = out / f"previous-{stamp}"
@@ -75,7 +102,35 @@ def write_config(out: Path, config: dict[str, Any]) -> None:
     write_durably(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
 
 
+def record_command(out: Path, *, command: str | None, step: int, ranks: int) -> None:
+    """Append this invocation's command line to commands.jsonl (the model card says how the run was made); None
+    (a run started from Python, not the CLI) records nothing."""
+    if command is None:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"command": command, "step": step, "ranks": ranks, "time": round(time.time(), 3)})
+    with (out / COMMANDS).open("a", encoding="utf-8") as f:
+        f.write(line + "\n")
+
+
+def read_commands(out: Path) -> list[dict[str, Any]]:
+    """The invocations recorded in a run folder, oldest first (torn or foreign lines are left out)."""
+    path = out / COMMANDS
+    if not path.is_file():
+        return []
+    found = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("command"), str):
+            found.append(record)
+    return found
+
+
 def describe_moved(target: Path) -> str:
     """The one line a fresh start prints after moving an earlier run aside."""
     names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in sorted(target.iterdir()))
-    return f"checkpoint.resume=false: starting fresh; the earlier run's {names} moved to {target}{os.sep}"
+    return (f"checkpoint.resume=false, overwrite=true: starting fresh; the earlier run's {names} moved to "
+            f"{target}{os.sep}")

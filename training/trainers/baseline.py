@@ -20,7 +20,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from training import checkpoint, rundir
 from training.config import RunConfig
 from training.distributed import Dist, all_reduce_sum
-from training.metrics import MetricsLog, Progress, device_peak_tflops, final_line, throughput
+from training.metrics import MetricsLog, Progress, device_peak_tflops, eval_line, final_line, throughput
 from training.model import Llama, ModelConfig, flops_per_token, next_token_loss, param_count
 from training.optim import build_optimizer, lr_at, set_lr
 from training.resume import load_latest, report, start_fresh
@@ -39,6 +39,8 @@ class Trainer:
     """DDP hooks gradient reduction into one backward per forward; trainers with another backward reduce themselves."""
     lagged_guard = False
     """Whether ranks agree on non-finite steps and stop requests a step late (stages that must never wait)."""
+    command: str | None = None
+    """The command line of this invocation, recorded in commands.jsonl for the model card (None: not recorded)."""
 
     def __init__(self, cfg: RunConfig, *, d: Dist, model_cfg: ModelConfig, train_loader: Any,
                  eval_loader: Any | None, seq_len: int, data_meta: dict[str, Any]) -> None:
@@ -129,7 +131,7 @@ class Trainer:
 
     def resume(self) -> None:
         if not self.cfg.checkpoint.resume:
-            return start_fresh(self.run_dir, d=self.d, announce=self.reporter)
+            return start_fresh(self.run_dir, d=self.d, announce=self.reporter, overwrite=self.cfg.overwrite)
         resumed = load_latest(self.checkpoint_root(), d=self.d, parts=self.parts, optimizers=self.optimizers,
                               meta=self.meta, rank_template=self.rank_state())
         if resumed is None:
@@ -228,6 +230,7 @@ class Trainer:
             self.resume()
             if self.d.is_main:  # only now: a refused resume leaves the config that wrote the checkpoints
                 rundir.write_config(self.run_dir, self.cfg.to_dict())
+                rundir.record_command(self.run_dir, command=self.command, step=self.step, ranks=self.d.world)
             self.log.start(self.step)
             if self.reporter:
                 print(self.describe(), flush=True)
@@ -274,6 +277,8 @@ class Trainer:
                 last_eval = self.evaluate()
                 if last_eval:
                     self.log.log(self.step, last_eval)
+                    if self.reporter:  # as it comes, beside the training lines (above a progress bar)
+                        progress.write(eval_line(self.step, steps=cfg.train.steps, values=last_eval))
             if (cfg.checkpoint.every and self.step % cfg.checkpoint.every == 0 or self.step == end
                     or self.guard.signum is not None):
                 self.save()
