@@ -1,10 +1,13 @@
-"""Export a checkpoint as a Hugging Face `LlamaForCausalLM` folder (config, safetensors, tokenizer).
+"""Export a checkpoint as a Hugging Face `LlamaForCausalLM` folder (config, safetensors, tokenizer, model card).
 
 python -m training.export --run output/train/tiny --out output/hf/tiny
 python -m training.export --run output/train/tiny/checkpoints/step-00000300 --tokenizer tok.json --out hf/
 
 The layout maps one to one (our RoPE is Hugging Face's rotate-half form), so export is a renaming; the
-logits of the exported model match ours (tests/training/test_export.py).
+logits of the exported model match ours (tests/training/test_export.py). README.md is the model card
+(training/model_card.py): the data, the resolved config, the held-out loss and perplexity of the run's last
+evaluation up to the checkpoint, and the command that made the run. The tokenizer's model_max_length is the trained
+sequence length.
 """
 from __future__ import annotations
 
@@ -18,7 +21,8 @@ import torch
 
 from core.config import ConfigError, load_yaml
 from training.checkpoint import CheckpointError, load_model_weights, resolve, verified_meta
-from training.model import Llama, ModelConfig
+from training.model import Llama, ModelConfig, param_count
+from training.model_card import card, read_run
 from training.rundir import check_output
 
 EOS_TOKEN = "<|endoftext|>"
@@ -125,6 +129,11 @@ def export(run: str | Path, out: str | Path, *, tokenizer: str | None = None, dt
     if tok is not None and len(tok) > cfg.vocab_size:
         raise CheckpointError(f"tokenizer {tokenizer} has {len(tok)} tokens but the model only {cfg.vocab_size}; "
                               "pass the tokenizer the shards were made with")
+    seq_len = int(meta.get("data", {}).get("seq_len") or cfg.max_seq_len)  # the rows trained on, not RoPE's reach
+    if tok is not None:
+        tok.model_max_length = seq_len
+    readme = card(read_run(ckpt, meta=meta, seq_len=seq_len, params=param_count(cfg)), out=str(out),
+                  tokenizer=tok is not None)
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype]
     hf = to_hf(model, eos_id=tok.eos_token_id if tok is not None else None,
                pad_id=tok.pad_token_id if tok is not None else None, dtype=torch_dtype)
@@ -132,8 +141,10 @@ def export(run: str | Path, out: str | Path, *, tokenizer: str | None = None, dt
         hf.save_pretrained(out, safe_serialization=True)
         if tok is not None:
             tok.save_pretrained(out)
+        (out / "README.md").write_text(readme, encoding="utf-8")
         (out / "refinery.json").write_text(json.dumps({"checkpoint": str(ckpt), "step": meta.get("step"),
-                                                       "tokens": meta.get("tokens"), "tokenizer": tokenizer}, indent=2))
+                                                       "tokens": meta.get("tokens"), "tokenizer": tokenizer,
+                                                       "seq_len": seq_len}, indent=2))
     except OSError as err:
         raise ConfigError(f"--out {out}: cannot write the model there ({err.strerror or err}); choose a folder you "
                           "can write to") from None
