@@ -122,10 +122,11 @@ def test_streambp_trainer_follows_the_baseline_step_for_step(shards, tmp_path, r
     gives the baseline's losses to fp32 rounding."""
     common = ["--config", "tiny", f"data.path={shards}", *SMALL, "train.steps=8", "eval.every=8",
               "checkpoint.every=0", f"train.tokens_per_step={4 * 32 * ranks * 2}"]
-    pretrain(*common, f"output={tmp_path / 'base'}", ranks=ranks)
+    printed = pretrain(*common, f"output={tmp_path / 'base'}", ranks=ranks).stdout.splitlines()
     pretrain(*common, f"output={tmp_path / 'stream'}", "--trainer=streambp", "streambp.chunk=8",
              "streambp.logits_chunk=16", ranks=ranks)
     base, stream = curve(tmp_path / "base"), curve(tmp_path / "stream")
+    assert sum(line.startswith("step 8/8 held-out loss ") for line in printed) == 1  # the one eval, by rank 0 only
     assert len(base) == len(stream) == 9
     for a, b in zip(base, stream):
         assert a[0] == b[0] and a[4] == b[4]  # step, tokens
