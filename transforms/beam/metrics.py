@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+from bisect import bisect_right
 from collections import Counter
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -21,17 +22,27 @@ from apache_beam.pvalue import TaggedOutput
 from apache_beam.transforms.window import GlobalWindows
 
 from transforms import stats
+from transforms.beam.progress_files import progress_file
 
 STATS = "refinery_stats"  # the output tag of per-bundle count records; CollectStats finds them by this tag
 
 
 class StageCounters:
-    """Counts docs and chars in/out and drops by reason, into the bundle's tally and Beam counters alike."""
+    """Counts docs and chars in/out and drops by reason, into the bundle's tally and Beam counters alike.
 
-    def __init__(self, stage: str) -> None:
+    Worker time and the length/score histograms go to the tally only (no Beam metric per bin): a histogram is a
+    list of bin counts per measured quantity, turned into `<stage>|hist|<what>|<bin>` names when taken."""
+
+    def __init__(self, stage: str, *, tick: Callable[[], None] | None = None) -> None:
         self.stage = stage
+        self.tick = tick  # called on each document counted in, when live progress files are written
         self._counters: dict[str, object] = {}
         self.tally: Counter[str] = Counter()  # since the last `take()`: what the bundle's STATS record carries
+        self._hists: dict[str, tuple[tuple[float, ...], list[int]]] = {}
+        self._ns = 0  # worker nanoseconds not yet taken
+        self._t0 = 0
+        self._names = {kind: stats.counter_name(stage, kind) for kind in (
+            stats.DOCS_IN, stats.DOCS_OUT, stats.CHARS_IN, stats.CHARS_OUT, stats.TIME_US)}
 
     def _inc(self, name: str, value: int) -> None:
         counter = self._counters.get(name)
@@ -40,20 +51,72 @@ class StageCounters:
         counter.inc(value)
         self.tally[name] += value
 
+    def _pending(self) -> Counter[str]:
+        """Time and histogram bins counted since the last `take()`, as counter names."""
+        pending: Counter[str] = Counter()
+        if self._ns >= 1000:
+            pending[self._names[stats.TIME_US]] = self._ns // 1000
+        prefix = stats.counter_name(self.stage, stats.HIST)
+        for what, (_, counts) in self._hists.items():
+            for index, n in enumerate(counts):
+                if n:
+                    pending[f"{prefix}{stats.SEP}{what}{stats.SEP}{index}"] = n
+        return pending
+
+    def peek(self) -> Counter[str]:
+        """Everything counted since the last `take()`, time and histogram bins included, left in place."""
+        return self.tally + self._pending()
+
     def take(self) -> Counter[str]:
-        """The tally so far, and a fresh one for what follows."""
-        tally, self.tally = self.tally, Counter()
+        """The tally so far, and a fresh one for what follows (sub-microsecond time is carried over). Time and
+        histograms reach Beam metrics here, once per bundle, not once per document."""
+        for name, value in self._pending().items():
+            self._inc(name, value)
+        tally, self.tally, self._ns = self.tally, Counter(), self._ns % 1000
+        for _, counts in self._hists.values():
+            counts[:] = [0] * len(counts)
         return tally
 
-    def count_in(self, chars: int = 0) -> None:
-        self._inc(stats.counter_name(self.stage, stats.DOCS_IN), 1)
-        if chars:
-            self._inc(stats.counter_name(self.stage, stats.CHARS_IN), chars)
+    def observe(self, what: str, value: float) -> None:
+        """One value into the fixed-bin histogram `what` (bins: transforms.stats.edges_of)."""
+        hist = self._hists.get(what)
+        if hist is None:
+            edges = stats.edges_of(what)
+            hist = self._hists[what] = (edges, [0] * (len(edges) + 1))
+        hist[1][bisect_right(hist[0], value)] += 1
 
-    def count_out(self, chars: int = 0) -> None:
-        self._inc(stats.counter_name(self.stage, stats.DOCS_OUT), 1)
-        if chars:
-            self._inc(stats.counter_name(self.stage, stats.CHARS_OUT), chars)
+    def start_clock(self) -> None:
+        """Start timing this stage's own work; stop before yielding, or the stages fused after it are timed too."""
+        self._t0 = time.perf_counter_ns()
+
+    def stop_clock(self) -> None:
+        self._ns += time.perf_counter_ns() - self._t0
+
+    def add_time_ns(self, ns: int) -> None:
+        """Worker time spent in this stage's own work, reported as `<stage>|time_us`."""
+        self._ns += ns
+
+    def count_in(self, chars: int | None = None, *, words: int | None = None) -> None:
+        """One document in; its length (when given) also goes to the chars_in / words_in histograms."""
+        self._inc(self._names[stats.DOCS_IN], 1)
+        if chars is not None:
+            if chars:
+                self._inc(self._names[stats.CHARS_IN], chars)
+            self.observe(stats.CHARS_IN, chars)
+        if words is not None:
+            self.observe(stats.WORDS_IN, words)
+        if self.tick is not None:
+            self.tick()
+
+    def count_out(self, chars: int | None = None, *, words: int | None = None) -> None:
+        """One document out; its length (when given) also goes to the chars_out / words_out histograms."""
+        self._inc(self._names[stats.DOCS_OUT], 1)
+        if chars is not None:
+            if chars:
+                self._inc(self._names[stats.CHARS_OUT], chars)
+            self.observe(stats.CHARS_OUT, chars)
+        if words is not None:
+            self.observe(stats.WORDS_OUT, words)
 
     def count_dropped(self, reason: str, n: int = 1) -> None:
         self._inc(stats.counter_name(self.stage, stats.DROPPED, reason), n)
@@ -96,9 +159,20 @@ class CountingFn(beam.DoFn):
     """
 
     def stage_counters(self, stage: str) -> StageCounters:
-        counters = StageCounters(stage)
+        """Counters of one stage; with REFINERY_PROGRESS_DIR set, they also feed this instance's progress file."""
+        if "_progress" not in self.__dict__:
+            self._progress = progress_file(self)
+        counters = StageCounters(stage, tick=None if self._progress is None else self._progress_tick)
         self.__dict__.setdefault("_stage_counters", []).append(counters)
         return counters
+
+    def _progress_tick(self) -> None:
+        """At most once a second: the running totals of every counter of this instance to its progress file."""
+        if self._progress.due():
+            pending: Counter[str] = Counter()
+            for counters in self.__dict__.get("_stage_counters", ()):
+                pending.update(counters.peek())
+            self._progress.write(pending)
 
     def finish_bundle(self) -> Iterator:
         yield from self.emit_counts()
@@ -108,6 +182,9 @@ class CountingFn(beam.DoFn):
         tally: Counter[str] = Counter()
         for counters in self.__dict__.get("_stage_counters", ()):
             tally.update(counters.take())
+        if self.__dict__.get("_progress") is not None:
+            self._progress.totals.update(tally)
+            self._progress.write()
         if tally:
             yield TaggedOutput(STATS, GlobalWindows.windowed_value(dict(tally)))
 
