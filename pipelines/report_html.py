@@ -30,7 +30,7 @@ dl.run{display:grid;grid-template-columns:max-content 1fr;gap:2px 14px;margin:8p
 dl.run dd{margin:0}.meter{display:inline-block;height:9px;background:#2f5f8f;vertical-align:middle}
 .note{color:#666;font-size:13px}.charts{display:flex;flex-wrap:wrap;gap:10px 24px}
 .sample{display:grid;grid-template-columns:280px 1fr;gap:12px;border:1px solid #ddd;padding:8px;margin:8px 0}
-.evidence{background:#fff4e0;padding:6px;font-size:13px;word-break:break-all}
+.evidence{background:#fff4e0;padding:6px;font-size:13px;overflow-wrap:anywhere}
 .evidence b{font-size:15px}pre.text{white-space:pre-wrap;word-break:break-word;margin:0;font-size:12px;
 max-height:320px;overflow:auto;background:#f7f7f7;padding:6px}code{font-size:12px}
 """
@@ -146,8 +146,9 @@ def drops(stages: Mapping[str, Mapping], *, sampled: set[tuple[str, str]]) -> st
             label = (f"<a href=\"#{slug('samples', name, reason)}\">{text(reason)}</a>" if (name, reason) in sampled
                      else text(reason))
             rows.append(f"<tr class=\"drop-row\" data-stage=\"{text(name)}\" data-reason=\"{text(reason)}\">"
-                        f"<td>{text(name) if i == 0 else ''}</td><td>{label}</td><td class=\"num\" data-field=\"count\">"
-                        f"{int(n)}</td><td class=\"num\">{percent(int(n), docs_in)}</td><td><span class=\"meter\" "
+                        f"<td>{text(name) if i == 0 else ''}</td><td>{label}</td>"
+                        f"<td class=\"num\" data-field=\"count\">{int(n)}</td>"
+                        f"<td class=\"num\">{percent(int(n), docs_in)}</td><td><span class=\"meter\" "
                         f"style=\"width:{round(200 * int(n) / top)}px\"></span></td></tr>")
     if not rows:
         return ""

@@ -58,8 +58,13 @@ def histograms(stages: Mapping[str, Mapping]) -> str:
                 skipped.append(f"{stage} {name}: {problem}")
             else:
                 good[name] = h
-        charts = [histogram_chart(good[names[0]]["edges"], [(n, good[n]["counts"]) for n in names],
-                                  title=f"{stage}: {title}") for title, names in chart_groups(good)]
+        charts = []
+        for title, names in chart_groups(good):
+            if any(sum(good[n]["counts"]) for n in names):
+                charts.append(histogram_chart(good[names[0]]["edges"], [(n, good[n]["counts"]) for n in names],
+                                              title=f"{stage}: {title}"))
+            else:
+                skipped.append(f"{stage} {title}: no values")
         if charts:
             blocks.append(f"<h3 id=\"{slug('hist', stage)}\">{text(stage)}</h3><div class=\"charts\" "
                           f"data-stage=\"{text(stage)}\">{''.join(charts)}</div>")
@@ -74,14 +79,15 @@ def histograms(stages: Mapping[str, Mapping]) -> str:
 def sample_block(sample: Sample) -> str:
     """One rejected document: who and why on the left (the failing value in bold), its text on the right."""
     ev = sample.evidence
-    failing = ""
-    if "statistic" in ev or "value" in ev:
-        failing = f"<div><b data-field=\"value\">{text(ev.get('statistic', 'value'))} = {text(ev.get('value', '?'))}" \
-                  "</b></div>"
-    if "limit" in ev:
+    if "evidence" in ev:  # the job's own sentence: "gopher_duplicate_line_fraction = 0.41 > 0.30"
+        failing = f"<div><b data-field=\"evidence\">{text(ev['evidence'])}</b></div>"
+    elif "statistic" in ev or "value" in ev:
+        failing = (f"<div><b data-field=\"value\">{text(ev.get('statistic', 'value'))} = "
+                   f"{text(ev.get('value', '?'))}</b></div>")
+    else:
+        failing = ""
+    if "limit" in ev and "evidence" not in ev:
         failing += f"<div data-field=\"limit\">limit: {text(ev['limit'])}</div>"
-    if "evidence" in ev:
-        failing += f"<div data-field=\"evidence\">{text(ev['evidence'])}</div>"
     cut = (f"<div class=\"note\">{sample.chars:,} characters, the first {MAX_TEXT_CHARS:,} shown</div>"
            if sample.chars > MAX_TEXT_CHARS else f"<div class=\"note\">{sample.chars:,} characters</div>")
     body = f"<pre class=\"text\">{text(sample.text)}</pre>" if sample.text else "<p class=\"note\">(no text)</p>"

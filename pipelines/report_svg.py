@@ -69,13 +69,21 @@ def bin_labels(edges: Sequence[float]) -> list[str]:
     return [f"< {compact(edges[0])}", *inner, f"\u2265 {compact(edges[-1])}"]
 
 
+def shown_bins(series: Sequence[tuple[str, Sequence[int]]]) -> range:
+    """The bins worth drawing: from the first to the last that any series fills (fixed log-scale edges span 1 to
+    1e7, a run's documents a few of them); all of them when every bin is empty."""
+    filled = [b for _, counts in series for b, c in enumerate(counts) if c]
+    n_bins = max((len(counts) for _, counts in series), default=0)
+    return range(min(filled), max(filled) + 1) if filled else range(n_bins)
+
+
 def histogram_chart(edges: Sequence[float], series: Sequence[tuple[str, Sequence[int]]], *, title: str) -> str:
     """Vertical bars per bin, one per series (before/after a stage side by side), heights linear in the count."""
-    n_bins = len(edges) + 1
+    bins = shown_bins(series)
     top = max((c for _, counts in series for c in counts), default=0)
     scale = HIST_H / top if top else 0.0
-    width, height = LEFT + HIST_W + 10, TOP + HIST_H + BOTTOM
-    bin_w = HIST_W / n_bins
+    width, height = LEFT + HIST_W + 24, TOP + HIST_H + BOTTOM  # right margin: the last edge label is centred
+    bin_w = HIST_W / len(bins)
     bar_w = bin_w * 0.84 / max(len(series), 1)
     labels = bin_labels(edges)
     base = TOP + HIST_H
@@ -86,16 +94,17 @@ def histogram_chart(edges: Sequence[float], series: Sequence[tuple[str, Sequence
            f'<text x="{LEFT - 4}" y="{TOP + 4}" text-anchor="end" {FONT}>{compact(top)}</text>',
            f'<text x="{LEFT - 4}" y="{base}" text-anchor="end" {FONT}>0</text>']
     for s, (name, counts) in enumerate(series):
-        for b, count in enumerate(counts):
-            h = round(count * scale, 2)
-            x = round(LEFT + b * bin_w + bin_w * 0.08 + s * bar_w, 2)
-            out.append(f'<rect class="bar" data-series="{escape(name)}" data-bin="{b}" data-count="{count}" '
+        for i, b in enumerate(bins):
+            h = round(counts[b] * scale, 2)
+            x = round(LEFT + i * bin_w + bin_w * 0.08 + s * bar_w, 2)
+            out.append(f'<rect class="bar" data-series="{escape(name)}" data-bin="{b}" data-count="{counts[b]}" '
                        f'x="{x}" y="{round(base - h, 2)}" width="{round(bar_w, 2)}" height="{h}" '
                        f'fill="{COLORS[s % len(COLORS)]}"><title>{escape(name)} {escape(labels[b])}: '
-                       f'{count:,}</title></rect>')
-    step = max(1, math.ceil(len(edges) / MAX_TICKS))
-    for k in range(0, len(edges), step):
-        x = round(LEFT + (k + 1) * bin_w, 2)  # edge k is the boundary between bin k and bin k+1
+                       f'{counts[b]:,}</title></rect>')
+    ticks = [k for k in range(bins.start - 1, bins.stop) if 0 <= k < len(edges)]  # edge k: between bins k, k+1
+    step = max(1, math.ceil(len(ticks) / MAX_TICKS))
+    for k in ticks[::step]:
+        x = round(LEFT + (k + 1 - bins.start) * bin_w, 2)
         out.append(f'<line x1="{x}" y1="{base}" x2="{x}" y2="{base + 4}" stroke="#555"/>'
                    f'<text x="{x}" y="{base + 16}" text-anchor="middle" {FONT}>{escape(compact(edges[k]))}</text>')
     out.append("</svg>")

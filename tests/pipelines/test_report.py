@@ -52,7 +52,8 @@ def write_stats(folder: Path, stats: dict) -> Path:
 def write_rejected(path: Path, rows: list[dict], *, evidence: bool = True) -> Path:
     """A --rejected_output file as the jobs write it (evidence columns: issue 18 item 3)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    columns = ["id", "url", "stage", "reason", "text"] + (["statistic", "value", "limit"] if evidence else [])
+    columns = ["id", "url", "stage", "reason", "text"]
+    columns += ["statistic", "value", "limit", "evidence"] if evidence else []
     table = pa.table({c: [r.get(c) for r in rows] for c in columns})
     pq.write_table(table, path)
     return path
@@ -64,7 +65,7 @@ def hand_rejected(folder: Path) -> Path:
         {"id": "d1", "url": "https://a.example/1", "stage": "gopher_quality", "reason": "gopher.too_few_words",
          "text": HOSTILE, "statistic": "gopher_word_count", "value": "12", "limit": "50"},
         {"id": "d2", "url": "https://a.example/2", "stage": "gopher_quality", "reason": "gopher.too_few_words",
-         "text": "x" * 4000, "statistic": "gopher_word_count", "value": "1", "limit": "50"},
+         "text": "x" * 4000, "evidence": "gopher_word_count = 1 < 50"},
         {"id": "d3", "url": "https://a.example/3", "stage": "gopher_quality", "reason": "gopher.too_few_words",
          "text": "third"},
         {"id": "d4", "url": "https://a.example/<4>", "stage": "gopher_quality", "reason": ODD_REASON, "text": "odd"},
@@ -166,15 +167,29 @@ def bars(html: str, title: str) -> dict[str, list[tuple[float, float]]]:
 
 def test_histogram_bar_heights_follow_the_counts(made):
     """Counts in [1, 5, 3, 0] and out [0, 2, 3, 0]: the tallest bar (5) is the plot height, every other bar is
-    count / 5 of it, an empty bin has no height, and all bars stand on one baseline."""
+    count / 5 of it, an empty bin has no height, all bars stand on one baseline; the last bin, empty in both
+    series, is not drawn."""
     _, html = made
     found = bars(html, "gopher_quality: chars before and after")
     assert set(found) == {"chars_in", "chars_out"}
     tallest = max(h for series in found.values() for h, _ in series)
     assert tallest > 0
-    assert [h / tallest for h, _ in found["chars_in"]] == pytest.approx([1 / 5, 5 / 5, 3 / 5, 0], abs=1e-3)
-    assert [h / tallest for h, _ in found["chars_out"]] == pytest.approx([0, 2 / 5, 3 / 5, 0], abs=1e-3)
+    assert [h / tallest for h, _ in found["chars_in"]] == pytest.approx([1 / 5, 5 / 5, 3 / 5], abs=1e-3)
+    assert [h / tallest for h, _ in found["chars_out"]] == pytest.approx([0, 2 / 5, 3 / 5], abs=1e-3)
     assert len({round(b, 2) for series in found.values() for _, b in series}) == 1
+
+
+def test_only_the_filled_span_of_a_log_scale_histogram_is_drawn(tmp_path):
+    """Edges 1, 2, 5, 10, 20 (6 bins); 4 values in [2, 5) and 2 in [5, 10): only those two bins are drawn, the
+    second half as tall as the first; an all-empty histogram is noted, not drawn."""
+    hists = {"chars_in": {"edges": [1, 2, 5, 10, 20], "counts": [0, 0, 4, 2, 0, 0]},
+             "words_in": {"edges": [1, 2, 5, 10, 20], "counts": [0, 0, 0, 0, 0, 0]}}
+    out = write_stats(tmp_path, {"wall_time_s": 1, "stages": {"read": stage(6, 6, 60, 60, histograms=hists)}})
+    html = Path(report.write_report(str(out))).read_text(encoding="utf-8")
+    svg = re.search(r'<svg class="chart histogram".*?</svg>', html, re.S).group(0)
+    drawn = [(int(a["data-bin"]), float(a["height"])) for t, a in parse(svg).tags if t == "rect" and "data-bin" in a]
+    assert [b for b, _ in drawn] == [2, 3] and drawn[1][1] == pytest.approx(drawn[0][1] / 2)
+    assert html.count('<svg class="chart histogram"') == 1 and "read words_in: no values" in html
 
 
 def test_samples_per_reason_are_capped_at_n_and_text_cut(tmp_path):
@@ -197,6 +212,7 @@ def test_failing_value_is_shown_beside_the_text(made):
     block = re.search(r'<div class="sample"[^>]*>.*?</pre></div>', html, re.S).group(0)
     assert "gopher_word_count = 12" in block and "limit: 50" in block
     assert block.index("gopher_word_count = 12") < block.index('<pre class="text">')
+    assert "<b data-field=\"evidence\">gopher_word_count = 1 &lt; 50</b>" in html  # the job's sentence, escaped
 
 
 def test_reading_stops_once_every_reason_has_its_samples(tmp_path):
@@ -255,6 +271,7 @@ def test_swallowcode_pylint_scores_before_and_after_the_rewrite(tmp_path):
     found = bars(html, "pylint score before and after the rewrite")
     assert list(found) == ["before: lint pylint_score", "after: final_lint pylint_score"]
     tallest = max(h for s in found.values() for h, _ in s)  # the largest count is 3
+    # bins 0..4; bin 0 holds a "before" score, so no bin is trimmed
     assert [h / tallest for h, _ in found["after: final_lint pylint_score"]] == pytest.approx([0, 0, 0, 1 / 3, 1])
     assert "<h1>swallowcode run report</h1>" in html
 
