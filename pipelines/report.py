@@ -31,12 +31,12 @@ def render(stats: dict, *, output_dir: str, job: str | None = None, samples=None
         report_html.header(stats, job=job, output_dir=output_dir),
         report_html.funnel(stages),
         report_html.drops(stages, sampled=sampled),
-        report_sections.samples(stats, samples, prefix=prefix),
-        report_html.errors_and_edits(stages),
         report_html.timing(stages, wall_time_s=float(wall) if wall is not None else None),
-        report_sections.histograms(stages),
+        report_html.errors_and_edits(stages),
         report_sections.mixture(stats),
         report_sections.pylint_scores(stages),
+        report_sections.histograms(stages),
+        report_sections.samples(stats, samples, prefix=prefix),  # last: the longest, reached by the drop links
     ])
 
 

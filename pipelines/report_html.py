@@ -32,7 +32,8 @@ dl.run dd{margin:0}.meter{display:inline-block;height:9px;background:#2f5f8f;ver
 .sample{display:grid;grid-template-columns:280px 1fr;gap:12px;border:1px solid #ddd;padding:8px;margin:8px 0}
 .evidence{background:#fff4e0;padding:6px;font-size:13px;overflow-wrap:anywhere}
 .evidence b{font-size:15px}pre.text{white-space:pre-wrap;word-break:break-word;margin:0;font-size:12px;
-max-height:320px;overflow:auto;background:#f7f7f7;padding:6px}code{font-size:12px}
+max-height:320px;overflow:auto;background:#f7f7f7;padding:6px}code{font-size:12px}figure{margin:0}
+figcaption{font-size:13px}
 """
 
 
@@ -183,5 +184,6 @@ def timing(stages: Mapping[str, Mapping], *, wall_time_s: float | None) -> str:
     chart = hbar_chart([(n, (sec,)) for n, sec in timed], series=("seconds",), title="worker seconds per stage",
                        fmt=lambda v: f"{v:.2f} s")
     return (f"<section id=\"time\"><h2>Time per stage</h2><p class=\"note\">Worker seconds summed over all workers "
-            f"({total:.1f} s in all).{wall}</p><table><tr><th>stage</th><th class=\"num\">seconds</th>"
-            f"<th class=\"num\">share</th></tr>{rows}</table>{chart}</section>")
+            f"({total:.1f} s in all).{wall}</p><div class=\"charts\"><table><tr><th>stage</th>"
+            f"<th class=\"num\">seconds</th><th class=\"num\">share</th></tr>{rows}</table><div>{chart}</div></div>"
+            "</section>")

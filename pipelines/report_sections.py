@@ -58,22 +58,20 @@ def histograms(stages: Mapping[str, Mapping]) -> str:
                 skipped.append(f"{stage} {name}: {problem}")
             else:
                 good[name] = h
-        charts = []
         for title, names in chart_groups(good):
-            if any(sum(good[n]["counts"]) for n in names):
-                charts.append(histogram_chart(good[names[0]]["edges"], [(n, good[n]["counts"]) for n in names],
-                                              title=f"{stage}: {title}"))
-            else:
+            if not any(sum(good[n]["counts"]) for n in names):
                 skipped.append(f"{stage} {title}: no values")
-        if charts:
-            blocks.append(f"<h3 id=\"{slug('hist', stage)}\">{text(stage)}</h3><div class=\"charts\" "
-                          f"data-stage=\"{text(stage)}\">{''.join(charts)}</div>")
+                continue
+            svg = histogram_chart(good[names[0]]["edges"], [(n, good[n]["counts"]) for n in names],
+                                  title=f"{stage}: {title}")
+            blocks.append(f"<figure data-stage=\"{text(stage)}\"><figcaption><b>{text(stage)}</b> {text(title)}"
+                          f"</figcaption>{svg}</figure>")
     if not blocks and not skipped:
         return ""
     note = ("<p class=\"note skipped\">Not drawn: " + "; ".join(text(s) for s in skipped) + "</p>") if skipped else ""
     return ("<section id=\"histograms\"><h2>Histograms before and after each stage</h2><p class=\"note\">Fixed "
             "bins; the first counts values below the first edge, the last those at or above the last edge.</p>"
-            + "".join(blocks) + note + "</section>")
+            + "<div class=\"charts\">" + "".join(blocks) + "</div>" + note + "</section>")
 
 
 def sample_block(sample: Sample) -> str:
