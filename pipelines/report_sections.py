@@ -159,5 +159,7 @@ def pylint_scores(stages: Mapping[str, Mapping]) -> str:
     kept = "".join(f"<li>{text(st)}: {count(stages[st], 'docs_out'):,} of {count(stages[st], 'docs_in'):,} kept "
                    f"({percent(count(stages[st], 'docs_out'), count(stages[st], 'docs_in'))})</li>"
                    for st in dict.fromkeys(st for st, _, _ in found))
-    return (f"<section id=\"pylint\"><h2>pylint scores before and after the rewrite</h2><div class=\"charts\">"
-            f"{charts}</div><ul>{kept}</ul></section>")
+    heading = ("pylint scores before and after the rewrite" if len({st for st, _, _ in found}) > 1
+               else "pylint scores (one stage scored: no rewrite in this run)")
+    return (f"<section id=\"pylint\"><h2>{heading}</h2><div class=\"charts\">{charts}</div><ul>{kept}</ul>"
+            "</section>")
