@@ -158,7 +158,8 @@ def data_lines(record: RunRecord) -> list[str]:
 def command_lines(record: RunRecord) -> list[str]:
     """How the run was made: each recorded invocation, in order."""
     if not record.commands:
-        return ["## How it was made", "", "No command recorded (the run was not started with training.pretrain).", ""]
+        return ["## How it was made", "", "No command recorded in the run's commands.jsonl (a run started from Python, "
+                "or before training.pretrain recorded its commands).", ""]
     lines = ["## How it was made", ""]
     for i, c in enumerate(record.commands):
         how = "started" if i == 0 else f"resumed at step {c.get('step')}"
