@@ -239,6 +239,20 @@ def test_stats_from_before_issue_18_still_render(tmp_path):
     assert not ids & {"time", "histograms", "mixture", "pylint", "samples", "errors-edits"}
 
 
+def test_time_errors_and_edits_per_stage(made):
+    """Seconds 0.5, 1.5 and 2.0 make 4.0 s in all: shares 12.5%, 37.5%, 50.0%."""
+    _, html = made
+    times = re.findall(r'<tr class="time-row" data-stage="([^"]+)">.*?data-field="seconds">([^<]+)</td>'
+                       r'<td class="num">([^<]+)</td>', html)
+    assert times == [("read", "0.500", "12.5%"), ("gopher_quality", "1.500", "37.5%"),
+                     ("dedup_paragraph", "2.000", "50.0%")]
+    assert "(4.0 s in all). The run's wall time was 12.5 s." in html
+    cells = re.findall(r'<tr class="(errors|edited)-row"[^>]*><td>([^<]+)</td><td>[^<]+</td><td>([^<]+)</td>'
+                       r'<td class="num">(\d+)</td>', html)
+    assert cells == [("errors", "read", "read.UnicodeDecodeError", "2"),
+                     ("edited", "dedup_paragraph", "paragraphs_removed", "2")]
+
+
 def test_a_malformed_histogram_is_noted_not_fatal(tmp_path):
     bad = {"chars_in": {"edges": [10, 20], "counts": [1, 2]}}  # 2 edges need 3 counts
     out = write_stats(tmp_path, {"wall_time_s": 1, "stages": {"read": stage(3, 3, 30, 30, histograms=bad)}})
@@ -274,6 +288,14 @@ def test_swallowcode_pylint_scores_before_and_after_the_rewrite(tmp_path):
     # bins 0..4; bin 0 holds a "before" score, so no bin is trimmed
     assert [h / tallest for h, _ in found["after: final_lint pylint_score"]] == pytest.approx([0, 0, 0, 1 / 3, 1])
     assert "<h1>swallowcode run report</h1>" in html
+
+
+def test_pylint_scored_once_says_there_was_no_rewrite(tmp_path):
+    one = {"pylint_score": {"edges": [5.0, 7.0], "counts": [1, 1, 2]}}
+    stats = {"wall_time_s": 1, "stages": {"lint": stage(4, 3, 40, 30, histograms=one)}}
+    html = Path(report.write_report(str(write_stats(tmp_path, stats)))).read_text(encoding="utf-8")
+    assert "pylint scores (one stage scored: no rewrite in this run)" in html
+    assert "<li>lint: 3 of 4 kept (75.0%)</li>" in html
 
 
 def test_cli_writes_where_asked_and_missing_stats_is_one_line(tmp_path, capsys):
