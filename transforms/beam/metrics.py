@@ -90,7 +90,10 @@ class StageCounters:
         self._t0 = time.perf_counter_ns()
 
     def stop_clock(self) -> None:
-        self._ns += time.perf_counter_ns() - self._t0
+        """Add the time since `start_clock` (nothing when the clock is not running)."""
+        if self._t0:
+            self._ns += time.perf_counter_ns() - self._t0
+            self._t0 = 0
 
     def add_time_ns(self, ns: int) -> None:
         """Worker time spent in this stage's own work, reported as `<stage>|time_us`."""
