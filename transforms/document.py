@@ -15,6 +15,7 @@ class Page:
     charset: str = ""  # the charset used to decode `html`
     source: str = ""  # file the record came from, for provenance
     is_text: bool = False  # already text (a WET conversion record): extraction passes it through unchanged
+    payload_bytes: int | None = None  # bytes of the record's payload before decoding; the read stage's chars_in
 
 
 @dataclass(slots=True)
@@ -36,10 +37,17 @@ class Document:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """A record a stage dropped, with the stage and the reason, for the rejected-output audit trail."""
+    """A record a stage dropped, with the stage and the reason, for the rejected-output audit trail.
+
+    A rule with one numeric statistic also leaves the evidence: the statistic, its value and the limit it
+    crossed, and a readable line such as "gopher_duplicate_line_fraction = 0.41 > 0.30" (None when unknown)."""
 
     id: str
     url: str
     stage: str
     reason: str
     text: str = ""
+    statistic: str | None = None
+    value: float | None = None
+    limit: float | None = None
+    evidence: str | None = None

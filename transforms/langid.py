@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from transforms.filters.base import Verdict
+from transforms.filters.evidence import Evidence, compared
 
 WRONG_LANGUAGE = "langid.wrong_language"
 LOW_SCORE = "langid.low_score"
@@ -120,3 +121,13 @@ def check_language(lang: str, score: float, *, cfg: LangIdConfig) -> Verdict:
     if lang not in cfg.languages:
         return Verdict(WRONG_LANGUAGE, stats)
     return Verdict(None, stats)
+
+
+def language_evidence(lang: str, score: float, *, cfg: LangIdConfig) -> Evidence:
+    """Why check_language dropped a page: its score against min_score, and the language it was taken for."""
+    text = compared("langid_score", score, "<" if score < cfg.min_score else ">=", cfg.min_score)
+    if score >= cfg.min_score:
+        text = f"language {lang or '?'} not in {list(cfg.languages)} ({text})"
+    else:
+        text = f"{text} (language {lang or '?'})"
+    return Evidence("langid_score", float(score), float(cfg.min_score), text)

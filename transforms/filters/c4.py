@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 
 from transforms.filters.base import Edit, StepSpec, Verdict
+from transforms.filters.evidence import Rule
 from transforms.text import TextView
 
 LOREM_IPSUM = "c4.lorem_ipsum"
@@ -108,3 +109,5 @@ STEPS = (
         reasons=(LOREM_IPSUM, CURLY_BRACKET, TOO_FEW_SENTENCES),
     ),
 )
+EVIDENCE = {TOO_FEW_SENTENCES: Rule("c4_sentence_count", "min_sentences", "<")}
+NOTES = {LOREM_IPSUM: 'a kept line contains "lorem ipsum"', CURLY_BRACKET: 'a kept line contains "{"'}

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from transforms.filters.base import StepSpec, Verdict
+from transforms.filters.evidence import Rule
 from transforms.text import TextView
 
 EMPTY = "fineweb.empty"
@@ -96,3 +97,10 @@ STEPS = (
         reasons=(EMPTY, LOW_LINE_PUNCTUATION, TOO_MANY_SHORT_LINES, TOO_MANY_DUPLICATE_LINE_CHARS, TOO_MANY_NEWLINES),
     ),
 )
+EVIDENCE = {
+    LOW_LINE_PUNCTUATION: Rule("fineweb_punctuated_line_fraction", "min_punctuated_line_fraction", "<="),
+    TOO_MANY_SHORT_LINES: Rule("fineweb_short_line_fraction", "max_short_line_fraction", ">="),
+    TOO_MANY_DUPLICATE_LINE_CHARS: Rule("fineweb_duplicate_line_char_fraction", "max_duplicate_line_char_fraction", ">="),
+    TOO_MANY_NEWLINES: Rule("fineweb_newline_per_word_ratio", "max_newline_per_word_ratio", ">"),
+}
+NOTES = {EMPTY: "no non-blank line"}

@@ -10,6 +10,7 @@ from itertools import compress
 from dataclasses import dataclass
 
 from transforms.filters.base import StepSpec, Verdict
+from transforms.filters.evidence import Rule
 from transforms.text import TextView
 
 TOO_FEW_WORDS = "gopher.too_few_words"
@@ -247,3 +248,26 @@ STEPS = (
                  TOO_MANY_BULLET_LINES, TOO_MANY_ELLIPSIS_LINES, TOO_FEW_ALPHA_WORDS, TOO_FEW_STOP_WORDS),
     ),
 )
+# Per drop reason, the statistic, the config field holding its limit and the comparison that drops (the checks above).
+EVIDENCE = {
+    TOO_FEW_WORDS: Rule("gopher_word_count", "min_words", "<"),
+    TOO_MANY_WORDS: Rule("gopher_word_count", "max_words", ">"),
+    WORDS_TOO_SHORT: Rule("gopher_mean_word_length", "min_mean_word_length", "<"),
+    WORDS_TOO_LONG: Rule("gopher_mean_word_length", "max_mean_word_length", ">"),
+    TOO_MANY_HASHES: Rule("gopher_hash_ratio", "max_hash_ratio", ">"),
+    TOO_MANY_ELLIPSES: Rule("gopher_ellipsis_ratio", "max_ellipsis_ratio", ">"),
+    TOO_MANY_BULLET_LINES: Rule("gopher_bullet_line_fraction", "max_bullet_line_fraction", ">"),
+    TOO_MANY_ELLIPSIS_LINES: Rule("gopher_ellipsis_line_fraction", "max_ellipsis_line_fraction", ">"),
+    TOO_FEW_ALPHA_WORDS: Rule("gopher_alpha_word_fraction", "min_alpha_word_fraction", "<"),
+    TOO_FEW_STOP_WORDS: Rule("gopher_stop_word_count", "min_stop_words", "<"),
+    TOO_MANY_DUPLICATE_LINES: Rule("gopher_duplicate_line_fraction", "max_duplicate_line_fraction", ">"),
+    TOO_MANY_DUPLICATE_PARAGRAPHS: Rule("gopher_duplicate_paragraph_fraction", "max_duplicate_paragraph_fraction", ">"),
+    TOO_MANY_DUPLICATE_LINE_CHARS: Rule("gopher_duplicate_line_char_fraction", "max_duplicate_line_char_fraction", ">"),
+    TOO_MANY_DUPLICATE_PARAGRAPH_CHARS: Rule("gopher_duplicate_paragraph_char_fraction",
+                                             "max_duplicate_paragraph_char_fraction", ">"),
+    **{reason: Rule(f"gopher_top_{n}gram_char_fraction", "max_top_ngram_char_fractions", ">", index=i)
+       for i, (n, reason) in enumerate(TOP_NGRAM_REASONS.items())},
+    **{reason: Rule(f"gopher_duplicate_{n}gram_char_fraction", "max_duplicate_ngram_char_fractions", ">", index=i)
+       for i, (n, reason) in enumerate(DUP_NGRAM_REASONS.items())},
+}
+NOTES: dict[str, str] = {}

@@ -61,3 +61,7 @@ STEPS = (
     StepSpec(name="pii", kind="editor", fn=anonymize, config_cls=PiiConfig,
              stat_names=("pii_emails_replaced", "pii_ips_replaced"), reasons=()),
 )
+EVIDENCE: dict = {}  # PII replacement never drops a document
+NOTES: dict[str, str] = {}
+# Stats that count replacements, and the name their totals carry under the stage's `edited` in the report.
+EDIT_TOTALS = {"pii_emails_replaced": "pii.email", "pii_ips_replaced": "pii.ip"}

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from transforms.filters.base import Edit, StepSpec, Verdict
+from transforms.filters.evidence import Rule
 from transforms.text import TextView
 
 TOO_MANY_WORDS_REMOVED = "refinedweb.too_many_words_removed"
@@ -125,3 +126,5 @@ STEPS = (
         reasons=(TOO_MANY_WORDS_REMOVED,),
     ),
 )
+EVIDENCE = {TOO_MANY_WORDS_REMOVED: Rule("refinedweb_removed_word_fraction", "max_removed_word_fraction", ">")}
+NOTES: dict[str, str] = {}

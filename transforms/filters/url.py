@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from core.resources import resolve_resource
 from transforms.filters.base import Verdict
+from transforms.filters.evidence import Rule
 
 BANNED_DOMAIN = "url.banned_domain"
 HARD_BANNED_WORD = "url.hard_banned_word"
@@ -128,3 +129,9 @@ def check_url(url: str, lists: UrlLists, cfg: UrlFilterConfig) -> Verdict:
     else:
         reason = None
     return Verdict(reason, stats)
+
+
+EVIDENCE = {SOFT_BANNED_WORDS: Rule("url_soft_banned_words", "min_soft_banned_words", ">=")}
+NOTES = {BANNED_DOMAIN: "the host or a parent domain is on the domain blocklist",
+         HARD_BANNED_WORD: "a URL word is on the hard banned word list",
+         BANNED_SUBWORD: "the URL contains a banned subword"}

@@ -87,10 +87,15 @@ REJECTED_SCHEMA = pa.schema(
         pa.field("stage", pa.string()),
         pa.field("reason", pa.string()),
         pa.field("text", pa.string()),
+        pa.field("statistic", pa.string()),  # the statistic that failed (null: the reason has none)
+        pa.field("value", pa.float64()),  # its value on this record
+        pa.field("limit", pa.float64()),  # the recipe's limit it crossed
+        pa.field("evidence", pa.string()),  # readable: "gopher_duplicate_line_fraction = 0.41 > 0.30"
     ]
 )
 
 
 def rejected_row(rej: Rejected) -> dict:
     """One audit row for a dropped record."""
-    return {"id": rej.id, "url": rej.url, "stage": rej.stage, "reason": rej.reason, "text": rej.text}
+    return {"id": rej.id, "url": rej.url, "stage": rej.stage, "reason": rej.reason, "text": rej.text,
+            "statistic": rej.statistic, "value": rej.value, "limit": rej.limit, "evidence": rej.evidence}
