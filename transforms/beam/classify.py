@@ -16,12 +16,14 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.pvalue import AsSingleton
 
+from transforms import stats
 from transforms.beam.metrics import Counted
 from transforms.beam.spill import SpillPartitioned, read_spilled, row_digest
 from transforms.beam.stages import REJECTED, StageFn
 from transforms.beam.write import ToRows
 from transforms.document import Document
 from transforms.filters.base import Verdict
+from transforms.filters.evidence import Evidence, compared
 from transforms.io.parquet import document_schema
 from transforms.quality.classifier import SCORE, ClassifierConfig, ScoreHistogram, load_model, score
 from transforms.text import TextView
@@ -59,13 +61,24 @@ class ScoreFn(StageFn):
                              f"its labels are {', '.join(labels)}")
 
     def process(self, doc: Document) -> Iterator:
-        self.counters.count_in(len(doc.text))
-        doc.stats[SCORE] = score(self.model, doc.text, self.cfg.label)
+        self.counters.start_clock()
+        chars, words = len(doc.text), stats.word_count(doc.text)
+        self.counters.count_in(chars, words=words)
+        value = doc.stats[SCORE] = score(self.model, doc.text, self.cfg.label)
+        self.counters.observe(SCORE, value)
         if self.cfg.mode == "top_fraction":
-            yield doc  # judged once the corpus-wide threshold is known
+            self.counters.stop_clock()
+            yield doc  # judged (and counted out) once the corpus-wide threshold is known
             return
-        keep = doc.stats[SCORE] >= self.cfg.threshold
-        yield from self.route(Verdict(None if keep else BELOW_THRESHOLD), doc, chars=len(doc.text), text=doc.text)
+        keep = value >= self.cfg.threshold
+        evidence = None if keep else below(value, self.cfg.threshold)
+        yield from self.route(Verdict(None if keep else BELOW_THRESHOLD), doc, chars=chars, words=words,
+                              text=doc.text, evidence=evidence)
+
+
+def below(value: float, threshold: float) -> Evidence:
+    """A classifier drop's evidence: the score under the threshold (the recipe's, or the corpus-wide one)."""
+    return Evidence(SCORE, value, threshold, compared(SCORE, value, "<", threshold))
 
 
 class TokenHistogram(beam.CombineFn):
@@ -95,12 +108,18 @@ class KeepTopFn(StageFn):
     STAGE = STAGE
 
     def process(self, part_path: tuple[int, str], threshold: float) -> Iterator:
+        self.counters.start_clock()
         for row in read_spilled(part_path[1]):
-            if row["filter_stats"][SCORE] >= threshold:
-                self.counters.count_out(row["char_count"])
+            value = row["filter_stats"][SCORE]
+            if value >= threshold:
+                self.counters.count_out(row["char_count"], words=stats.word_count(row["text"]))
+                self.counters.stop_clock()
                 yield row
             else:
-                yield from self.reject(row["id"], row["url"], BELOW_TOP_FRACTION, row["text"])
+                yield from self.reject(row["id"], row["url"], BELOW_TOP_FRACTION, row["text"],
+                                       evidence=below(value, threshold))
+            self.counters.start_clock()
+        self.counters.stop_clock()
 
 
 def words_of(doc: Document) -> int:

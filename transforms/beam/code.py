@@ -6,10 +6,12 @@ batches, so a Beam worker lints on every core it has without a subprocess per sn
 """
 from __future__ import annotations
 
+import time
 from typing import Iterator
 
 from apache_beam.pvalue import TaggedOutput
 
+from transforms import stats
 from transforms.beam.buffered import BufferingFn
 from transforms.beam.stages import REJECTED, StageFn
 from transforms.code.lint import LintConfig, comment_penalty, final_score, keep
@@ -17,6 +19,7 @@ from transforms.code.lint_pool import LintPool
 from transforms.code.syntax import SyntaxConfig, check_syntax
 from transforms.document import Rejected
 from transforms.filters.base import Verdict
+from transforms.filters.evidence import Evidence, compared
 from transforms.io.samples import Sample
 
 OTHER_LANGUAGE = "language.other"
@@ -32,9 +35,12 @@ class LanguageFn(StageFn):
         self.allowed = {lang.lower() for lang in self.cfg}
 
     def process(self, sample: Sample) -> Iterator:
-        self.counters.count_in(len(sample.text))
+        self.counters.start_clock()
+        chars, words = len(sample.text), stats.word_count(sample.text)
+        self.counters.count_in(chars, words=words)
         verdict = Verdict(None if sample.language.lower() in self.allowed else OTHER_LANGUAGE)
-        yield from self.route(verdict, sample, chars=len(sample.text))
+        evidence = None if verdict.keep else Evidence(evidence=f"language {sample.language!r} not in {list(self.cfg)}")
+        yield from self.route(verdict, sample, chars=chars, words=words, evidence=evidence)
 
 
 class SyntaxFn(StageFn):
@@ -50,13 +56,16 @@ class SyntaxFn(StageFn):
         self.stage, self.column = ("final_syntax", "final_syntax_error") if final else ("syntax", "syntax_error")
 
     def process(self, sample: Sample) -> Iterator:
-        self.counters.count_in(len(sample.text))
+        self.counters.start_clock()
+        chars, words = len(sample.text), stats.word_count(sample.text)
+        self.counters.count_in(chars, words=words)
         result = check_syntax(sample.text, cfg=self.cfg)
         sample.extra.update({self.column: result.error, "python": result.python})
         if self.final and not result.ok:
             self.counters.count(f"failing.{result.reason}")
         verdict = Verdict(None if self.final else result.reason)
-        yield from self.route(verdict, sample, chars=len(sample.text), text=sample.text)
+        evidence = None if verdict.keep else Evidence(evidence=result.error)
+        yield from self.route(verdict, sample, chars=chars, words=words, text=sample.text, evidence=evidence)
 
 
 class LintFn(BufferingFn):
@@ -74,20 +83,33 @@ class LintFn(BufferingFn):
         self.pool.close()
 
     def process(self, sample: Sample) -> Iterator:
-        self.counters.count_in(len(sample.text))
+        self.counters.count_in(len(sample.text), words=stats.word_count(sample.text))
         yield from self.buffer(sample, 1)
 
     def flush(self, samples: list[Sample]) -> Iterator:
-        for sample, result in zip(samples, self.pool.lint_many([s.text for s in samples])):
+        started = time.perf_counter_ns()
+        results = self.pool.lint_many([s.text for s in samples])
+        self.counters.add_time_ns(time.perf_counter_ns() - started)  # the pool's wall time: the lint work itself
+        for sample, result in zip(samples, results):
             score = None if result.reason else final_score(result.score, comment_penalty(sample.text))
             sample.extra[self.column] = score
+            if score is not None:
+                self.counters.observe(self.column, score)
             reason = result.reason or keep(score, cfg=self.cfg)[1]
             if reason and self.filter:
                 self.counters.count_dropped(reason)
                 if self.emit_rejected:
-                    yield TaggedOutput(REJECTED, Rejected(sample.id, sample.source, self.stage, reason, sample.text))
+                    yield TaggedOutput(REJECTED, Rejected(sample.id, sample.source, self.stage, reason, sample.text,
+                                                          **lint_evidence(self.column, score, self.cfg).columns()))
                 continue
             if reason:
                 self.counters.count(f"failing.{reason}")  # recorded and kept: the final check of rewrites
-            self.counters.count_out(len(sample.text))
+            self.counters.count_out(len(sample.text), words=stats.word_count(sample.text))
             yield sample
+
+
+def lint_evidence(column: str, score: float | None, cfg: LintConfig) -> Evidence:
+    """A lint drop's evidence: the penalised score under the recipe's minimum (none when pylint gave no score)."""
+    if score is None:
+        return Evidence()
+    return Evidence(column, score, cfg.min_score, compared(column, score, "<", cfg.min_score))

@@ -18,6 +18,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from apache_beam.pvalue import TaggedOutput
 
 from core.runners import IN_MEMORY_SHUFFLE
+from transforms import stats
 from transforms.beam.metrics import Counted, CountingFn
 from transforms.beam.minhash_dedup import MinHashLosers
 from transforms.beam.paragraph_dedup import ParagraphContainment
@@ -27,14 +28,17 @@ from transforms.beam.write import ToRows
 from transforms.dedup.config import DedupConfig
 from transforms.dedup.exact import REASON_DUPLICATE as EXACT_DUPLICATE, exact_key
 from transforms.dedup.order import OrderBy, OrderKey, order_key
-from transforms.dedup.paragraph import REASON_DUPLICATE as PARAGRAPH_DUPLICATE, decide
+from transforms.dedup.paragraph import REASON_DUPLICATE as PARAGRAPH_DUPLICATE, decide, paragraph_windows
 from transforms.document import Rejected
+from transforms.filters.evidence import Evidence, compared
 from transforms.io.parquet import document_schema
 from transforms.text import TextView
 
 EXACT, MINHASH, PARAGRAPH = "dedup_exact", "dedup_minhash", "dedup_paragraph"  # stage names in the report
 DUPLICATE = {EXACT: EXACT_DUPLICATE, MINHASH: "minhash.near_duplicate", PARAGRAPH: PARAGRAPH_DUPLICATE}
 PARAGRAPHS_REMOVED, DOCS_EDITED = "paragraphs_removed", "docs_edited"
+CONTAINED = "paragraph_contained_ngram_fraction"  # n-grams an earlier document owns / the document's n-grams
+NOTES = {EXACT: "the same normalised text as an earlier document", MINHASH: "a near-duplicate of an earlier document"}
 # Exchanging n-grams through files writes one file per batch and bucket: 256 buckets keep files ~100 KiB while a
 # bucket stays small up to ~10^7 documents (beyond that, use the shuffle of a cluster runner).
 FILES_BUCKET_BITS = 8
@@ -93,35 +97,54 @@ class ApplyPartition(CountingFn):
         decisions: dict[OrderKey, dict[str, object]] = {}
         for key, stage, value in grouped["decisions"]:
             decisions.setdefault(key, {})[stage] = value
+        first = self.counters[self.cfg.stages[0]]  # reading the spilled rows is timed as the first stage's work
         for path in sorted(grouped["files"]):
+            first.start_clock()
             for row in read_spilled(path):
+                first.stop_clock()
                 yield from self._apply(row, decisions.get(order_key(row["id"], row["warc_date"], self.cfg.order_by), {}))
+                first.start_clock()
+            first.stop_clock()
 
     def _apply(self, row: dict, decided: dict[str, object]) -> Iterator:
+        """One row through every stage in order, each stage timed apart; the clock stops before a yield."""
+        words = stats.word_count(row["text"])
         for stage in self.cfg.stages:
             counters = self.counters[stage]
-            counters.count_in(row["char_count"])
+            counters.start_clock()
+            counters.count_in(row["char_count"], words=words)
             if stage in decided:
                 if stage != PARAGRAPH:
                     yield from self._reject(stage, row, DUPLICATE[stage])
                     return
                 decision = decide(row["text"], decided[stage], self.cfg.paragraph)
                 if decision.dropped:
-                    yield from self._reject(stage, row, DUPLICATE[stage])
+                    evidence = self._paragraph_evidence(row["text"], decided[stage]) if self.emit_rejected else None
+                    yield from self._reject(stage, row, DUPLICATE[stage], evidence=evidence)
                     return
                 if decision.removed_paragraphs:
                     counters.count_edit(PARAGRAPHS_REMOVED, decision.removed_paragraphs)
                     counters.count_edit(DOCS_EDITED)
                     row = dict(row, text=decision.text, char_count=len(decision.text),
                                word_count=len(TextView(decision.text).words))
-            counters.count_out(row["char_count"])
+                    words = stats.word_count(row["text"])
+            counters.count_out(row["char_count"], words=words)
+            counters.stop_clock()
         yield row
 
-    def _reject(self, stage: str, row: dict, reason: str) -> Iterator[TaggedOutput]:
+    def _reject(self, stage: str, row: dict, reason: str, *, evidence: Evidence | None = None) -> Iterator[TaggedOutput]:
         self.counters[stage].count_dropped(reason)
+        self.counters[stage].stop_clock()
         if self.emit_rejected:
+            columns = (evidence or Evidence(evidence=NOTES.get(stage))).columns()
             yield TaggedOutput(REJECTED, Rejected(id=row["id"], url=row["url"], stage=stage, reason=reason,
-                                                  text=row["text"]))
+                                                  text=row["text"], **columns))
+
+    def _paragraph_evidence(self, text: str, contained: dict[int, int]) -> Evidence:
+        """The document test that dropped it: the fraction of its n-grams an earlier document owns (BFF)."""
+        grams, _, _ = paragraph_windows(text, self.cfg.paragraph.ngram)
+        value, limit = sum(contained.values()) / grams.size, self.cfg.paragraph.document_threshold
+        return Evidence(CONTAINED, value, limit, compared(CONTAINED, value, ">", limit))
 
 
 def exchanges_through_files(ngram_exchange: str, options: PipelineOptions) -> bool:

@@ -17,6 +17,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.pvalue import TaggedOutput
 
 from core.shards import ShardMeta, pack, rows_table, shard_name
+from transforms import stats
 from transforms.beam.buffered import BufferingFn
 from transforms.beam.metrics import CountingFn
 from transforms.packing import Mixture, copies, doc_key, placement, split_of, unigram_entropy
@@ -39,12 +40,15 @@ class KeyFn(CountingFn):
         self.counters = self.stage_counters("tokenize")
 
     def process(self, sample) -> Iterator[tuple[str, int, str]]:
+        self.counters.start_clock()
         try:
             key = doc_key(sample.text)
         except UnicodeEncodeError:
             self.counters.count_in(len(sample.text))
             self.counters.count_dropped(NOT_UNICODE)
+            self.counters.stop_clock()
             return
+        self.counters.stop_clock()
         yield self.source, key, sample.text
 
 
@@ -64,16 +68,21 @@ class TokenizeFn(BufferingFn):
         yield from self.buffer(item, len(item[2]))
 
     def flush(self, items: list[tuple[str, int, str]]) -> Iterator[tuple[str, int, bytes]]:
+        self.counters.start_clock()
         encodings = self.tok.encode_batch_fast([text for _, _, text in items], add_special_tokens=False)
         for (source, key, text), enc in zip(items, encodings):
-            self.counters.count_in(len(text))
+            words = stats.word_count(text)
+            self.counters.count_in(len(text), words=words)
             if not enc.ids:
                 self.counters.count_dropped(NO_TOKENS)
                 continue
             tokens = np.array([*enc.ids, self.eos_id], dtype=self.dtype)
-            self.counters.count_out(len(text))
+            self.counters.count_out(len(text), words=words)
             self.counters.count(f"tokens.{source}", len(tokens))
+            self.counters.stop_clock()
             yield source, key, tokens.tobytes()
+            self.counters.start_clock()
+        self.counters.stop_clock()
 
 
 class CopyFn(CountingFn):
@@ -87,16 +96,19 @@ class CopyFn(CountingFn):
 
     def process(self, doc: tuple[str, int, bytes], mixture: Mixture) -> Iterator:
         source, key, tokens = doc
+        self.counters.start_clock()
         self.counters.count_in()
         n = 0 if mixture.error else copies(key, mixture.rates[source], seed=self.seed)
         if n == 0:
             self.counters.count_dropped(NO_PLAN if mixture.error else NOT_SAMPLED)
+            self.counters.stop_clock()
             return
         split = split_of(key, valid_fraction=self.valid_fraction, seed=self.seed)
         self.counters.count_out()
         self.counters.count(f"copies.{split}", n)
-        for c in range(n):
-            shard, order = placement(key, c, shards=mixture.shards[split], seed=self.seed)
+        placed = [placement(key, c, shards=mixture.shards[split], seed=self.seed) for c in range(n)]
+        self.counters.stop_clock()
+        for shard, order in placed:
             yield (split, shard), (order, source, tokens)
 
 
@@ -126,6 +138,7 @@ class WriteShardFn(CountingFn):
 
     def process(self, element, mixture: Mixture) -> Iterator:
         (split, index), values = element
+        self.counters.start_clock()
         docs = sorted(v for v in values if v is not None)  # by order key: a deterministic shuffle
         parts = [np.frombuffer(tokens, dtype=self.dtype) for _, _, tokens in docs]
         stream = np.concatenate(parts) if parts else np.empty(0, self.dtype)  # pack() widens the rows to int32
@@ -140,10 +153,12 @@ class WriteShardFn(CountingFn):
             self.counters.count_out()
         self.counters.count(f"rows.{split}", len(rows))
         self.counters.count(f"tail_tokens_dropped.{split}", tail)
+        counts = np.bincount(rows[:, 1:].ravel(), minlength=self.meta.vocab_size) if split == "train" else None
+        self.counters.stop_clock()
         yield {"split": split, "index": index, "documents": len(docs), "rows": len(rows), "stream_tokens": len(stream),
                "tail_tokens": tail, "source_tokens": by_source}
-        if split == "train":  # targets only (row[1:]): the tokens a model is scored on
-            yield TaggedOutput(COUNTS, np.bincount(rows[:, 1:].ravel(), minlength=self.meta.vocab_size))
+        if counts is not None:  # train only, targets only (row[1:]): the tokens a model is scored on
+            yield TaggedOutput(COUNTS, counts)
 
 
 class SumCountsFn(beam.CombineFn):

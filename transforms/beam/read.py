@@ -33,6 +33,7 @@ from transforms.io.range_sizing import byte_ranges
 STAGE = "read"
 REJECTED = "rejected"  # the tag of the Rejected rows (the same as transforms.beam.stages.REJECTED)
 DEFAULT_SPLIT_BYTES = 64 << 20  # about 60 ranges per 1 GiB Common Crawl WARC file
+INPUT_BYTES = "input_bytes"  # bytes of the input files read so far, by file offset (live progress divides by the total)
 
 
 def _open(path: str) -> BinaryIO:
@@ -49,16 +50,26 @@ class _ReadCounts:
     """Counts one file's (or range's) records into the stage counters, logs file-level errors, and turns
     every drop and error into a Rejected row on the REJECTED output when `emit_rejected`."""
 
-    def __init__(self, counters: StageCounters, path: str, *, emit_rejected: bool) -> None:
+    def __init__(self, counters: StageCounters, path: str, *, emit_rejected: bool, start: int = 0) -> None:
         self.counters, self.path, self.emit_rejected = counters, path, emit_rejected
         self.pages = self.records = 0
+        self.position = start  # input bytes of this file counted as read so far (`read|input_bytes`)
+
+    def consumed(self, position: int) -> None:
+        """The file has been read up to `position` (a byte offset of the input file)."""
+        if position > self.position:
+            self.counters.count(INPUT_BYTES, position - self.position)
+            self.position = position
 
     def route(self, offset: int, item: Page | warc.ReadIssue) -> Iterator[Page | TaggedOutput]:
-        if isinstance(item, Page):
-            self.counters.count_in(len(item.html))
+        """Count one record or issue and yield what it becomes; the stage's clock stops while downstream runs."""
+        if isinstance(item, Page):  # chars_in: payload bytes (when the reader gave them), chars_out: decoded chars
+            self.counters.count_in(item.payload_bytes if item.payload_bytes is not None else len(item.html))
             self.counters.count_out(len(item.html))
             self.pages, self.records = self.pages + 1, self.records + 1
+            self.counters.stop_clock()
             yield item
+            self.counters.start_clock()
             return
         if item.is_record:
             self.counters.count_in()
@@ -71,7 +82,9 @@ class _ReadCounts:
             self.counters.count_error(item.reason)
             rejected = file_rejected(self.path, offset, item.reason, item.detail)
         if self.emit_rejected:
+            self.counters.stop_clock()
             yield TaggedOutput(REJECTED, rejected)
+            self.counters.start_clock()
 
 
 class WholeFile(OffsetRange):
@@ -138,20 +151,25 @@ class _ReadFileFn(CountingFn, RestrictionProvider):
     def process(self, element: FileRange, tracker=beam.DoFn.RestrictionParam()) -> Iterator:
         restriction = tracker.current_restriction()
         started = time.monotonic()
-        counts = _ReadCounts(self.counters, element[0], emit_rejected=self.emit_rejected)
+        self.counters.start_clock()
+        counts = _ReadCounts(self.counters, element[0], emit_rejected=self.emit_rejected, start=restriction.start)
         self.ranges.inc()
         with _open(element[0]) as fh:
             if isinstance(restriction, WholeFile):
                 yield from self._read_whole(fh, element[0], tracker, counts)
             else:
                 yield from self._read_range(fh, element[0], tracker, counts)
+        counts.consumed(tracker.current_restriction().stop)  # the whole share (after any split) is read
+        self.counters.stop_clock()
         logging.info("read %s [%d, %d): %d pages of %d records in %.1f s", element[0], restriction.start,
                      restriction.stop, counts.pages, counts.records, time.monotonic() - started)
 
     def _read_whole(self, fh: BinaryIO, path: str, tracker, counts: _ReadCounts) -> Iterator:
         """Offsets here are in the decompressed stream, so only the start and the end are claimed."""
+        stop = tracker.current_restriction().stop
         if tracker.try_claim(tracker.current_restriction().start):
             for offset, item in warc.read_records(fh, source=path, max_record_bytes=self.max_record_bytes):
+                counts.consumed(min(fh.tell(), stop))  # the raw file position: compressed bytes read so far
                 yield from counts.route(offset, item)
         tracker.try_claim(tracker.current_restriction().stop)
 
@@ -172,6 +190,7 @@ class _ReadFileFn(CountingFn, RestrictionProvider):
             layout = warc_ranges.Layout(kind=warc_ranges.GZIP_MEMBERS, is_warc=True)
             for offset, item in warc.read_records(fh, source=path, max_record_bytes=self.max_record_bytes,
                                                   layout=layout, start_offset=first, claim=claim):
+                counts.consumed(min(offset, stop))  # groups before this one are read
                 yield from counts.route(offset, item)
         if not refused:
             tracker.try_claim(tracker.current_restriction().stop)  # no group starts in the rest of the range

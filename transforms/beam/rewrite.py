@@ -5,6 +5,7 @@ from typing import Callable, Iterator
 
 import apache_beam as beam
 
+from transforms import stats
 from transforms.beam.generate import Generate
 from transforms.beam.metrics import Counted
 from transforms.beam.stages import REJECTED, StageFn
@@ -33,12 +34,14 @@ class ParseFn(StageFn):
 
     def process(self, keyed: tuple[Sample, Generation]) -> Iterator:
         sample, generation = keyed
-        self.counters.count_in(len(sample.text))
+        self.counters.start_clock()
+        self.counters.count_in(len(sample.text), words=stats.word_count(sample.text))
         out = self.parse(sample, generation)
         if isinstance(out, str):
             yield from self.reject(sample.id, sample.source, out, generation.text)
             return
-        self.counters.count_out(len(out.text))
+        self.counters.count_out(len(out.text), words=stats.word_count(out.text))
+        self.counters.stop_clock()
         yield out
 
 

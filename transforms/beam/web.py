@@ -20,7 +20,8 @@ class WebDocuments(beam.PTransform):
         if r.url_filter is not None:
             pages, rej = pages | "UrlFilter" >> Counted(UrlFilterFn(r.url_filter, emit_rejected=self.emit), tags=(REJECTED,))
             rejected.append(rej)
-        docs, rej = pages | "Extract" >> Counted(ExtractFn(r.extract, emit_rejected=self.emit), tags=(REJECTED,))
+        extract = ExtractFn(r.extract, emit_rejected=self.emit, langid=r.langid)  # langid: true drop reasons
+        docs, rej = pages | "Extract" >> Counted(extract, tags=(REJECTED,))
         rejected.append(rej)
         if r.langid is not None:
             docs, rej = docs | "LanguageId" >> Counted(LangIdFn(r.langid, emit_rejected=self.emit), tags=(REJECTED,))

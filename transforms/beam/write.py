@@ -4,6 +4,7 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.io.parquetio import WriteToParquet
 
+from transforms import stats
 from transforms.beam.metrics import Counted, CountingFn
 from transforms.io.parquet import REJECTED_SCHEMA, document_row, document_schema, rejected_row
 
@@ -36,8 +37,11 @@ class _CountRowsFn(CountingFn):
         self.counters = self.stage_counters("write")
 
     def process(self, row: dict):
-        self.counters.count_in(row["char_count"])
-        self.counters.count_out(row["char_count"])
+        self.counters.start_clock()
+        words = stats.word_count(row["text"]) if "text" in row else None
+        self.counters.count_in(row["char_count"], words=words)
+        self.counters.count_out(row["char_count"], words=words)
+        self.counters.stop_clock()
         yield row
 
 
