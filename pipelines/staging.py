@@ -21,6 +21,8 @@ from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 
 from pipelines.jobs import JobError, is_local, run_job
+from pipelines.report import write_report
+from pipelines.report_data import REPORT_NAME, ReportError
 from pipelines.runners import make_runner
 
 STAGING_PREFIX = ".incomplete-"
@@ -111,7 +113,7 @@ def plan_outputs(output: str, rejected_output: str | None, *, artifacts: Sequenc
     """`--output` and, when given, `--rejected_output`: both checked before the run, staged and swapped together."""
     rejected = (plan_output(rejected_output, flag="--rejected_output", artifacts=rejected_artifacts)
                 if rejected_output else None)
-    out = plan_output(output, flag="--output", artifacts=artifacts)
+    out = plan_output(output, flag="--output", artifacts=(*artifacts, REPORT_NAME))  # every run leaves its report
     if rejected is not None:
         a, b = (_comparable(p) for p in (out.final, rejected.final))
         if a == b or a.startswith(b + "/") or b.startswith(a + "/"):
@@ -175,6 +177,15 @@ def staged_files(*finals: str) -> Iterator[list[str]]:
                 os.remove(temp)
 
 
+def write_run_report(output: str, rejected: str | None) -> None:
+    """report.html beside the published stats.json; a report that cannot be made is a warning, the run stands."""
+    try:
+        write_report(output, rejected)
+    except (ReportError, BeamIOError, OSError) as exc:
+        log.warning("the run succeeded, but its report.html could not be written (%s); retry with "
+                    "python -m pipelines.report %s", exc, output)
+
+
 def run_staged(*, out: StagedOutput, rejected: StagedOutput | None,
                build: Callable[[Any, str, str | None], Sequence[str]], options, extra: dict) -> dict:
     """Run a document job into its staging folders (`build(pipeline, output, rejected_output)` -> its stages in
@@ -182,5 +193,6 @@ def run_staged(*, out: StagedOutput, rejected: StagedOutput | None,
     with staged(out, rejected):
         report = run_job(build=lambda p: build(p, out.staging, rejected.staging if rejected else None),
                          runner=make_runner(options), options=options, output=out.staging, extra=extra)
-    print(f"shards: {out.final}/documents/  report: {out.final}/stats.json")
+    write_run_report(out.final, rejected.final if rejected else None)
+    print(f"shards: {out.final}/documents/  stats: {out.final}/stats.json  report: {out.final}/{REPORT_NAME}")
     return report

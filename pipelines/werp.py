@@ -160,7 +160,7 @@ def run(argv: list[str] | None = None) -> dict:
     return run_staged(out=out, rejected=rej, options=options,
                       build=lambda p, output, rejected: build(p, recipe=recipe, inputs=inputs.patterns, output=output,
                                                               rejected_output=rejected),
-                      extra={"recipe": recipe.name, "extractor": recipe.extract.extractor, "inputs": globs,
+                      extra={"job": "werp", "recipe": recipe.name, "extractor": recipe.extract.extractor, "inputs": globs,
                              "config": loaded.mapping, "config_source": loaded.where,
                              **run_info(files=inputs.files, config=recipe)})
 

@@ -20,7 +20,7 @@ class Outcome:
     """What a run leaves that a second runner must reproduce."""
 
     rows: Counter  # output rows with their multiplicity
-    stages: dict  # stats.json "stages": every stage's counts
+    stages: dict  # stats.json "stages": every stage's counts and histograms (`counted`: no timings)
     rejected: Counter  # --rejected_output rows (empty without it)
 
 
@@ -57,7 +57,12 @@ def run_job(run: Callable[[list[str]], dict], args: list[str], *, runner: list[s
     extra = [f"--rejected_output={rejected}"] if rejected is not None else []
     run([*runner, *args, f"--output={out}", *extra])
     stages = json.loads((out / "stats.json").read_text(encoding="utf-8"))["stages"]
-    return Outcome(rows=rows(out), stages=stages, rejected=rejected_rows(rejected))
+    return Outcome(rows=rows(out), stages=counted(stages), rejected=rejected_rows(rejected))
+
+
+def counted(stages: dict) -> dict:
+    """A report's stages without their worker seconds: the counts and histograms, which every run must repeat."""
+    return {name: {k: v for k, v in stage.items() if k != "seconds"} for name, stage in stages.items()}
 
 
 def run_both(run: Callable[[list[str]], dict], args: list[str], *, dask: list[str], tmp: Path,

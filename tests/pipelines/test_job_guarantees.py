@@ -178,7 +178,8 @@ def test_a_folder_input_reads_every_file_under_it_and_replaces_the_old_shards(en
     assert len(texts) == report["stages"]["write"]["docs_out"] > 0
     assert "an earlier run's document" not in texts, "the previous run's shards are replaced, not mixed in"
     assert json.loads((env["prev"] / "stats.json").read_text())["stages"] == report["stages"]
-    assert sorted(p.name for p in env["prev"].iterdir()) == ["documents", "model.bin", "stats.json", "tokenizer.json"]
+    assert sorted(p.name for p in env["prev"].iterdir()) == ["documents", "model.bin", "report.html", "stats.json",
+                                                           "tokenizer.json"]
 
 
 def test_globs_skip_hidden_names_below_their_wildcard_but_read_named_files(tmp_path):
