@@ -15,7 +15,7 @@ $PY -m pipelines.sample_warc "$OUT/crawl.warc.gz" --articles "$ARTICLES"
 $PY -m pipelines.werp --runner=DirectRunner --input="$OUT/crawl.warc.gz" --output="$OUT/werp"
 $PY -m transforms.tokenizer train --input "$OUT/werp/documents/*.parquet" --vocab_size 2048 --output "$OUT/tokenizer.json"
 $PY -m pipelines.tokenize --runner=DirectRunner --config demo --output "$OUT/tokens"
-$PY -m training.pretrain --config tiny data.path="$OUT/tokens" output="$OUT/train" checkpoint.resume=false \
+$PY -m training.pretrain --config tiny data.path="$OUT/tokens" output="$OUT/train" checkpoint.resume=false --overwrite \
     log.progress=false "$@"
 $PY -m training.export --run "$OUT/train" --out "$OUT/hf"
 $PY - "$OUT" <<'PYEOF'

@@ -72,7 +72,7 @@ def train(args: argparse.Namespace, run: Path, extra: list[str]) -> dict:
 
     cmd = [sys.executable, "-m", "training.pretrain", "--config", "tiny", f"data.path={args.data}", f"output={run}",
            f"train.steps={args.steps}", "train.threads=1", "eval.every=0", "checkpoint.every=0",
-           "checkpoint.resume=false", "log.tensorboard=false", "log.progress=false", *run_overrides(args), *extra]
+           "checkpoint.resume=false", "--overwrite", "log.tensorboard=false", "log.progress=false", *run_overrides(args), *extra]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     if proc.returncode:
