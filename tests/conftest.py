@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import INSTALL
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("REFINERY_SHARED_DATA", REPO.parent / "shared" / "data"))  # elsewhere: set it
 
@@ -14,6 +16,7 @@ SHARED_DATA = Path(os.environ.get("REFINERY_SHARED_DATA", REPO.parent / "shared"
 # feature has fixtures of its own. Without it those tests are not run and the run says so in one line; under
 # CI=true its absence fails the run before any test.
 REAL_DATA_SKIP = "real-data test: ../shared/data is not present"
+BROWSER_SKIP = "browser test: chromium is not installed"  # the start of tests/browser.py's MISSING
 
 
 def shared_path(*parts: str) -> Path:
@@ -39,16 +42,19 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    """One line for the real-data tests not run, instead of a skip per test: their reports move from "skipped"
-    (listed one by one under -ra) to their own count in the final line ("N real-data not run")."""
+    """One line each for the real-data and browser tests not run, instead of a skip per test: their reports move
+    from "skipped" (listed one by one under -ra) to their own count in the final line ("N real-data not run")."""
     stats = terminalreporter.stats
-    real = [r for r in stats.get("skipped", [])
-            if isinstance(r.longrepr, tuple) and REAL_DATA_SKIP in str(r.longrepr[2])]
-    if real:
-        stats["skipped"] = [r for r in stats["skipped"] if r not in real]
-        stats["real-data not run"] = real
-        terminalreporter.write_line(f"{len(real)} real-data tests not run: {SHARED_DATA} is not present (every feature "
-                                    "is also tested on the project's own fixtures)", yellow=True)
+    for marker, key, line in (
+            (REAL_DATA_SKIP, "real-data not run", f"real-data tests not run: {SHARED_DATA} is not present (every "
+             "feature is also tested on the project's own fixtures)"),
+            (BROWSER_SKIP, "browser not run", f"browser tests not run: chromium is not installed ({INSTALL}; "
+             ".ci/run installs it, and under CI=true its absence fails)")):
+        found = [r for r in stats.get("skipped", []) if isinstance(r.longrepr, tuple) and marker in str(r.longrepr[2])]
+        if found:
+            stats["skipped"] = [r for r in stats["skipped"] if r not in found]
+            stats[key] = found
+            terminalreporter.write_line(f"{len(found)} {line}", yellow=True)
 
 
 # A tiny random-init Llama with a tokenizer trained here, saved to a folder: real model plumbing in ~0.1 s.
