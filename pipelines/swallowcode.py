@@ -1,15 +1,20 @@
 """SwallowCode: Python files or The Stack v2 shards -> syntax and pylint filters -> SGCR and SCOR LLM rewrites.
 
+python -m pipelines.swallowcode            # the built-in sample -> ./output/swallowcode/ (filters only without --model)
 python -m pipelines.swallowcode --input='stack-v2/*.parquet' --output=out/code --model=/models/Llama-3.3-70B-Instruct \\
     --backend=vllm
 python -m pipelines.swallowcode --input='src/**/*.py' --config=filter   # syntax + pylint only, no model
 
 Stages: language -> syntax (compile(), never executed) -> pylint >= 7 after the comment penalty -> SGCR -> SCOR
 -> compile and lint of the result (stored) -> Parquet with the original, each rewrite and every score. Generations
-are cached under <output>/_generations/, so a rerun never pays twice. Nothing is downloaded.
+are cached under <output>/_generations/, so a rerun never pays twice. Nothing is downloaded. Without --input the
+job reads its built-in sample (pipelines/sample_code.py: clean, broken, badly linted, comment-heavy and non-Python
+snippets); there, without a model, the LLM stages are off and the run says so. Your own data without a model is an
+error while the recipe has rewrites (use --config=filter for the filters alone).
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import apache_beam as beam
@@ -17,6 +22,8 @@ import apache_beam as beam
 from core.job_config import flag_keys, load_job_config
 from pipelines.jobs import expand_inputs, job_main, parse_args
 from pipelines.options import LlmOptions, RefineryOptions, ShardOptions, split_globs
+from pipelines.run_info import run_info
+from pipelines.sample_code import SAMPLE_CODE_PATH
 from pipelines.staging import plan_outputs, run_staged
 from transforms.beam.code import LanguageFn, LintFn, SyntaxFn
 from transforms.beam.flow import Flow
@@ -38,6 +45,7 @@ DEFAULT_OUTPUT = "./output/swallowcode"
 ARTIFACTS = ("documents/part-*.parquet", "stats.json")  # what a run writes under --output (and replaces)
 REJECTED_ARTIFACTS = ("part-*.parquet",)
 OPTIONS = (RefineryOptions, ShardOptions, LlmOptions)  # the flags the job takes
+LLM_OFF = "off: no --model given; pass --model=PATH to run SGCR and SCOR"  # the built-in sample without a model
 
 
 def parse_rewrite(sample: Sample, generation: Generation, *, stage: str, cfg: RewriteStage) -> Sample | str:
@@ -114,19 +122,34 @@ def run(argv: list[str] | None = None) -> dict:
     flags = {**flag_keys(("num_shards", shards.num_shards, "output.num_shards")), **llm.keys()}
     loaded = load_job_config(common.config or "default", folder="swallowcode", what="recipe",
                              build=code_recipe_from_mapping, overrides=overrides, flags=flags)
-    recipe = loaded.config
+    globs, output = split_globs(common.input), (common.output or DEFAULT_OUTPUT).rstrip("/")
+    recipe, llm_stages = llm_plan(loaded.config, sample=not globs)
     generation = None
     if recipe.rewrites:
         generation = generation_config(recipe.generation, where=f"{loaded.where}: generation")
-    globs, output = split_globs(common.input), (common.output or DEFAULT_OUTPUT).rstrip("/")
+    globs = globs or [str(SAMPLE_CODE_PATH)]
     inputs = expand_inputs(globs, expected=".py files or JSONL/Parquet shards with a text column")
     out, rej = plan_outputs(output, shards.rejected_output, artifacts=ARTIFACTS, rejected_artifacts=REJECTED_ARTIFACTS)
-    return run_staged(out=out, rejected=rej, options=options,
-                      build=lambda p, output, rejected: build(
-                          p, recipe=recipe, generation=generation, inputs=inputs.patterns, output=output,
-                          rejected_output=rejected, cache_prefix=f"{out.final}/_generations"),
-                      extra={"recipe": recipe.name, "model": generation.model_name if generation else None,
-                             "inputs": globs, "config": loaded.mapping, "config_source": loaded.where})
+    report = run_staged(out=out, rejected=rej, options=options,
+                        build=lambda p, output, rejected: build(
+                            p, recipe=recipe, generation=generation, inputs=inputs.patterns, output=output,
+                            rejected_output=rejected, cache_prefix=f"{out.final}/_generations"),
+                        extra={"recipe": recipe.name, "model": generation.model_name if generation else None,
+                               "llm_stages": llm_stages, "inputs": globs, "config": loaded.mapping,
+                               "config_source": loaded.where, **run_info(files=inputs.files, config=recipe)})
+    if llm_stages == LLM_OFF:
+        print(f"built-in sample ({SAMPLE_CODE_PATH.name}), llm_stages {LLM_OFF}")
+    return report
+
+
+def llm_plan(recipe: CodeRecipe, *, sample: bool) -> tuple[CodeRecipe, str]:
+    """The recipe to run and what its LLM stages do: on the built-in sample without a model the rewrites are
+    switched off (the filters still show their work); on the user's data the missing model stays an error."""
+    if not recipe.rewrites:
+        return recipe, "off: the recipe has no rewrite stages"
+    if sample and not recipe.generation.get("model_path"):
+        return dataclasses.replace(recipe, sgcr=None, scor=None), LLM_OFF
+    return recipe, "on: " + ", ".join(name for name, _ in recipe.rewrites)
 
 if __name__ == "__main__":
     sys.exit(job_main(sys.argv[1:], name="swallowcode", doc=__doc__, option_classes=OPTIONS,

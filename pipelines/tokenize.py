@@ -1,5 +1,6 @@
 """Tokenize: text shards of any pipeline (werp, swallowcode, swallowmath) -> a token mixture packed for training.
 
+python -m pipelines.tokenize          # the built-in sample (configs/tokenize/sample.yaml) -> ./output/tokens/
 python -m transforms.tokenizer train --input 'output/werp/documents/*.parquet' --output output/tokenizer.json
 python -m pipelines.tokenize --config default --output output/tokens
 python -m pipelines.tokenize --config mixture --output output/tokens --tokenizer t.json --seq_len 4096
@@ -9,13 +10,15 @@ Writes <output>/train/ and <output>/valid/ token shards (core/shards.py), <outpu
 loss a model must beat) and <output>/stats.json. Pass 1 counts each source's tokens; the plan turns the weights
 into copies per document (seeded draws); each shard holds its copies in a seeded order, each followed by
 <|endoftext|>, cut into rows of seq_len + 1 tokens. The tail that fills no row is dropped and counted.
-Output is identical across reruns and runner parallelism.
+Output is identical across reruns and runner parallelism. Without --input and --config the job reads its built-in
+sample; with --config alone, the config's sources; --input replaces the sources (config: default unless given).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import logging
+import glob
 import os
 import sys
 import time
@@ -28,9 +31,11 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import AsDict, AsSingleton
 
 from core.job_config import Loaded, flag_keys
+from core.resources import resolve_resource
 from core.shards import ShardMeta
 from pipelines.jobs import JobError, expand_inputs, job_main, parse_args, run_counted
 from pipelines.options import RefineryOptions, split_globs
+from pipelines.run_info import run_info
 from pipelines.runners import fit_local_workers, make_runner
 from pipelines.staging import plan_output, staged
 from transforms import stats
@@ -44,6 +49,7 @@ from transforms.packing import SourceConfig, TokenizeConfig, load_tokenize_confi
 from transforms.tokenizer import TokenizerError, eos_id, load_tokenizer, tokenizer_sha256
 
 DEFAULT_OUTPUT = "./output/tokens"
+DEFAULT_CONFIG, SAMPLE_CONFIG = "default", "sample"  # with --input / without --input (the built-in sample)
 STAGES = ["read", "tokenize", "mix", "pack"]
 ARTIFACTS = ("train/part-*.parquet", "valid/part-*.parquet", "manifest.json", "stats.json")  # replaced by a run
 log = logging.getLogger("refinery")
@@ -128,25 +134,43 @@ def build(p: beam.Pipeline, cfg: TokenizeConfig, *, tokenizer_json: str, meta: S
     docs | "MixAndPack" >> MixAndPack(cfg, available=available, mixture=mixture, write=write, header=header)
 
 
-def resolve(options: PipelineOptions, overrides: Sequence[str] = ()) -> tuple[Loaded[TokenizeConfig], str]:
-    """The config (file, key=value overrides, flags; --input replaces the sources), and the output prefix."""
+def resolve(options: PipelineOptions, overrides: Sequence[str] = ()
+            ) -> tuple[Loaded[TokenizeConfig], str, list[str]]:
+    """The config (file, key=value overrides, flags; --input replaces the sources), the output prefix and the input
+    files; with neither --input nor --config, the built-in sample."""
     common, own = options.view_as(RefineryOptions), options.view_as(TokenizeOptions)
-    loaded = load_tokenize_config(common.config or "default", overrides,
+    inputs = split_globs(common.input)
+    loaded = load_tokenize_config(common.config or (DEFAULT_CONFIG if inputs else SAMPLE_CONFIG), overrides,
                                   flag_keys(("tokenizer", own.tokenizer, "tokenizer"), ("seq_len", own.seq_len, "seq_len")))
-    cfg, inputs = loaded.config, split_globs(common.input)
+    cfg = loaded.config
+    if not inputs and not common.config:
+        log.info("no --input or --config: the built-in sample (configs/tokenize/sample.yaml); pass --input=GLOB or "
+                 "--config=NAME for your own text")
     if inputs:  # one source of its own, with the first source's text column
         cfg = dataclasses.replace(cfg, sources=(SourceConfig(name="input", paths=tuple(inputs),
                                                              text_column=cfg.sources[0].text_column),))
     if not cfg.tokenizer:
         raise JobError(f"no tokenizer; pass --tokenizer=tokenizer.json or set tokenizer in the config, or {TRAIN_HINT}")
-    sources = tuple(check_source(source) for source in cfg.sources)
-    return dataclasses.replace(loaded, config=dataclasses.replace(cfg, sources=sources)), (
-        common.output or DEFAULT_OUTPUT).rstrip("/")
+    checked = [check_source(dataclasses.replace(s, paths=tuple(map(located, s.paths)))) for s in cfg.sources]
+    cfg = dataclasses.replace(cfg, tokenizer=located(cfg.tokenizer), sources=tuple(s for s, _ in checked))
+    return (dataclasses.replace(loaded, config=cfg), (common.output or DEFAULT_OUTPUT).rstrip("/"),
+            [f for _, files in checked for f in files])
 
 
-def check_source(source: SourceConfig) -> SourceConfig:
+def located(path: str) -> str:
+    """A relative path or glob that names nothing from the working directory, found in the shipped configs package
+    if it is there (core.resources.resolve_resource, as recipes name shipped lists): a shipped config such as
+    sample.yaml then runs from any folder. Anything else stays as written, so errors name what the user gave."""
+    if "://" in path or os.path.isabs(path) or glob.glob(path, recursive=True):
+        return path
+    shipped = os.path.normpath(resolve_resource(path))
+    return shipped if glob.glob(shipped, recursive=True) else path
+
+
+def check_source(source: SourceConfig) -> tuple[SourceConfig, list[str]]:
     """Every glob matches (a folder: every file under it), every Parquet footer is whole, and the first Parquet
-    file has the text column (a typo fails now, not as skips); returns the source with its folders expanded."""
+    file has the text column (a typo fails now, not as skips); returns the source with its folders expanded, and
+    its files."""
     flag = f"source {source.name!r}:"
     inputs = expand_inputs(source.paths, flag=flag,
                            fix="fix its paths (or --input), or run the pipeline that writes them first")
@@ -157,11 +181,13 @@ def check_source(source: SourceConfig) -> SourceConfig:
         if source.text_column not in names:
             raise JobError(f"source {source.name!r}: {first} has no column {source.text_column!r}; its columns: "
                            f"{', '.join(names)} (set text_column)")
-    return dataclasses.replace(source, paths=tuple(inputs.patterns))
+    return dataclasses.replace(source, paths=tuple(inputs.patterns)), inputs.files
 
 
-def finish(counts: dict[str, int], *, loaded: Loaded[TokenizeConfig], output: str, started: float) -> dict:
-    """stats.json with the realised mixture; a plan that could not be met fails (so nothing is published)."""
+def finish(counts: dict[str, int], *, loaded: Loaded[TokenizeConfig], output: str, started: float,
+           files: Sequence[str] = ()) -> dict:
+    """stats.json with the realised mixture and the run's inputs, versions and config in force; a plan that could
+    not be met fails (so nothing is published)."""
     cfg = loaded.config
     with FileSystems.open(f"{output}/manifest.json") as fh:
         manifest = json.loads(fh.read())
@@ -173,7 +199,8 @@ def finish(counts: dict[str, int], *, loaded: Loaded[TokenizeConfig], output: st
                                        "mixture": mixture, "splits": manifest["splits"],
                                        "tail_tokens_dropped": manifest["tail_tokens_dropped"],
                                        "unigram_entropy": manifest["unigram_entropy"],
-                                       "config": loaded.mapping, "config_source": loaded.where})
+                                       "config": loaded.mapping, "config_source": loaded.where,
+                                       **run_info(files=files, config=cfg)})
     with FileSystems.create(f"{output}/stats.json") as fh:
         fh.write(stats.dump_report(report).encode("utf-8"))
     print(stats.format_summary(report))
@@ -194,7 +221,7 @@ def finish(counts: dict[str, int], *, loaded: Loaded[TokenizeConfig], output: st
 def run(argv: list[str] | None = None) -> dict:
     """Parse flags, load and check the tokenizer, run, and return the stats report."""
     overrides, options = parse_args(argv, OPTIONS, prog="python -m pipelines.tokenize")
-    loaded, output = resolve(options, overrides)
+    loaded, output, files = resolve(options, overrides)
     cfg = loaded.config
     options = fit_local_workers(options, patterns=[p for source in cfg.sources for p in source.paths])
     try:
@@ -213,7 +240,7 @@ def run(argv: list[str] | None = None) -> dict:
         counts, _ = run_counted(
             lambda p: build(p, cfg, tokenizer_json=tok.to_str(), meta=meta, output=out.staging, header=header),
             runner=make_runner(options), options=options, output=out.staging)
-        report = finish(counts, loaded=loaded, output=out.staging, started=started)
+        report = finish(counts, loaded=loaded, output=out.staging, started=started, files=files)
     print(f"shards: {out.final}/train/ {out.final}/valid/  manifest: {out.final}/manifest.json  "
           f"report: {out.final}/stats.json")
     return report
