@@ -65,8 +65,8 @@ class TokenizeOptions(PipelineOptions):
                             "a local file: the driver reads it and ships it to the workers. Default: the config's; "
                             "same as tokenizer=...")
         parser.add_argument("--seq_len", type=int, default=None,
-                            help="Tokens per training sequence (rows hold seq_len + 1). Default: the config's (2048); "
-                            "same as seq_len=...")
+                            help="Tokens per training sequence (rows hold seq_len + 1). Default: the config's (default: "
+                            "2048, the built-in sample: 128); same as seq_len=...")
 
 
 OPTIONS = (RefineryOptions, TokenizeOptions)  # the flags the job takes

@@ -20,7 +20,7 @@ from pipelines.jobs import JobError
 from pipelines.sample_code import SAMPLE_CODE_PATH
 from pipelines.sample_math import SAMPLE_MATH_PATH
 from pipelines.sample_tokens import SAMPLE_TEXT_PATH, SAMPLE_TOKENIZER_PATH
-from tests.pipelines.test_werp import assert_balanced
+from tests.pipelines.test_tokenize import assert_balanced
 
 LOCAL = ["--runner=FnApiRunner"]
 WRITTEN_BROKEN = {"syntax-py2-print", "syntax-missing-colon", "syntax-unclosed-bracket", "syntax-bad-indent",
@@ -155,3 +155,14 @@ def test_tokenize_with_a_config_and_no_input_still_reads_the_configs_sources(tmp
     monkeypatch.chdir(tmp_path)
     with pytest.raises(JobError, match=r"source 'web': 'output/werp/documents/\*\.parquet' matched no files"):
         tokenize.run([*LOCAL, "--config=default", "--tokenizer=" + str(SAMPLE_TOKENIZER_PATH), "--output=t"])
+
+
+@pytest.mark.parametrize("job", [swallowcode, swallowmath, tokenize])
+def test_help_shows_the_one_command_first_run_and_the_inputs_default(job, capsys):
+    from pipelines.jobs import job_main
+    name = job.__name__.rsplit(".", 1)[1]
+    assert job_main(["--help"], name=name, doc=job.__doc__, option_classes=job.OPTIONS, run=job.run) == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    first = next(line for line in job.__doc__.splitlines() if line.startswith("python -m "))
+    assert first.split("#")[0].strip() == f"python -m pipelines.{name}"  # nothing to pass on a first run
+    assert " ".join(first.split()) in text and "Default: the job's built-in sample." in text
