@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from typing import IO, Iterator, Sequence
 
 from transforms import stats
+from transforms.beam.progress_files import ENV
 
-ENV = "REFINERY_PROGRESS_DIR"
-INPUT_BYTES = "input_bytes"  # the read stage's counter of input bytes consumed (file offsets, byte ranges summed)
 BAR_WIDTH = 24
 log = logging.getLogger("refinery")
 
@@ -57,7 +56,7 @@ def read_totals(folder: str) -> Counter[str]:
 def snapshot(totals: Counter[str], stages: Sequence[str]) -> Snapshot:
     """Read = what the first stage passed on, kept = what the last stage passed on (the shards written so far)."""
     first, last = (stages[0], stages[-1]) if stages else ("read", "write")
-    return Snapshot(bytes_read=totals[stats.counter_name(first, INPUT_BYTES)],
+    return Snapshot(bytes_read=totals[stats.counter_name(first, stats.INPUT_BYTES)],
                     docs_read=totals[stats.counter_name(first, stats.DOCS_OUT)],
                     docs_kept=totals[stats.counter_name(last, stats.DOCS_OUT)])
 

@@ -16,6 +16,7 @@ SEP = "|"
 DOCS_IN, DOCS_OUT, CHARS_IN, CHARS_OUT = "docs_in", "docs_out", "chars_in", "chars_out"
 DROPPED, ERRORS = "dropped", "errors"  # per record with its reason; damage events that are not one record
 EDITED = "edited"  # parts removed from kept records (paragraphs cut by dedup), by what was removed
+INPUT_BYTES = "input_bytes"  # a read stage's input bytes consumed so far (file offsets); live progress's numerator
 TIME_US = "time_us"  # integer microseconds a stage's own work took on the workers, summed over workers
 HIST = "hist"  # `<stage>|hist|<what>|<bin index>`: how many measured values fell in that bin
 WORDS_IN, WORDS_OUT = "words_in", "words_out"  # histogram names of document length in words (whitespace-split)

@@ -33,7 +33,6 @@ from transforms.io.range_sizing import byte_ranges
 STAGE = "read"
 REJECTED = "rejected"  # the tag of the Rejected rows (the same as transforms.beam.stages.REJECTED)
 DEFAULT_SPLIT_BYTES = 64 << 20  # about 60 ranges per 1 GiB Common Crawl WARC file
-INPUT_BYTES = "input_bytes"  # bytes of the input files read so far, by file offset (live progress divides by the total)
 
 
 def _open(path: str) -> BinaryIO:
@@ -58,7 +57,7 @@ class _ReadCounts:
     def consumed(self, position: int) -> None:
         """The file has been read up to `position` (a byte offset of the input file)."""
         if position > self.position:
-            self.counters.count(INPUT_BYTES, position - self.position)
+            self.counters.count(stats.INPUT_BYTES, position - self.position)
             self.position = position
 
     def route(self, offset: int, item: Page | warc.ReadIssue) -> Iterator[Page | TaggedOutput]:

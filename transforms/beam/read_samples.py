@@ -11,6 +11,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.pvalue import TaggedOutput
 
+from transforms import stats
 from transforms.beam.metrics import Counted, CountingFn
 from transforms.document import Rejected
 from transforms.io.compressed import damage_of, open_decompressed
@@ -38,6 +39,10 @@ class ReadFileFn(CountingFn):
 
     def process(self, readable: fileio.ReadableFile) -> Iterator:
         path, size = readable.metadata.path, readable.metadata.size_in_bytes
+        yield from self._read(readable, path, size)
+        self.counters.count(stats.INPUT_BYTES, size)  # the live progress line's bytes read (pipelines/progress.py)
+
+    def _read(self, readable: fileio.ReadableFile, path: str, size: int) -> Iterator:
         try:
             kind = kind_of(path)
         except ValueError as exc:  # a stray file under the glob: say so, skip it, go on
@@ -55,7 +60,7 @@ class ReadFileFn(CountingFn):
             with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
                 fh = open_decompressed(raw, path)
                 for item in reader(fh, source=path, fields=self.fields, max_bytes=self.max_bytes):
-                    self.counters.count_in()
+                    self.counters.count_in(len(item.text) if isinstance(item, Sample) else 0)
                     yield from self._emit(item, path)
                 if (damage := damage_of(fh)) is not None:  # every line before the damage is read
                     yield from self._file_error(path, f"input.{damage[0]}", f"{damage[1]}; {DAMAGE_FIX}")

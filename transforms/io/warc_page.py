@@ -47,7 +47,8 @@ def to_page(record, *, offset: int, source: str, max_record_bytes: int) -> Page 
     html, charset = decode(body, header_charset=charset_param(content_type))
     arc_date = record.rec_headers.get_header("archive-date") if record.format == "arc" else None
     date = timestamp_to_iso_date(arc_date) if arc_date else record.rec_headers.get_header("WARC-Date") or ""
-    return Page(id=record_id, url=url, warc_date=date, html=html, charset=charset, source=source, is_text=is_text)
+    return Page(id=record_id, url=url, warc_date=date, html=html, charset=charset, source=source, is_text=is_text,
+                payload_bytes=len(body))
 
 
 def record_id_of(record, *, offset: int, source: str) -> str:
