@@ -1,21 +1,17 @@
 #!/usr/bin/env python3
 """Small mutation testing for one product module (issue 16, "Tests that catch what they claim").
 
-Parses --module with `ast`, makes single-point mutants (comparison, arithmetic and boolean operator swaps,
-int constants +1/-1, `not` removal, True/False flips), and runs --tests against each one in a git worktree
-of HEAD, never in the checkout itself. Each mutant rewrites only the bytes of the mutated operator, constant
-or keyword, so the rest of the file keeps its formatting. A mutant is "killed" when pytest fails (exit
-status 1, 2 or 3), "survived" when it passes, "timeout" past --timeout seconds.
-
-    .venv/bin/python scripts/mutate.py --module transforms/filters/gopher.py \
-        --tests tests/filters/test_gopher.py tests/filters/test_gopher_boundaries.py --out /tmp/mut-gopher.json
-
-Extra pytest arguments (e.g. a -k filter) go in --pytest-args, as one shell-quoted string.
-"""
+Parses --module with `ast`, makes single-point mutants (comparison, arithmetic and boolean operator swaps, int
+constants +1/-1, `not` removal, True/False flips; only the mutated token's bytes change) and runs --tests against
+each in a git worktree of HEAD, never in the checkout. "killed": pytest fails (rc 1-3); "survived": it passes;
+"timeout": past the timeout, when the run's processes, and any left working in the worktree, are ended.
+Usage and results: tests/MUTATION.md."""
 from __future__ import annotations
 
 import argparse
 import ast
+import bisect
+import contextlib
 import json
 import os
 import re
@@ -56,10 +52,7 @@ class _Collector(ast.NodeVisitor):
 
     def __init__(self, src: bytes) -> None:
         self.src = src
-        self.line_starts = [0]
-        for i, b in enumerate(src):
-            if b == 0x0A:
-                self.line_starts.append(i + 1)
+        self.line_starts = [0, *(i + 1 for i, b in enumerate(src) if b == 0x0A)]
         self.points: list[tuple[str, int, int, int, str]] = []
 
     def _start(self, node: ast.AST) -> int:
@@ -69,21 +62,12 @@ class _Collector(ast.NodeVisitor):
         return self.line_starts[node.end_lineno - 1] + node.end_col_offset
 
     def _line_of(self, offset: int) -> int:
-        lo, hi = 0, len(self.line_starts) - 1
-        while lo < hi:  # last line start <= offset
-            mid = (lo + hi + 1) // 2
-            if self.line_starts[mid] <= offset:
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo + 1
+        return bisect.bisect_right(self.line_starts, offset)  # 1-based: line starts <= offset
 
     def _token_between(self, a: int, b: int, pattern: str) -> tuple[int, int] | None:
         """The first operator token matching pattern in src[a:b] (the gap between two operands)."""
-        gap = self.src[a:b].decode("utf-8")
-        gap = re.sub(r"#[^\n]*", lambda m: " " * len(m.group(0).encode("utf-8")), gap)  # comments in the gap
-        m = re.search(pattern, gap)
-        if m is None:
+        gap = re.sub(r"#[^\n]*", lambda m: " " * len(m.group(0).encode("utf-8")), self.src[a:b].decode("utf-8"))
+        if (m := re.search(pattern, gap)) is None:  # comments in the gap were blanked above
             return None
         lo = a + len(gap[: m.start()].encode("utf-8"))
         return lo, lo + len(m.group(0).encode("utf-8"))
@@ -91,9 +75,10 @@ class _Collector(ast.NodeVisitor):
     def _add(self, kind: str, start: int, end: int, replacement: str) -> None:
         self.points.append((kind, self._line_of(start), start, end, replacement))
 
-    # Annotations are never evaluated here (`from __future__ import annotations`); leave them alone.
-    def visit_arg(self, node: ast.arg) -> None:
-        pass
+    def visit_arg(self, node: ast.AST) -> None:
+        """Not mutated: annotations (never evaluated, `from __future__ import annotations`), f-strings (messages)."""
+
+    visit_JoinedStr = visit_arg
 
     def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
         self.visit(node.target)
@@ -101,18 +86,15 @@ class _Collector(ast.NodeVisitor):
             self.visit(node.value)
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
-        for d in node.decorator_list:
+        for d in [*node.decorator_list, node.args]:
             self.visit(d)
-        self.visit(node.args)
         self._body(node.body)
 
     visit_AsyncFunctionDef = visit_FunctionDef
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
-        for d in node.decorator_list:
+        for d in [*node.decorator_list, *node.bases]:
             self.visit(d)
-        for b in node.bases:
-            self.visit(b)
         self._body(node.body)
 
     def visit_Module(self, node: ast.Module) -> None:
@@ -120,10 +102,8 @@ class _Collector(ast.NodeVisitor):
 
     def _body(self, body: list[ast.stmt]) -> None:
         for i, stmt in enumerate(body):
-            if i == 0 and isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) \
-                    and isinstance(stmt.value.value, str):
-                continue  # docstring
-            self.visit(stmt)
+            if not (i == 0 and isinstance(stmt, ast.Expr) and isinstance(getattr(stmt.value, "value", None), str)):
+                self.visit(stmt)  # a docstring is not mutated
 
     def visit_arguments(self, node: ast.arguments) -> None:
         for d in [*node.defaults, *[d for d in node.kw_defaults if d is not None]]:
@@ -132,25 +112,21 @@ class _Collector(ast.NodeVisitor):
     def visit_Compare(self, node: ast.Compare) -> None:
         left = node.left
         for op, right in zip(node.ops, node.comparators):
-            span = self._token_between(self._end(left), self._start(right), _CMP_TOKEN)
-            if span is not None:
+            if (span := self._token_between(self._end(left), self._start(right), _CMP_TOKEN)) is not None:
                 self._add("compare", *span, _CMP_SWAP[type(op)])
             left = right
         self.generic_visit(node)
 
+    def _arith(self, op: ast.operator, a: int, b: int, suffix: str = "") -> None:
+        if type(op) in _BIN_SWAP and (span := self._token_between(a, b, _BIN_TOKEN[type(op)] + suffix)) is not None:
+            self._add("arith", *span, _BIN_SWAP[type(op)] + suffix)
+
     def visit_BinOp(self, node: ast.BinOp) -> None:
-        if type(node.op) in _BIN_SWAP:
-            span = self._token_between(self._end(node.left), self._start(node.right), _BIN_TOKEN[type(node.op)])
-            if span is not None:
-                self._add("arith", *span, _BIN_SWAP[type(node.op)])
+        self._arith(node.op, self._end(node.left), self._start(node.right))
         self.generic_visit(node)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
-        if type(node.op) in _BIN_SWAP:
-            span = self._token_between(self._end(node.target), self._start(node.value),
-                                       _BIN_TOKEN[type(node.op)] + "=")
-            if span is not None:
-                self._add("arith", *span, _BIN_SWAP[type(node.op)] + "=")
+        self._arith(node.op, self._end(node.target), self._start(node.value), "=")  # `+=` -> `-=`
         self.generic_visit(node)
 
     def visit_BoolOp(self, node: ast.BoolOp) -> None:
@@ -159,23 +135,18 @@ class _Collector(ast.NodeVisitor):
         spans = [self._token_between(self._end(a), self._start(b), rf"\b{word}\b")
                  for a, b in zip(node.values, node.values[1:])]
         if spans and all(spans):
-            # One span from the first token through the last, every token in it swapped.
-            lo, hi = spans[0][0], spans[-1][1]
+            lo, hi = spans[0][0], spans[-1][1]  # one span from the first token through the last
             out, pos = [], lo
             for s, e in spans:
-                out.append(self.src[pos:s].decode("utf-8"))
-                out.append(other)
-                pos = e
+                out, pos = [*out, self.src[pos:s].decode("utf-8"), other], e
             out.append(self.src[pos:hi].decode("utf-8"))
             self._add("boolop", lo, hi, "".join(out))
         self.generic_visit(node)
 
     def visit_UnaryOp(self, node: ast.UnaryOp) -> None:
-        if isinstance(node.op, ast.Not):
-            start = self._start(node)
-            m = re.match(rb"not\s*", self.src[start:self._start(node.operand)])
-            if m is not None:
-                self._add("not_removal", start, start + m.end(), "")
+        start = self._start(node)
+        if isinstance(node.op, ast.Not) and (m := re.match(rb"not\s*", self.src[start:self._start(node.operand)])):
+            self._add("not_removal", start, start + m.end(), "")
         self.generic_visit(node)
 
     def visit_Constant(self, node: ast.Constant) -> None:
@@ -183,17 +154,12 @@ class _Collector(ast.NodeVisitor):
         if isinstance(v, bool):
             self._add("bool_flip", self._start(node), self._end(node), str(not v))
         elif isinstance(v, int):
-            self._add("int_const", self._start(node), self._end(node), str(v + 1))
-            self._add("int_const", self._start(node), self._end(node), str(v - 1))
-
-    def visit_JoinedStr(self, node: ast.JoinedStr) -> None:
-        pass  # f-strings: error messages and keys; their expressions hold no rule logic here
+            for replacement in (v + 1, v - 1):
+                self._add("int_const", self._start(node), self._end(node), str(replacement))
 
 
 def collect(src: bytes) -> list[Mutant]:
-    tree = ast.parse(src)
-    col = _Collector(src)
-    col.visit(tree)
+    (col := _Collector(src)).visit(ast.parse(src))
     mutants, seen = [], set()
     for kind, line, start, end, replacement in sorted(col.points, key=lambda p: (p[2], p[3], p[4])):
         new = src[:start] + replacement.encode("utf-8") + src[end:]
@@ -209,13 +175,33 @@ def collect(src: bytes) -> list[Mutant]:
     return mutants
 
 
-def apply(src: bytes, m: Mutant) -> bytes:
-    return src[:m.start] + m.mutated.encode("utf-8") + src[m.end:]
+def end_leftovers(root: int, wt: Path) -> list[int]:
+    """SIGKILL what a test run left: the descendants of `root` (its pytest) and any process working in, or running
+    a file of, the worktree (torchrun workers can leave pytest's session). Never this process or its ancestors."""
+    table, inside = {}, str(wt.resolve()) + os.sep  # pid -> (parent pid, cwd, command line)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f, open(f"/proc/{pid}/cmdline", "rb") as g:
+                ppid, cmd = int(f.read().rsplit(b")", 1)[1].split()[1]), g.read().replace(b"\0", b" ")
+            table[int(pid)] = (ppid, os.readlink(f"/proc/{pid}/cwd") + os.sep, cmd.decode("utf-8", "replace"))
+        except (OSError, IndexError, ValueError):  # gone meanwhile, or another user's
+            continue
+    spared, pid = set(), os.getpid()
+    while pid > 1 and pid not in spared:
+        spared, pid = spared | {pid}, table.get(pid, (0,))[0]
+    doomed, todo = set(), [root] if root in table else []
+    while todo:  # the pytest tree, while its parent links still hold
+        doomed.add(p := todo.pop())
+        todo.extend(c for c, (pp, _, _) in table.items() if pp == p and c not in doomed)
+    doomed |= {p for p, (_, cwd, cmd) in table.items() if cwd.startswith(inside) or inside in cmd}
+    for p in sorted(doomed - spared):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(p, signal.SIGKILL)
+    return sorted(doomed - spared)
 
 
 def run_tests(wt: Path, tests: list[str], extra: list[str], timeout: float) -> tuple[str, int | None, float, str]:
-    env = dict(os.environ)
-    env.pop("CI", None)
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
     env.update(PYTHONPATH=str(wt), PYTHONDONTWRITEBYTECODE="1",  # no stale .pyc across same-size mutants
                REFINERY_SHARED_DATA=os.environ.get("REFINERY_SHARED_DATA", str(REPO.parent / "shared" / "data")))
     cmd = [str(PYTHON), "-m", "pytest", "-x", "-q", "-p", "no:xdist", "-p", "no:cacheprovider", *extra, *tests]
@@ -224,24 +210,17 @@ def run_tests(wt: Path, tests: list[str], extra: list[str], timeout: float) -> t
                             start_new_session=True)
     try:
         out, _ = proc.communicate(timeout=timeout)
+        status = {0: "survived", 1: "killed", 2: "killed", 3: "killed"}.get(proc.returncode, "error")
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # the pytest process group this function started
-        proc.communicate()
-        return "timeout", None, time.monotonic() - t0, ""
-    secs = time.monotonic() - t0
-    rc = proc.returncode
-    status = {0: "survived", 1: "killed", 2: "killed", 3: "killed"}.get(rc, "error")
-    return status, rc, secs, out.decode("utf-8", "replace")[-2000:]
+        end_leftovers(proc.pid, wt)  # pytest, its children, and workers that left its session
+        out, status = proc.communicate()[0], "timeout"
+    secs = round(time.monotonic() - t0, 2)
+    if leftovers := end_leftovers(proc.pid, wt):  # after any run: nothing may outlive it
+        print(f"ended {len(leftovers)} leftover process(es) in {wt}: {leftovers}", file=sys.stderr, flush=True)
+    return status, None if status == "timeout" else proc.returncode, secs, out.decode("utf-8", "replace")[-2000:]
 
 
-def select(mutants: list[Mutant], limit: int | None) -> list[Mutant]:
-    """Up to `limit` mutants spread evenly over the file (not just its first lines)."""
-    if limit is None or limit >= len(mutants):
-        return mutants
-    return [mutants[(i * len(mutants)) // limit] for i in range(limit)]
-
-
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--module", required=True, help="product .py file, relative to the repository root")
     ap.add_argument("--tests", nargs="+", required=True, help="test files (or node ids) run per mutant")
@@ -252,68 +231,68 @@ def main() -> int:
     ap.add_argument("--worktree", default="/tmp/mutwt", help="where the git worktree of HEAD goes (must not exist)")
     ap.add_argument("--ids", default="", help="comma-separated mutant ids to run (e.g. a previous run's survivors)")
     ap.add_argument("--list", action="store_true", help="only list the mutants, run nothing")
-    args = ap.parse_args()
+    return ap.parse_args()
 
-    module = Path(args.module)
+
+def run_mutants(args: argparse.Namespace, wt: Path, src: bytes, chosen: list[Mutant], result: dict) -> None:
+    """Checks the worktree imports its own copy, runs the baseline (it must pass), then each mutant in turn."""
+    module, extra = Path(args.module), shlex.split(args.pytest_args)
+    target = wt / module
+    if target.read_bytes() != src:
+        sys.exit(f"{module} differs between the checkout and HEAD; commit or stash first (mutants are of HEAD)")
+    probe = subprocess.run([str(PYTHON), "-c", f"import {module.with_suffix('').as_posix().replace('/', '.')} as m;"
+                            " print(m.__file__)"], cwd=wt, env={**os.environ, "PYTHONPATH": str(wt)},
+                           capture_output=True, text=True)
+    if Path(probe.stdout.strip()).resolve() != target.resolve():
+        sys.exit(f"the worktree's module is not the one imported: {probe.stdout.strip()!r} {probe.stderr[-500:]}")
+    status, rc, secs, out = run_tests(wt, args.tests, extra, args.timeout)
+    result["baseline"] = {"status": status, "rc": rc, "seconds": secs}
+    if status != "survived":
+        sys.exit(f"{out}\nbaseline run of the tests does not pass (rc={rc}); fix that first")
+    timeout = result["mutant_timeout"] = min(args.timeout, max(10.0, 10 * secs))
+    print(f"{module}: {result['generated']} mutants, running {len(chosen)}; baseline {secs:.1f}s", flush=True)
+    for k, m in enumerate(chosen, 1):
+        target.write_bytes(src[:m.start] + m.mutated.encode("utf-8") + src[m.end:])
+        try:
+            m.status, m.rc, m.seconds, _ = run_tests(wt, args.tests, extra, timeout)
+        finally:
+            target.write_bytes(src)
+        if m.status != "killed":
+            print(f"[{k}/{len(chosen)}] {m.status}: {module}:{m.line} {m.original!r} -> {m.mutated!r}", flush=True)
+
+
+def main() -> int:
+    args = parse_args()
+    module, wt = Path(args.module), Path(args.worktree)
     src = (REPO / module).read_bytes()
     mutants = collect(src)
-    if args.ids:
-        wanted = {int(i) for i in args.ids.split(",")}
-        mutants = [m for m in mutants if m.id in wanted]
-    chosen = select(mutants, args.limit)
+    wanted = {int(i) for i in args.ids.split(",")} if args.ids else {m.id for m in mutants}
+    chosen = [m for m in mutants if m.id in wanted]
+    if args.limit is not None and args.limit < len(chosen):  # spread evenly over the file, not its first lines
+        chosen = [chosen[(i * len(chosen)) // args.limit] for i in range(args.limit)]
     if args.list:
-        for m in chosen:
-            print(f"{m.id:4d} {module}:{m.line} {m.kind:12s} {m.original!r} -> {m.mutated!r}")
+        print("\n".join(f"{m.id:4d} {module}:{m.line} {m.kind:12s} {m.original!r} -> {m.mutated!r}" for m in chosen))
         print(f"{len(mutants)} mutants, {len(chosen)} selected")
         return 0
-
-    wt = Path(args.worktree)
     if wt.exists():
         sys.exit(f"{wt} exists; pass another --worktree (this script never reuses or deletes a folder it did not make)")
-    subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(wt), "HEAD"], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    extra = shlex.split(args.pytest_args)
-    result: dict = {"module": str(module), "tests": args.tests, "pytest_args": extra,
-                    "head": subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
-                                           text=True).stdout.strip(),
-                    "generated": len(mutants), "selected": len(chosen)}
-    target = wt / module
+    git = ["git", "-C", str(REPO)]
+    subprocess.run([*git, "worktree", "add", "--detach", str(wt), "HEAD"], check=True, capture_output=True)
+    result: dict = {"module": str(module), "tests": args.tests, "pytest_args": shlex.split(args.pytest_args),
+                    "head": subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip(),
+                    "generated": len(mutants), "selected": len(chosen), "ids": [m.id for m in chosen]}
     try:
-        head_src = target.read_bytes()
-        if head_src != src:
-            sys.exit(f"{module} differs between the checkout and HEAD; commit or stash first (mutants are of HEAD)")
-        probe = subprocess.run([str(PYTHON), "-c", f"import {module.with_suffix('').as_posix().replace('/', '.')} as m;"
-                                " print(m.__file__)"], cwd=wt, env={**os.environ, "PYTHONPATH": str(wt)},
-                               capture_output=True, text=True)
-        if Path(probe.stdout.strip()).resolve() != target.resolve():
-            sys.exit(f"the worktree's module is not the one imported: {probe.stdout.strip()!r} {probe.stderr[-500:]}")
-        status, rc, secs, out = run_tests(wt, args.tests, extra, args.timeout)
-        result["baseline"] = {"status": status, "rc": rc, "seconds": round(secs, 2)}
-        if status != "survived":
-            print(out, file=sys.stderr)
-            sys.exit(f"baseline run of the tests does not pass (rc={rc}); fix that first")
-        timeout = min(args.timeout, max(10.0, 10 * secs))
-        result["mutant_timeout"] = timeout
-        print(f"{module}: {len(mutants)} mutants, running {len(chosen)}; baseline {secs:.1f}s", flush=True)
-        for k, m in enumerate(chosen, 1):
-            target.write_bytes(apply(src, m))
-            try:
-                m.status, m.rc, m.seconds, _ = run_tests(wt, args.tests, extra, timeout)
-            finally:
-                target.write_bytes(src)
-            m.seconds = round(m.seconds, 2)
-            if m.status != "killed":
-                print(f"[{k}/{len(chosen)}] {m.status}: {module}:{m.line} {m.original!r} -> {m.mutated!r}", flush=True)
+        run_mutants(args, wt, src, chosen, result)
     finally:
-        if target.exists():
-            target.write_bytes(src)
-        subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(wt)], check=False)
+        if (wt / module).exists():
+            (wt / module).write_bytes(src)
+        subprocess.run([*git, "worktree", "remove", "--force", str(wt)], check=False)
         ran = [m for m in chosen if m.status != "pending"]
         counts = {s: sum(m.status == s for m in ran) for s in ("killed", "survived", "timeout", "error")}
         result.update(run=len(ran), **counts)
         result["mutants"] = [{k: v for k, v in asdict(m).items() if k not in ("start", "end")} for m in ran]
         Path(args.out).write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
-        print(f"{module}: generated {len(mutants)}, run {len(ran)}, " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        print(f"{module}: generated {len(mutants)}, run {len(ran)},", ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
 
 
