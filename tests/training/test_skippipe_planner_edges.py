@@ -1,15 +1,19 @@
-"""Edges of SkipPipe's planner (training/parallel/skippipe.py) that the mutation runs of issue 16 left open.
+"""Edges of SkipPipe's planner (training/parallel/skippipe.py) and stage assignment (skippipe_problem.py) that
+the mutation runs of issue 16 left open.
 Expected times are worked out by hand from the rule the module states: each microbatch in turn takes the
 earliest windows that fit on its nodes after its input (or gradient) has arrived, hop latency included, and
 the final ASAP re-timing keeps each node's order. LNS rounds are checked against the rule its docstring
 states: a round keeps its trial if it is no worse in (makespan, then total finish)."""
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
+import pytest
 
 from training.parallel.skippipe import plan
 from training.parallel.skippipe_check import validate
-from training.parallel.skippipe_problem import make_problem
+from training.parallel.skippipe_problem import assign_stages, make_problem
 
 
 def test_a_slow_hop_lets_a_later_microbatch_use_the_shared_node_first():
@@ -57,3 +61,30 @@ def test_a_round_keeps_a_trial_of_equal_makespan_and_smaller_total_finish():
     (span_before, total_before), (span_after, total_after) = _cost(before), _cost(after)
     assert span_after == span_before
     assert total_after < total_before - 0.1
+
+
+def _hop_cost(lat, parts) -> float:
+    """assign_stages' documented cost: per pair of consecutive stages, the mean over nodes of the latency to the
+    nearest node of the neighbouring stage, both ways."""
+    return sum(np.mean([min(lat[i][j] for j in q) for i in p]) + np.mean([min(lat[i][j] for i in p) for j in q])
+               for p, q in zip(parts, parts[1:]))
+
+
+def test_assign_stages_with_its_default_restarts_finds_the_brute_force_optimum():
+    """8 nodes into 4 stages of 2 (latencies drawn with seed 1000, rounded to 10 ms): the optimum over all 2520
+    assignments, enumerated here, costs 2.08. assign_stages(seed=0) with its default 4 restarts finds it; its
+    first three restarts end in worse local optima (2.53), so the result depends on the documented default
+    (instance found by trying latency seeds 1000-1199 at commit c902e8d)."""
+    rng = np.random.default_rng(1000)
+    lat = np.round(rng.uniform(0.1, 3.0, size=(8, 8)), 2)
+    np.fill_diagonal(lat, 0.0)
+    best = np.inf
+    for a in itertools.combinations(range(8), 2):
+        for b in itertools.combinations(sorted(set(range(8)) - set(a)), 2):
+            for c in itertools.combinations(sorted(set(range(8)) - set(a) - set(b)), 2):
+                d = tuple(sorted(set(range(8)) - set(a) - set(b) - set(c)))
+                best = min(best, _hop_cost(lat, [a, b, c, d]))
+    assert best == pytest.approx(2.08)
+    stages = assign_stages(lat, (2, 2, 2, 2), seed=0)
+    assert sorted(n for s in stages for n in s) == list(range(8)) and [len(s) for s in stages] == [2, 2, 2, 2]
+    assert _hop_cost(lat, stages) == pytest.approx(best)
