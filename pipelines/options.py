@@ -32,7 +32,8 @@ class RefineryOptions(PipelineOptions):
             "--input", action="append", default=None,
             help="Input file glob or folder; repeat the flag or separate them with commas. A folder means every "
             "file under it, subfolders included (names starting with . or _ are skipped). Any Beam filesystem works "
-            "(local paths, gs://, s3://, hdfs://). Default: the job's built-in sample.")
+            "(local paths, gs://, s3://, hdfs://). Default: the job's built-in sample (tokenize: with --config, that "
+            "config's sources).")
         parser.add_argument(
             "--output", default=None,
             help="Output prefix (a folder on any Beam filesystem). Shards go to <output>/documents/ (tokenize: "
@@ -41,7 +42,7 @@ class RefineryOptions(PipelineOptions):
             "run leaves them as they were. Default: ./output/<job>.")
         parser.add_argument(
             "--config", default=None,
-            help="Recipe: a name under configs/<job>/ (e.g. werp: bluwerp, fineweb, dclm; tokenize: default, "
+            help="Recipe: a name under configs/<job>/ (e.g. werp: bluwerp, fineweb, dclm; tokenize: sample, default, "
             "mixture, demo) or a path to a YAML file. Any key of it can then be set with key=value words "
             "(see below); the recipe a run used is in its stats.json (config).")
         parser.add_argument(
@@ -82,7 +83,8 @@ class LlmOptions(PipelineOptions):
     def _add_argparse_args(cls, parser) -> None:
         parser.add_argument("--model", default=None, help="Local model folder (transformers, vllm; nothing is "
                             "downloaded, the hub is switched off) or the served model name (openai). Required unless "
-                            "the recipe sets generation.model_path; same as generation.model_path=...")
+                            "the recipe sets generation.model_path; without it, on the built-in sample (no --input), "
+                            "the LLM stages are off. Same as generation.model_path=...")
         parser.add_argument("--backend", choices=("transformers", "openai", "vllm"), default=None,
                             help="transformers: CPU/GPU in the worker; openai: any OpenAI-compatible endpoint "
                             "(vllm serve, SGLang) that many workers share; vllm: in the worker, on its GPUs "

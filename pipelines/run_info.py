@@ -67,6 +67,13 @@ def resolved(config: Any) -> Any:
     return getattr(config, "__name__", None) or repr(config)  # a registered function: its name
 
 
+def run_record(*, job: str, loaded: Any, inputs: Iterable[str], files: Iterable[str], config: Any) -> dict[str, Any]:
+    """The run-level keys of every job's stats.json: which job and recipe, the inputs as given and as read, the
+    config as written (`config`, a --config that reproduces the run) and in force (`recipe_resolved`), versions."""
+    return {"job": job, "recipe": getattr(config, "name", None), "inputs": list(inputs), "config": loaded.mapping,
+            "config_source": loaded.where, **run_info(files=files, config=config)}
+
+
 def run_info(*, files: Iterable[str] = (), config: Any = None) -> dict[str, Any]:
     """The stats.json keys every job adds: versions, and when given the input files and the resolved config."""
     info: dict[str, Any] = {"refinery_version": project_version(), "versions": versions()}

@@ -22,7 +22,7 @@ import apache_beam as beam
 from core.job_config import flag_keys, load_job_config
 from pipelines.jobs import expand_inputs, job_main, parse_args
 from pipelines.options import LlmOptions, RefineryOptions, ShardOptions, split_globs
-from pipelines.run_info import run_info
+from pipelines.run_info import run_record
 from pipelines.sample_code import SAMPLE_CODE_PATH
 from pipelines.staging import plan_outputs, run_staged
 from transforms.beam.code import LanguageFn, LintFn, SyntaxFn
@@ -134,9 +134,9 @@ def run(argv: list[str] | None = None) -> dict:
                         build=lambda p, output, rejected: build(
                             p, recipe=recipe, generation=generation, inputs=inputs.patterns, output=output,
                             rejected_output=rejected, cache_prefix=f"{out.final}/_generations"),
-                        extra={"recipe": recipe.name, "model": generation.model_name if generation else None,
-                               "llm_stages": llm_stages, "inputs": globs, "config": loaded.mapping,
-                               "config_source": loaded.where, **run_info(files=inputs.files, config=recipe)})
+                        extra={**run_record(job="swallowcode", loaded=loaded, inputs=globs, files=inputs.files,
+                                            config=recipe),
+                               "model": generation.model_name if generation else None, "llm_stages": llm_stages})
     if llm_stages == LLM_OFF:
         print(f"built-in sample ({SAMPLE_CODE_PATH.name}), llm_stages {LLM_OFF}")
     return report

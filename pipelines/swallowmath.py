@@ -20,7 +20,7 @@ import apache_beam as beam
 from core.job_config import flag_keys, load_job_config
 from pipelines.jobs import expand_inputs, job_main, parse_args
 from pipelines.options import LlmOptions, RefineryOptions, ShardOptions, split_globs
-from pipelines.run_info import run_info
+from pipelines.run_info import run_record
 from pipelines.sample_math import SAMPLE_MATH_PATH
 from pipelines.staging import plan_outputs, run_staged
 from transforms.beam.flow import Flow
@@ -99,11 +99,11 @@ def run(argv: list[str] | None = None) -> dict:
                         build=lambda p, output, rejected: build(
                             p, recipe=recipe, generation=generation, inputs=inputs.patterns, output=output,
                             rejected_output=rejected, cache_prefix=f"{out.final}/_generations"),
-                        extra={"recipe": recipe.name, "model": generation.model_name if generation else None,
+                        extra={**run_record(job="swallowmath", loaded=loaded, inputs=globs, files=inputs.files,
+                                            config=recipe),
+                               "model": generation.model_name if generation else None,
                                "backend": generation.backend if generation else None,
-                               "llm_stages": LLM_OFF if rewrite_off else f"on: {STAGE}", "inputs": globs,
-                               "config": loaded.mapping, "config_source": loaded.where,
-                               **run_info(files=inputs.files, config=recipe)})
+                               "llm_stages": LLM_OFF if rewrite_off else f"on: {STAGE}"})
     if rewrite_off:
         print(f"built-in sample ({SAMPLE_MATH_PATH.name}), llm_stages {LLM_OFF} (the rows carry the original text)")
     return report

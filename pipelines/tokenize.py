@@ -35,9 +35,10 @@ from core.resources import resolve_resource
 from core.shards import ShardMeta
 from pipelines.jobs import JobError, expand_inputs, job_main, parse_args, run_counted
 from pipelines.options import RefineryOptions, split_globs
-from pipelines.run_info import run_info
+from pipelines.report_data import REPORT_NAME
+from pipelines.run_info import input_files, run_record
 from pipelines.runners import fit_local_workers, make_runner
-from pipelines.staging import plan_output, staged
+from pipelines.staging import plan_output, staged, write_run_report
 from transforms import stats
 from transforms.beam.metrics import Counted
 from transforms.beam.packing import (
@@ -51,7 +52,7 @@ from transforms.tokenizer import TokenizerError, eos_id, load_tokenizer, tokeniz
 DEFAULT_OUTPUT = "./output/tokens"
 DEFAULT_CONFIG, SAMPLE_CONFIG = "default", "sample"  # with --input / without --input (the built-in sample)
 STAGES = ["read", "tokenize", "mix", "pack"]
-ARTIFACTS = ("train/part-*.parquet", "valid/part-*.parquet", "manifest.json", "stats.json")  # replaced by a run
+ARTIFACTS = ("train/part-*.parquet", "valid/part-*.parquet", "manifest.json", "stats.json", "report.html")  # replaced by a run
 log = logging.getLogger("refinery")
 TRAIN_HINT = "train one with python -m transforms.tokenizer train --input 'output/werp/documents/*.parquet'"
 
@@ -195,12 +196,13 @@ def finish(counts: dict[str, int], *, loaded: Loaded[TokenizeConfig], output: st
                for n, s in manifest["sources"].items()}
     report = stats.build_report(counts, stage_order=STAGES,
                                 wall_time_s=time.monotonic() - started,
-                                extra={"recipe": cfg.name, "tokenizer": cfg.tokenizer, "seq_len": cfg.seq_len,
+                                extra={**run_record(job="tokenize", loaded=loaded, files=files,
+                                                    inputs=[p for source in cfg.sources for p in source.paths],
+                                                    config=cfg),
+                                       "tokenizer": cfg.tokenizer, "seq_len": cfg.seq_len,
                                        "mixture": mixture, "splits": manifest["splits"],
                                        "tail_tokens_dropped": manifest["tail_tokens_dropped"],
-                                       "unigram_entropy": manifest["unigram_entropy"],
-                                       "config": loaded.mapping, "config_source": loaded.where,
-                                       **run_info(files=files, config=cfg)})
+                                       "unigram_entropy": manifest["unigram_entropy"]})
     with FileSystems.create(f"{output}/stats.json") as fh:
         fh.write(stats.dump_report(report).encode("utf-8"))
     print(stats.format_summary(report))
@@ -239,10 +241,12 @@ def run(argv: list[str] | None = None) -> dict:
     with staged(out):
         counts, _ = run_counted(
             lambda p: build(p, cfg, tokenizer_json=tok.to_str(), meta=meta, output=out.staging, header=header),
-            runner=make_runner(options), options=options, output=out.staging)
+            runner=make_runner(options), options=options, output=out.staging, stages=STAGES,
+            total_bytes=sum(f["bytes"] or 0 for f in input_files(files)))
         report = finish(counts, loaded=loaded, output=out.staging, started=started, files=files)
+    write_run_report(out.final, None)
     print(f"shards: {out.final}/train/ {out.final}/valid/  manifest: {out.final}/manifest.json  "
-          f"report: {out.final}/stats.json")
+          f"stats: {out.final}/stats.json  report: {out.final}/{REPORT_NAME}")
     return report
 
 

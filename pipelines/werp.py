@@ -16,7 +16,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from core.job_config import Loaded, flag_keys, load_job_config
 from pipelines.jobs import JobError, expand_inputs, job_main, parse_args
 from pipelines.options import RefineryOptions, ShardOptions, split_globs
-from pipelines.run_info import run_info
+from pipelines.run_info import run_record
 from pipelines.runners import plan_byte_ranges
 from pipelines.sample_warc import SAMPLE_PATH
 from pipelines.staging import plan_outputs, run_staged
@@ -160,9 +160,8 @@ def run(argv: list[str] | None = None) -> dict:
     return run_staged(out=out, rejected=rej, options=options,
                       build=lambda p, output, rejected: build(p, recipe=recipe, inputs=inputs.patterns, output=output,
                                                               rejected_output=rejected),
-                      extra={"job": "werp", "recipe": recipe.name, "extractor": recipe.extract.extractor, "inputs": globs,
-                             "config": loaded.mapping, "config_source": loaded.where,
-                             **run_info(files=inputs.files, config=recipe)})
+                      extra={**run_record(job="werp", loaded=loaded, inputs=globs, files=inputs.files, config=recipe),
+                             "extractor": recipe.extract.extractor})
 
 if __name__ == "__main__":
     sys.exit(job_main(sys.argv[1:], name="werp", doc=__doc__, option_classes=OPTIONS, run=run))

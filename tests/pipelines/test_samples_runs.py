@@ -149,6 +149,9 @@ def test_tokenize_with_no_input_or_config_packs_the_sample_from_any_folder(tmp_p
     stats = json.loads((tmp_path / "tokens" / "stats.json").read_text(encoding="utf-8"))
     assert_run_info(stats, path=SAMPLE_TEXT_PATH, recipe_name="sample")
     assert stats["recipe_resolved"]["tokenizer"] == str(SAMPLE_TOKENIZER_PATH)
+    page = (tmp_path / "tokens" / "report.html").read_text(encoding="utf-8")  # written beside stats.json
+    assert "tokenize run report" in page and f'data-field="docs_in">{len(texts)}<' in page
+    assert "realised" in page.lower()  # the target vs realised mixture
 
 
 def test_tokenize_with_a_config_and_no_input_still_reads_the_configs_sources(tmp_path, monkeypatch):
@@ -165,4 +168,4 @@ def test_help_shows_the_one_command_first_run_and_the_inputs_default(job, capsys
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
     first = next(line for line in job.__doc__.splitlines() if line.startswith("python -m "))
     assert first.split("#")[0].strip() == f"python -m pipelines.{name}"  # nothing to pass on a first run
-    assert " ".join(first.split()) in text and "Default: the job's built-in sample." in text
+    assert " ".join(first.split()) in text and "Default: the job's built-in sample" in text
