@@ -87,3 +87,27 @@ def test_on_a_terminal_one_bar_is_redrawn_and_finished_with_a_newline(tmp_path) 
 def test_quiet_runs_set_nothing() -> None:
     with live_progress(enabled=False, stages=[], total_bytes=10) as reporter:
         assert reporter is None and ENV not in os.environ
+
+
+def test_a_real_local_run_reports_every_input_byte_and_its_document_counts(tmp_path, monkeypatch) -> None:
+    """werp on the built-in sample: at the end the workers' files add up to the sample's size in bytes, the pages
+    the reader passed on and the documents written, as stats.json counts them."""
+    import contextlib
+
+    from pipelines import jobs, werp
+
+    seen: list[Snapshot] = []
+    real = jobs.live_progress
+
+    @contextlib.contextmanager
+    def observed(**kwargs):
+        with real(**kwargs) as reporter:
+            yield reporter
+            seen.append(reporter.current())  # the last state, before the folder goes
+
+    monkeypatch.setattr(jobs, "live_progress", observed)
+    report = werp.run(["--runner=FnApiRunner", f"--output={tmp_path / 'out'}"])
+    assert seen == [Snapshot(bytes_read=werp.SAMPLE_PATH.stat().st_size,
+                             docs_read=report["stages"]["read"]["docs_out"],
+                             docs_kept=report["stages"]["write"]["docs_out"])]
+    assert seen[0].docs_kept > 0 and ENV not in os.environ
