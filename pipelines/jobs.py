@@ -221,8 +221,7 @@ def job_main(argv: list[str], *, name: str, doc: str, option_classes: Sequence[t
     if wants_help(argv):
         print_help(prog=prog, description=doc, option_classes=option_classes)
         return 0
-    # force: importing Beam logs a warning through the root logger first, which installs a WARNING-level handler
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    show_info_logs()
     for noisy in quiet_loggers(argv):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
@@ -234,6 +233,22 @@ def job_main(argv: list[str], *, name: str, doc: str, option_classes: Sequence[t
         print(f"{name}: interrupted; the previous output, if any, is unchanged", file=sys.stderr)
         return 130
     return 0
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def show_info_logs() -> None:
+    """INFO lines on stderr in our format. Importing Beam logs a warning through the root logger first, which
+    installs a plain WARNING-level handler (basicConfig is then a no-op): that handler gets our format and the
+    root INFO. Handlers someone else installed (pytest's, an embedding application's) are left as they are."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    for handler in root.handlers:
+        if type(handler) is logging.StreamHandler:  # pylint: disable=unidiomatic-typecheck  (not subclasses)
+            handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root.setLevel(logging.INFO)
 
 
 def check_flags(flags: Sequence[str], option_classes: Sequence[type], *, prog: str) -> None:

@@ -30,6 +30,8 @@ from transforms.document import Page, Rejected
 from transforms.io import warc, warc_ranges
 from transforms.io.range_sizing import byte_ranges
 
+log = logging.getLogger(__name__)
+
 STAGE = "read"
 REJECTED = "rejected"  # the tag of the Rejected rows (the same as transforms.beam.stages.REJECTED)
 DEFAULT_SPLIT_BYTES = 64 << 20  # about 60 ranges per 1 GiB Common Crawl WARC file
@@ -77,7 +79,7 @@ class _ReadCounts:
             rejected = Rejected(id=item.record_id or f"{self.path}@{offset}", url=item.url, stage=STAGE,
                                 reason=item.reason, text=item.detail)
         else:  # damage in the file, not a record: an error event, reported apart from the drops
-            logging.warning("%s in %s at offset %d: %s", item.reason, self.path, offset, item.detail)
+            log.warning("%s in %s at offset %d: %s", item.reason, self.path, offset, item.detail)
             self.counters.count_error(item.reason)
             rejected = file_rejected(self.path, offset, item.reason, item.detail)
         if self.emit_rejected:
@@ -113,7 +115,7 @@ class _DetectLayoutFn(CountingFn):
         with _open(metadata.path) as fh:
             layout = warc_ranges.detect_layout(fh)
         if layout.kind == warc_ranges.EMPTY:
-            logging.warning("%s: %s", warc.EMPTY_FILE, metadata.path)
+            log.warning("%s: %s", warc.EMPTY_FILE, metadata.path)
             self.counters.count_error(warc.EMPTY_FILE)
             if self.emit_rejected:
                 yield TaggedOutput(REJECTED, file_rejected(metadata.path, 0, warc.EMPTY_FILE, "0 bytes"))
@@ -160,7 +162,7 @@ class _ReadFileFn(CountingFn, RestrictionProvider):
                 yield from self._read_range(fh, element[0], tracker, counts)
         counts.consumed(tracker.current_restriction().stop)  # the whole share (after any split) is read
         self.counters.stop_clock()
-        logging.info("read %s [%d, %d): %d pages of %d records in %.1f s", element[0], restriction.start,
+        log.info("read %s [%d, %d): %d pages of %d records in %.1f s", element[0], restriction.start,
                      restriction.stop, counts.pages, counts.records, time.monotonic() - started)
 
     def _read_whole(self, fh: BinaryIO, path: str, tracker, counts: _ReadCounts) -> Iterator:
