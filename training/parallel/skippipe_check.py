@@ -29,7 +29,7 @@ def _check_paths(paths: Sequence[Sequence[Visit]], problem: SkipProblem) -> list
             errors.append(f"mb {m}: a stage is visited twice: {stages}")
         errors += [f"mb {m}: node {n} does not hold stage {s}" for s, n in path
                    if not 0 <= s < len(problem.stages) or n not in problem.stages[s]]
-        top, swaps = 0, 0
+        top, swaps = (stages[0] if stages else 0), 0  # hops are judged from the path's own first stage
         for s in stages[1:]:
             if s > top + 1 + problem.max_jump:
                 errors.append(f"mb {m}: hop {top}->{s} skips more than max_jump={problem.max_jump}")
