@@ -4,6 +4,7 @@ with plain autograd: the summed token cross-entropy over the step's tokens and i
 spans are checked against the order GPipe and ZB-V are defined to run."""
 from __future__ import annotations
 
+import dataclasses
 import socket
 
 import pytest
@@ -13,7 +14,7 @@ import torch.nn.functional as F
 
 from training.model import Llama, ModelConfig
 from training.parallel.partition import balanced_layout
-from training.parallel.pipeline import IGNORE, Plan, build_pipeline
+from training.parallel.pipeline import IGNORE, Plan, build_pipeline, stage_module, tie_local_copies
 
 SMALL = dict(vocab_size=64, dim=16, n_heads=2, n_kv_heads=1, ffn_dim=32, max_seq_len=16)
 
@@ -109,3 +110,22 @@ def test_zbv_on_one_rank_splits_backwards_and_evaluation_drops_their_gradients(g
         part.zero_grad(set_to_none=True)
     assert pipe.run(inputs, targets, tokens=tokens, train=False) == pytest.approx(want_loss, rel=1e-5)
     assert all(p.grad is None for part in pipe.parts for p in part.parameters())
+
+
+def test_a_plan_is_frozen():
+    layout = balanced_layout(ModelConfig(n_layers=2, **SMALL), 1, seq_len=8)
+    plan = Plan(schedule="gpipe", pp=1, dp=1, stages_per_rank=1, microbatches=2, layout=layout)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.microbatches = 4
+    assert len({plan, dataclasses.replace(plan)}) == 1
+
+
+@pytest.mark.parametrize("units", [("embed", "layers.0"), ("layers.1", "norm", "head")])
+def test_tying_on_a_rank_that_holds_only_one_end_changes_nothing(units):
+    """Tied embeddings, pp > 1 without V placement: the first rank holds the embedding and no head, the last
+    the head and no embedding; there is nothing on the rank to tie, so the parts stay as they are."""
+    full = Llama(ModelConfig(n_layers=2, **{**SMALL, "tie_embeddings": True}))
+    part = stage_module(full, units)
+    before = {n: p for n, p in part.named_parameters()}
+    tie_local_copies([part], tied=True)
+    assert {n: p for n, p in part.named_parameters()} == before
