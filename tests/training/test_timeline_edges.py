@@ -50,3 +50,16 @@ def test_the_legend_has_no_frame(tmp_path, drawn):
     legend = drawn["fig"].axes[0].get_legend()
     assert [t.get_text() for t in legend.get_texts()] == ["F", "B"]
     assert legend.get_frame_on() is False
+
+
+def test_peak_in_flight_counts_one_release_per_backward_by_hand():
+    """One stage: F0 F1 B0 F2 F3 B1 ...: live 1, 2, 1, 2, 3, so the peak is 3; a W releases like a B (I does not)."""
+    from training.parallel.timeline import peak_in_flight
+
+    order = [("F", 0), ("F", 1), ("B", 0), ("F", 2), ("F", 3), ("B", 1), ("B", 2), ("B", 3)]
+    spans = [Span(0, 0, kind, m, float(t), t + 1.0) for t, (kind, m) in enumerate(order)]
+    assert peak_in_flight(spans) == {0: 3}
+    split = [("F", 0), ("F", 1), ("I", 0), ("W", 0), ("F", 2), ("F", 3)]  # live 1, 2, 2, 1, 2, 3
+    assert peak_in_flight([Span(0, 0, k, m, float(t), t + 1.0) for t, (k, m) in enumerate(split)]) == {0: 3}
+    held = [("F", 0), ("F", 1), ("I", 0), ("I", 1), ("F", 2)]  # no release yet: live 1, 2, 2, 2, 3
+    assert peak_in_flight([Span(0, 0, k, m, float(t), t + 1.0) for t, (k, m) in enumerate(held)]) == {0: 3}
