@@ -12,6 +12,7 @@ import json
 import random
 import sys
 from pathlib import Path
+from typing import Callable
 
 from pipelines.sample_code_snippets import CLEAN, COMMENTS, EMPTY, LINT, OTHER, SYNTAX
 
@@ -35,13 +36,19 @@ def write_jsonl(path: Path, rows: list[dict]) -> int:
     return len(rows)
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.sample_code", description=__doc__.split("\n")[0])
-    parser.add_argument("path", nargs="?", default=str(SAMPLE_CODE_PATH),
+def jsonl_sample_main(argv: list[str], *, prog: str, default: Path, rows: Callable[[], list[dict]], what: str) -> int:
+    """A JSONL sample generator's command line: write `rows()` to PATH (default: the packaged file)."""
+    parser = argparse.ArgumentParser(prog=prog, description=f"Write the built-in sample of {what}.")
+    parser.add_argument("path", nargs="?", default=str(default),
                         help="where to write the JSONL (default: the packaged sample, rebuilt bit for bit)")
     args = parser.parse_args(argv)
-    print(f"wrote {write_jsonl(Path(args.path), sample_rows())} code rows to {args.path}")
+    print(f"wrote {write_jsonl(Path(args.path), rows())} {what} to {args.path}")
     return 0
+
+
+def main(argv: list[str]) -> int:
+    return jsonl_sample_main(argv, prog="python -m pipelines.sample_code", default=SAMPLE_CODE_PATH,
+                             rows=sample_rows, what="code rows")
 
 
 if __name__ == "__main__":

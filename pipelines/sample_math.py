@@ -8,13 +8,12 @@ Run: python -m pipelines.sample_math [PATH]   (default: the packaged pipelines/d
 """
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 from pathlib import Path
 from typing import Callable
 
-from pipelines.sample_code import write_jsonl
+from pipelines.sample_code import jsonl_sample_main
 
 SAMPLE_MATH_PATH = Path(__file__).resolve().parent / "data" / "sample_math.jsonl"
 SEED = 18  # issue 18, which asked for the sample
@@ -108,12 +107,8 @@ def sample_rows(pages: int = PAGES) -> list[dict[str, str]]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipelines.sample_math", description=__doc__.split("\n")[0])
-    parser.add_argument("path", nargs="?", default=str(SAMPLE_MATH_PATH),
-                        help="where to write the JSONL (default: the packaged sample, rebuilt bit for bit)")
-    args = parser.parse_args(argv)
-    print(f"wrote {write_jsonl(Path(args.path), sample_rows())} math pages to {args.path}")
-    return 0
+    return jsonl_sample_main(argv, prog="python -m pipelines.sample_math", default=SAMPLE_MATH_PATH,
+                             rows=sample_rows, what="math pages")
 
 
 if __name__ == "__main__":
