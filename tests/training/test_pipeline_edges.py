@@ -5,11 +5,9 @@ spans are checked against the order GPipe and ZB-V are defined to run."""
 from __future__ import annotations
 
 import dataclasses
-import socket
 
 import pytest
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
 from training.model import Llama, ModelConfig
@@ -17,16 +15,6 @@ from training.parallel.partition import balanced_layout
 from training.parallel.pipeline import IGNORE, Plan, build_pipeline, stage_module, tie_local_copies
 
 SMALL = dict(vocab_size=64, dim=16, n_heads=2, n_kv_heads=1, ffn_dim=32, max_seq_len=16)
-
-
-@pytest.fixture(scope="module")
-def group():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
-    yield dist.group.WORLD
-    dist.destroy_process_group()
 
 
 def _batch(rows: int, seq: int = 8):

@@ -4,11 +4,9 @@ is the whole model run with plain autograd; a sum over one replica is the gradie
 from __future__ import annotations
 
 import math
-import socket
 
 import pytest
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
 from training.model import Llama, ModelConfig
@@ -16,16 +14,6 @@ from training.parallel.partition import uniform_layout
 from training.parallel.skippipe import plan
 from training.parallel.skippipe_problem import make_problem
 from training.parallel.skippipe_runtime import SkipPipeNode, microbatch_split, node_module
-
-
-@pytest.fixture(scope="module")
-def group():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
-    yield dist.group.WORLD
-    dist.destroy_process_group()
 
 
 @pytest.mark.parametrize("tied", [False, True])
