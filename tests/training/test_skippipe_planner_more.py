@@ -53,3 +53,27 @@ def test_memory_block_ignores_an_interval_that_ended_as_the_new_one_starts():
     live = [(0.0, 5.0), (5.0, 20.0)]
     assert skippipe._memory_block(live, 1, 5.0, 10.0) == 20.0
     assert skippipe._memory_block([(0.0, 5.0)], 1, 5.0, 10.0) is None
+
+
+def test_fixed_paths_are_timed_one_after_another_against_all_earlier_ones():
+    """One stage on one node, F 1 s, B 2 s, three fixed paths: each microbatch waits for the node, by hand
+    F0 [0, 1] B0 [1, 3], F1 [3, 4] B1 [4, 6], F2 [6, 7] B2 [7, 9]. (Timing the third against the first path
+    alone would put F2 at 3, on top of F1.)"""
+    from training.parallel.skippipe_problem import make_problem
+
+    problem = make_problem(latency_s=[[0.0]], stages=[[0]], n_microbatches=3)
+    schedule = skippipe.plan(problem, paths=[[(0, 0)]] * 3)
+    assert [(s.kind, s.microbatch, s.start_s, s.end_s) for s in schedule.program(0)] == [
+        ("F", 0, 0.0, 1.0), ("B", 0, 1.0, 3.0), ("F", 1, 3.0, 4.0), ("B", 1, 4.0, 6.0),
+        ("F", 2, 6.0, 7.0), ("B", 2, 7.0, 9.0)]
+    assert schedule.makespan_s == 9.0
+
+
+def test_fixed_pipelines_count_the_replicas_of_stage_0():
+    """DT-FM rows: stage 0 has two replicas, stage 1 one, stage 2 two. Microbatch m uses row m mod 2 (the
+    stage-0 count), wrapped onto each stage's own replicas: rows 0, 1, 0 -> nodes (0, 2, 3), (1, 2, 4), (0, 2, 3)."""
+    from training.parallel.skippipe_problem import make_problem
+
+    problem = make_problem(latency_s=np.zeros((5, 5)), stages=[[0, 1], [2], [3, 4]], n_microbatches=3)
+    assert skippipe.fixed_pipeline_paths(problem) == [[(0, 0), (1, 2), (2, 3)], [(0, 1), (1, 2), (2, 4)],
+                                                      [(0, 0), (1, 2), (2, 3)]]
