@@ -170,6 +170,14 @@ class PipelineSection:
     """skippipe: a JSON file with the node-to-node latency matrix in seconds (None = a uniform network)."""
     inject_latency: bool = False
     """skippipe: hold each message back by its link's latency, emulating that network on one machine."""
+    vocab_parallel: bool = False
+    """trainer=pipeline: split the embedding and the output layer by vocabulary rows over all ranks of the pipeline
+    (Vocabulary Parallelism, Yeung et al. 2025) instead of giving them to the first and last stage; pays off when
+    the vocabulary is large against the width (V/dim >= ~20). Schedules gpipe, 1f1b and interleaved1f1b."""
+    vocab_barriers: Literal[1, 2] = 1
+    """With vocab_parallel: 1 = Vocab-1 (one all-reduce barrier per microbatch; the weight gradient of the output
+    layer can fill waits, at the price of keeping that microbatch's logits shard longer); 2 = Vocab-2 (two
+    barriers, the second sums the output layer's input gradient; less held memory)."""
     trace_steps: tuple[int, ...] = ()
     """Steps whose F/B/W spans are gathered into <output>/pipeline/step-N.trace.json (Chrome) and .png."""
 

@@ -1,7 +1,9 @@
 """The schedule vocabulary shared by the simulator, the runtime and the timeline: actions to run, spans that ran.
 
 Kinds follow torch.distributed.pipelining's `_ComputationType` letters (schedules.py): F forward, B full
-backward, I input-grad half of B, W weight-grad half of B (Zero Bubble, Qi et al. 2024). Time is seconds for
+backward, I input-grad half of B, W weight-grad half of B (Zero Bubble, Qi et al. 2024). S and T are the
+vocabulary-parallel output layer's forward and backward passes (Yeung et al. 2025), which every rank of the
+pipeline runs for every microbatch; they carry the stage VOCAB_STAGE. Time is seconds for
 measured spans and cost units for simulated ones; nothing here cares which.
 """
 from __future__ import annotations
@@ -10,8 +12,11 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-Kind = Literal["F", "B", "I", "W"]
-KINDS: tuple[Kind, ...] = ("F", "B", "I", "W")
+Kind = Literal["F", "B", "I", "W", "S", "T"]
+STAGE_KINDS: tuple[Kind, ...] = ("F", "B", "I", "W")
+VOCAB_KINDS: tuple[Kind, ...] = ("S", "T")
+KINDS: tuple[Kind, ...] = STAGE_KINDS + VOCAB_KINDS
+VOCAB_STAGE = -1  # the stage of S and T: the vocabulary layers, sharded over every rank
 INPUT_GRAD_KINDS = frozenset({"B", "I"})  # what the previous stage's backward waits for
 RELEASE_KINDS = frozenset({"B", "W"})  # after these a stage no longer holds the microbatch's activations
 

@@ -17,7 +17,11 @@ from training.model.config import ModelConfig
 EMBED, NORM, HEAD = "embed", "norm", "head"
 
 
-def units(cfg: ModelConfig) -> list[str]:
+def units(cfg: ModelConfig, *, vocab_parallel: bool = False) -> list[str]:
+    """The units stages are cut from; with vocabulary parallelism the embedding and head are every rank's, not a
+    stage's (training/parallel/vocab.py)."""
+    if vocab_parallel:
+        return [*(f"layers.{i}" for i in range(cfg.n_layers)), NORM]
     return [EMBED, *(f"layers.{i}" for i in range(cfg.n_layers)), NORM, HEAD]
 
 
@@ -50,12 +54,12 @@ class Layout:
         return next(i for i, stage in enumerate(self.stages) if unit in stage)
 
 
-def balanced_layout(cfg: ModelConfig, n_stages: int, *, seq_len: int) -> Layout:
+def balanced_layout(cfg: ModelConfig, n_stages: int, *, seq_len: int, vocab_parallel: bool = False) -> Layout:
     """Contiguous stages minimising the largest stage cost; every stage gets at least one unit."""
-    names = units(cfg)
+    names = units(cfg, vocab_parallel=vocab_parallel)
     if n_stages > len(names):
-        raise ValueError(f"{n_stages} pipeline stages but the model has only {len(names)} units (embedding, "
-                         f"{cfg.n_layers} layers, norm, head); use fewer stages or more layers")
+        raise ValueError(f"{n_stages} pipeline stages but the model has only {len(names)} units ({', '.join(names)}); "
+                         "use fewer stages or more layers")
     cost = [unit_cost(cfg, u, seq_len) for u in names]
     prefix = [0.0]
     for c in cost:
@@ -80,9 +84,10 @@ def balanced_layout(cfg: ModelConfig, n_stages: int, *, seq_len: int) -> Layout:
     return Layout(tuple(tuple(names[a:b]) for a, b in bounds), tuple(prefix[b] - prefix[a] for a, b in bounds))
 
 
-def explicit_layout(cfg: ModelConfig, stages: list[list[str]], *, seq_len: int) -> Layout:
+def explicit_layout(cfg: ModelConfig, stages: list[list[str]], *, seq_len: int,
+                    vocab_parallel: bool = False) -> Layout:
     """A layout written in the config; checked to cover every unit once, in order."""
-    names = units(cfg)
+    names = units(cfg, vocab_parallel=vocab_parallel)
     flat = [u for stage in stages for u in stage]
     if flat != names or any(not stage for stage in stages):
         raise ValueError(f"pipeline.layout must list every unit exactly once, in order, in non-empty stages; "
@@ -90,7 +95,7 @@ def explicit_layout(cfg: ModelConfig, stages: list[list[str]], *, seq_len: int) 
     return Layout(tuple(tuple(s) for s in stages), tuple(sum(unit_cost(cfg, u, seq_len) for u in s) for s in stages))
 
 
-def uniform_layout(cfg: ModelConfig, n_stages: int, *, seq_len: int) -> Layout:
+def uniform_layout(cfg: ModelConfig, n_stages: int, *, seq_len: int, vocab_parallel: bool = False) -> Layout:
     """Layers split evenly, embedding with the first stage and norm + head with the last: the naive cut."""
     per, extra = divmod(cfg.n_layers, n_stages)
     if per == 0:
@@ -100,5 +105,7 @@ def uniform_layout(cfg: ModelConfig, n_stages: int, *, seq_len: int) -> Layout:
         count = per + (1 if s < extra else 0)
         stage = [f"layers.{i}" for i in range(start, start + count)]
         start += count
-        stages.append(([EMBED] if s == 0 else []) + stage + ([NORM, HEAD] if s == n_stages - 1 else []))
-    return explicit_layout(cfg, stages, seq_len=seq_len)
+        first = [EMBED] if s == 0 and not vocab_parallel else []
+        last = ([NORM] if vocab_parallel else [NORM, HEAD]) if s == n_stages - 1 else []
+        stages.append(first + stage + last)
+    return explicit_layout(cfg, stages, seq_len=seq_len, vocab_parallel=vocab_parallel)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-from training.parallel.actions import INPUT_GRAD_KINDS, KINDS, Action, Span, stage_ranks
+from training.parallel.actions import INPUT_GRAD_KINDS, STAGE_KINDS, Action, Span, stage_ranks
 from training.parallel.schedules import SCHEDULE_NAMES, SCHEDULES as TABLE, SINGLE_STAGE
 from training.parallel.timeline import idle_fractions, peak_in_flight
 
@@ -123,7 +123,7 @@ def torch_order(name: str, *, n_ranks: int, n_microbatches: int, stages_per_rank
         ops = []
         for a in schedule.pipeline_order_with_comms[rank]:
             for leaf in a.sub_actions or (a,):  # OVERLAP_F_B: torch runs the sub-actions one after another
-                if leaf.computation_type.value not in KINDS:
+                if leaf.computation_type.value not in STAGE_KINDS:
                     continue
                 if schedule.stage_index_to_group_rank[leaf.stage_index] != rank:  # torch's placement (V or loop)
                     raise RuntimeError(f"{TORCH_CLASSES[name]} puts {leaf} on rank {rank}, its stage map says "
@@ -144,7 +144,7 @@ def validate_order(order: Order, *, n_microbatches: int) -> None:
     problems = [f"{k}{mb}@stage{s} x{n}" for (s, k, mb), n in seen.items() if n > 1]
     for s in stages:
         for mb in range(n_microbatches):
-            has = {k: seen.get((s, k, mb), 0) for k in KINDS}
+            has = {k: seen.get((s, k, mb), 0) for k in STAGE_KINDS}
             if has["F"] != 1 or not (has["B"] == 1 and has["I"] + has["W"] == 0
                                      or has["B"] == 0 and has["I"] == has["W"] == 1):
                 problems.append(f"stage {s} microbatch {mb}: {has}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from training.parallel.actions import RELEASE_KINDS, Span, by_rank
 
-COLORS = {"F": "#4C72B0", "B": "#DD8452", "I": "#C44E52", "W": "#55A868"}  # seaborn "deep"
+COLORS = {"F": "#4C72B0", "B": "#DD8452", "I": "#C44E52", "W": "#55A868", "S": "#8172B3", "T": "#937860"}  # "deep"
 US_PER_S = 1e6  # Chrome trace timestamps are microseconds
 
 
@@ -109,7 +109,7 @@ def draw_timeline(spans: Iterable[Span], path: str | Path, *, title: str = "", u
     ax.invert_yaxis()
     ax.set_xlim(0, t1 - t0)
     ax.set_xlabel(f"time ({unit})")
-    kinds = sorted({s.kind for s in spans}, key="FBIW".index)
+    kinds = sorted({s.kind for s in spans}, key="FBIWST".index)
     ax.legend(handles=[Patch(facecolor=COLORS[k], label=k) for k in kinds], loc="lower right", fontsize=7,
               ncols=len(kinds), bbox_to_anchor=(1.0, 1.0), frameon=False)
     ax.set_title(f"{title}  bubble {idle_fraction(spans):.1%}".strip(), loc="left", fontsize=9)

@@ -1,0 +1,218 @@
+"""Run a pipeline whose embedding and output layer are split by vocabulary over all its ranks (vocab.py), in the
+order vocab_schedule.py slots passes S and T into the base schedule.
+
+torch.distributed.pipelining's stages and schedules cannot run an action that every rank takes part in (its IR
+has compute, send/receive and resharding actions only, all per stage), so this runtime drives the stage modules
+itself, as the SkipPipe runtime does: activations and gradients travel by tagged point-to-point messages on the
+pipeline group, the vocabulary collectives on a second group over the same ranks (so that no collective's
+internal tag can meet a message tag on one connection). Per step: one embedding all-reduce for the whole batch,
+then the order (F/B of this rank's stages, S/T of every microbatch), then one all-reduce of the embedding's
+gradient. The loss is summed over a microbatch's tokens and divided by the tokens of the whole optimizer step,
+as pipeline.py's StepLoss does.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from training.model import Llama
+from training.parallel.actions import VOCAB_STAGE, Action, Span
+from training.parallel.partition import HEAD, unit_cost
+from training.parallel.pipeline import IGNORE, Plan, keep_units, pad_to_microbatches
+from training.parallel.simulator import Costs, schedule_order
+from training.parallel.vocab import (OutputPass, VocabShard, embed_backward, embed_forward, output_backward,
+                                     output_forward, shard_of)
+from training.parallel.vocab_schedule import VocabCosts, vocab_order
+
+SCHEDULES = ("gpipe", "1f1b", "interleaved1f1b")  # F/B orders; the I/W split of zero-bubble is not run here
+
+
+class VocabLayers(nn.Module):
+    """This rank's rows of the embedding and of the output layer (one tensor when tied), named as in the model."""
+
+    def __init__(self, full: Llama, shard: VocabShard) -> None:
+        super().__init__()
+        self.shard = shard
+        self.embed = nn.Module()
+        self.embed.weight = nn.Parameter(shard_of(full.embed.weight.detach(), shard))
+        if full.cfg.tie_embeddings:
+            self.head = self.embed
+        else:
+            self.head = nn.Module()
+            self.head.weight = nn.Parameter(shard_of(full.head.weight.detach(), shard))
+
+
+def check_vocab_plan(plan: Plan) -> None:
+    """Refuse what the vocabulary-parallel runtime cannot run, before any rank waits on another."""
+    if plan.schedule not in SCHEDULES:
+        raise ValueError(f"pipeline.vocab_parallel runs the schedules {', '.join(SCHEDULES)}; got {plan.schedule!r}")
+    if len(plan.layout.stages) != plan.n_stages:
+        raise ValueError(f"the layout has {len(plan.layout.stages)} stages, the plan {plan.n_stages}")
+
+
+def unit_costs(plan: Plan, head_cost: float) -> tuple[Costs, VocabCosts]:
+    """The costs the placement replay uses: a mean stage's forward is 1, backward 2; each rank's vocabulary
+    passes are its 1/p share of the output layer's FLOPs (`head_cost`, in the layout's units), T twice S."""
+    share = head_cost / plan.pp / (sum(plan.layout.costs) / len(plan.layout.costs))
+    return Costs(f=1.0, b=2.0), VocabCosts(s=share, t=2 * share)
+
+
+@dataclass
+class VocabPipeline:
+    """This rank's stages, vocabulary rows and the order that drives them."""
+
+    plan: Plan
+    barriers: int
+    pp_rank: int
+    ranks: list[int]  # global rank of each pipeline rank (p2p addresses)
+    parts: list[Llama]  # this rank's stage modules, in stage order
+    vocab: VocabLayers
+    order: tuple[Action, ...]
+    group: object  # the pipeline group (messages)
+    vocab_group: object  # the same ranks, for the vocabulary collectives
+    _sends: list = field(default_factory=list)
+
+    @property
+    def stages(self) -> list[int]:
+        return self.plan.stages_of(self.pp_rank)
+
+    @property
+    def last_stage(self) -> int:
+        return self.plan.n_stages - 1
+
+    @property
+    def has_first(self) -> bool:
+        return 0 in self.stages
+
+    @property
+    def has_last(self) -> bool:
+        return self.last_stage in self.stages
+
+    def module(self, stage: int) -> Llama:
+        return self.parts[self.stages.index(stage)]
+
+    def tag(self, stage: int, microbatch: int, backward: bool) -> int:
+        return 2 * (microbatch * self.plan.n_stages + stage) + int(backward)
+
+    def send(self, t: torch.Tensor, stage: int, microbatch: int, backward: bool) -> None:
+        dst = self.ranks[self.plan.rank_of(stage)]
+        tag = self.tag(stage, microbatch, backward)
+        self._sends.append(dist.isend(t.detach().contiguous(), dst, group=self.group, tag=tag))
+
+    def recv(self, like: torch.Tensor, stage: int, microbatch: int, backward: bool) -> torch.Tensor:
+        """The tensor for `stage`'s action on `microbatch`, from the rank of its neighbour stage."""
+        src_stage = stage - 1 if not backward else stage + 1
+        out = torch.empty_like(like)
+        dist.recv(out, self.ranks[self.plan.rank_of(src_stage)], group=self.group, tag=self.tag(stage, microbatch,
+                                                                                                  backward))
+        return out
+
+    def run(self, inputs: torch.Tensor, targets: torch.Tensor, *, tokens: float, train: bool = True,
+            spans: list[Span] | None = None) -> float:
+        """One step over a batch (padded to equal microbatches); returns the loss this rank adds (last stage)."""
+        m = self.plan.microbatches
+        inputs, targets = pad_to_microbatches(inputs, targets, m)
+        shard, weight_in, weight_out = self.vocab.shard, self.vocab.embed.weight, self.vocab.head.weight
+        h0 = embed_forward(inputs, weight_in, shard, self.vocab_group).chunk(m)  # every rank: one collective
+        targets_mb = targets.chunk(m)
+        like = h0[0].detach()
+        saved: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+        states: dict[int, OutputPass] = {}
+        hidden: dict[int, torch.Tensor] = {}  # last stage: the final hidden state, waiting for S
+        grad_hidden: dict[int, torch.Tensor] = {}  # last stage: ∂loss/∂hidden, waiting for B
+        grad_h0: dict[int, torch.Tensor] = {}
+        scale = torch.tensor(1.0 / tokens)
+        total = 0.0
+        for a in self.order:
+            if not train and a.kind in ("B", "T"):
+                continue
+            start = time.perf_counter()
+            if a.kind == "F":
+                x = h0[a.microbatch].detach() if a.stage == 0 else self.recv(like, a.stage, a.microbatch, False)
+                x.requires_grad_(train)
+                with torch.set_grad_enabled(train):
+                    out = self.module(a.stage)(x)
+                if a.stage == self.last_stage:
+                    hidden[a.microbatch] = out
+                else:
+                    self.send(out, a.stage + 1, a.microbatch, False)
+                if train:
+                    saved[(a.stage, a.microbatch)] = (x, out)
+            elif a.kind == "S":
+                x = hidden[a.microbatch].detach() if self.has_last else torch.empty_like(like)
+                dist.broadcast(x, self.ranks[self.plan.rank_of(self.last_stage)], group=self.vocab_group)
+                if not train:
+                    hidden.pop(a.microbatch, None)
+                state = output_forward(x, weight_out, targets_mb[a.microbatch], shard, self.vocab_group,
+                                       barriers=self.barriers)
+                if self.has_last:
+                    total += float(state.loss.sum()) / tokens
+                if train:
+                    states[a.microbatch] = state
+                    if state.grad_x is not None and self.has_last:  # one barrier: ∂x is known now
+                        grad_hidden[a.microbatch] = (state.grad_x * scale).to(x.dtype).reshape(x.shape)
+            elif a.kind == "T":
+                state = states.pop(a.microbatch)
+                grad_x, grad_w = output_backward(state, weight_out, scale.expand(len(state.loss)), self.vocab_group)
+                _accumulate(weight_out, grad_w)
+                if self.barriers == 2 and self.has_last:
+                    grad_hidden[a.microbatch] = grad_x.reshape(like.shape)
+            else:  # B
+                x, out = saved.pop((a.stage, a.microbatch))
+                if a.stage == self.last_stage:
+                    hidden.pop(a.microbatch)
+                    grad = grad_hidden.pop(a.microbatch)
+                else:
+                    grad = self.recv(like, a.stage, a.microbatch, True)
+                out.backward(grad)
+                if a.stage == 0:
+                    grad_h0[a.microbatch] = x.grad
+                else:
+                    self.send(x.grad, a.stage - 1, a.microbatch, True)
+            if spans is not None:
+                spans.append(Span(self.pp_rank, a.stage, a.kind, a.microbatch, start, time.perf_counter()))
+        if train:
+            grad = torch.cat([grad_h0[i] for i in range(m)]) if self.has_first else torch.zeros_like(
+                torch.cat(h0).detach())
+            _accumulate(weight_in, embed_backward(inputs, grad, shard, self.vocab_group))
+        for handle in self._sends:
+            handle.wait()
+        self._sends.clear()
+        return total
+
+
+def _accumulate(p: nn.Parameter, grad: torch.Tensor) -> None:
+    if p.grad is None:
+        p.grad = grad.to(p.dtype)
+    else:
+        p.grad += grad
+
+
+def build_vocab_pipeline(full: Llama, plan: Plan, *, barriers: int, seq_len: int, pp_rank: int, ranks: list[int],
+                         group: object, vocab_group: object) -> VocabPipeline:
+    """This rank's stage modules (weights from `full`, built alike on every rank), vocabulary rows and order."""
+    check_vocab_plan(plan)
+    parts = [keep_units(_copy(full), plan.layout.stages[s]) for s in plan.stages_of(pp_rank)]
+    for part in parts:
+        part.embed = part.head = None
+    vocab = VocabLayers(full, VocabShard(full.cfg.vocab_size, plan.pp, pp_rank))
+    base = schedule_order(plan.runtime_schedule(), n_ranks=plan.pp, n_microbatches=plan.microbatches,
+                          stages_per_rank=plan.stages_per_rank if plan.stages_per_rank > 1 else None)
+    costs, vocab_costs = unit_costs(plan, unit_cost(full.cfg, HEAD, seq_len))
+    order = vocab_order(base, barriers=barriers, costs=costs, vocab=vocab_costs)[pp_rank]
+    return VocabPipeline(plan=plan, barriers=barriers, pp_rank=pp_rank, ranks=ranks, parts=parts, vocab=vocab,
+                         order=order, group=group, vocab_group=vocab_group)
+
+
+def _copy(full: Llama) -> Llama:
+    import copy
+
+    return copy.deepcopy(full)
+
+
+__all__ = ["IGNORE", "SCHEDULES", "VOCAB_STAGE", "VocabLayers", "VocabPipeline", "build_vocab_pipeline",
+           "check_vocab_plan"]
