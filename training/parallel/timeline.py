@@ -131,6 +131,8 @@ def hop_latency(spans: Iterable[Span]) -> float:
     gaps = []
     for rank_spans in lanes.values():
         for prev, cur in zip([None, *rank_spans], rank_spans):
+            if cur.kind not in ("F", "B", "I"):  # W waits on its own stage, S and T on every rank
+                continue
             if cur.kind == "F":
                 src = done.get((cur.stage - 1, "F", cur.microbatch))
             else:

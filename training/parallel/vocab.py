@@ -79,12 +79,14 @@ def unshard(shards: list[torch.Tensor], vocab_size: int) -> torch.Tensor:
 
 
 def _sum(t: torch.Tensor, group: object) -> torch.Tensor:
-    dist.all_reduce(t, op=dist.ReduceOp.SUM, group=group)
+    if dist.is_initialized():  # one process without a group: the shard is the whole vocabulary
+        dist.all_reduce(t, op=dist.ReduceOp.SUM, group=group)
     return t
 
 
 def _max(t: torch.Tensor, group: object) -> torch.Tensor:
-    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=group)
+    if dist.is_initialized():
+        dist.all_reduce(t, op=dist.ReduceOp.MAX, group=group)
     return t
 
 

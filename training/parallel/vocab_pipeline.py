@@ -22,7 +22,7 @@ from torch import nn
 from training.model import Llama
 from training.parallel.actions import VOCAB_STAGE, Action, Span
 from training.parallel.partition import HEAD, unit_cost
-from training.parallel.pipeline import IGNORE, Plan, keep_units, pad_to_microbatches
+from training.parallel.pipeline import IGNORE, Plan, pad_to_microbatches, stage_module
 from training.parallel.simulator import Costs, schedule_order
 from training.parallel.vocab import (OutputPass, VocabShard, embed_backward, embed_forward, output_backward,
                                      output_forward, shard_of)
@@ -75,6 +75,7 @@ class VocabPipeline:
     group: object  # the pipeline group (messages)
     vocab_group: object  # the same ranks, for the vocabulary collectives
     _sends: list = field(default_factory=list)
+    _local: dict = field(default_factory=dict)  # messages between two stages of this rank (one-rank pipelines)
 
     @property
     def stages(self) -> list[int]:
@@ -99,17 +100,28 @@ class VocabPipeline:
         return 2 * (microbatch * self.plan.n_stages + stage) + int(backward)
 
     def send(self, t: torch.Tensor, stage: int, microbatch: int, backward: bool) -> None:
-        dst = self.ranks[self.plan.rank_of(stage)]
+        """Post `t` for `stage`'s action on `microbatch` (F: the activation, B: the gradient), without waiting."""
         tag = self.tag(stage, microbatch, backward)
+        if self.plan.rank_of(stage) == self.pp_rank:
+            self._local[tag] = t.detach().clone()
+            return
+        dst = self.ranks[self.plan.rank_of(stage)]
         self._sends.append(dist.isend(t.detach().contiguous(), dst, group=self.group, tag=tag))
 
     def recv(self, like: torch.Tensor, stage: int, microbatch: int, backward: bool) -> torch.Tensor:
         """The tensor for `stage`'s action on `microbatch`, from the rank of its neighbour stage."""
-        src_stage = stage - 1 if not backward else stage + 1
+        tag = self.tag(stage, microbatch, backward)
+        src = self.plan.rank_of(stage + 1 if backward else stage - 1)
+        if src == self.pp_rank:
+            return self._local.pop(tag)
         out = torch.empty_like(like)
-        dist.recv(out, self.ranks[self.plan.rank_of(src_stage)], group=self.group, tag=self.tag(stage, microbatch,
-                                                                                                  backward))
+        dist.recv(out, self.ranks[src], group=self.group, tag=tag)
         return out
+
+    def share_hidden(self, x: torch.Tensor) -> None:
+        """Broadcast the last stage's final hidden state to every rank (the input of pass S)."""
+        if dist.is_initialized():
+            dist.broadcast(x, self.ranks[self.plan.rank_of(self.last_stage)], group=self.vocab_group)
 
     def run(self, inputs: torch.Tensor, targets: torch.Tensor, *, tokens: float, train: bool = True,
             spans: list[Span] | None = None) -> float:
@@ -125,14 +137,15 @@ class VocabPipeline:
         hidden: dict[int, torch.Tensor] = {}  # last stage: the final hidden state, waiting for S
         grad_hidden: dict[int, torch.Tensor] = {}  # last stage: ∂loss/∂hidden, waiting for B
         grad_h0: dict[int, torch.Tensor] = {}
-        scale = torch.tensor(1.0 / tokens)
+        scale = torch.tensor(1.0 / tokens, device=like.device)
         total = 0.0
         for a in self.order:
             if not train and a.kind in ("B", "T"):
                 continue
-            start = time.perf_counter()
+            start = time.perf_counter()  # spans start after their input arrived (the wait is bubble)
             if a.kind == "F":
                 x = h0[a.microbatch].detach() if a.stage == 0 else self.recv(like, a.stage, a.microbatch, False)
+                start = time.perf_counter()
                 x.requires_grad_(train)
                 with torch.set_grad_enabled(train):
                     out = self.module(a.stage)(x)
@@ -144,7 +157,8 @@ class VocabPipeline:
                     saved[(a.stage, a.microbatch)] = (x, out)
             elif a.kind == "S":
                 x = hidden[a.microbatch].detach() if self.has_last else torch.empty_like(like)
-                dist.broadcast(x, self.ranks[self.plan.rank_of(self.last_stage)], group=self.vocab_group)
+                self.share_hidden(x)
+                start = time.perf_counter()
                 if not train:
                     hidden.pop(a.microbatch, None)
                 state = output_forward(x, weight_out, targets_mb[a.microbatch], shard, self.vocab_group,
@@ -168,6 +182,7 @@ class VocabPipeline:
                     grad = grad_hidden.pop(a.microbatch)
                 else:
                     grad = self.recv(like, a.stage, a.microbatch, True)
+                    start = time.perf_counter()
                 out.backward(grad)
                 if a.stage == 0:
                     grad_h0[a.microbatch] = x.grad
@@ -193,13 +208,16 @@ def _accumulate(p: nn.Parameter, grad: torch.Tensor) -> None:
 
 
 def build_vocab_pipeline(full: Llama, plan: Plan, *, barriers: int, seq_len: int, pp_rank: int, ranks: list[int],
-                         group: object, vocab_group: object) -> VocabPipeline:
+                         group: object, vocab_group: object,
+                         device: torch.device = torch.device("cpu")) -> VocabPipeline:
     """This rank's stage modules (weights from `full`, built alike on every rank), vocabulary rows and order."""
     check_vocab_plan(plan)
-    parts = [keep_units(_copy(full), plan.layout.stages[s]) for s in plan.stages_of(pp_rank)]
-    for part in parts:
+    parts = []
+    for s in plan.stages_of(pp_rank):
+        part = stage_module(full, plan.layout.stages[s])
         part.embed = part.head = None
-    vocab = VocabLayers(full, VocabShard(full.cfg.vocab_size, plan.pp, pp_rank))
+        parts.append(part.to(device))
+    vocab = VocabLayers(full, VocabShard(full.cfg.vocab_size, plan.pp, pp_rank)).to(device)
     base = schedule_order(plan.runtime_schedule(), n_ranks=plan.pp, n_microbatches=plan.microbatches,
                           stages_per_rank=plan.stages_per_rank if plan.stages_per_rank > 1 else None)
     costs, vocab_costs = unit_costs(plan, unit_cost(full.cfg, HEAD, seq_len))
@@ -208,11 +226,3 @@ def build_vocab_pipeline(full: Llama, plan: Plan, *, barriers: int, seq_len: int
                          order=order, group=group, vocab_group=vocab_group)
 
 
-def _copy(full: Llama) -> Llama:
-    import copy
-
-    return copy.deepcopy(full)
-
-
-__all__ = ["IGNORE", "SCHEDULES", "VOCAB_STAGE", "VocabLayers", "VocabPipeline", "build_vocab_pipeline",
-           "check_vocab_plan"]

@@ -141,3 +141,12 @@ def replay(base: Order, *, barriers: int, costs: Costs, vocab: VocabCosts) -> tu
         for i in local_t[r]:
             run(r, Action(r, VOCAB_STAGE, "T", i), clock[r], vocab.t)
     return tuple(tuple(ops) for ops in out), spans
+
+
+def costs_from_vocab_spans(spans: list[Span], *, latency: float = 0.0) -> tuple[Costs, VocabCosts]:
+    """Median F, B, S and T durations of a measured step, to replay it through `simulate_vocab`."""
+    def median(kind: str) -> float:
+        values = sorted(s.duration for s in spans if s.kind == kind)
+        return values[len(values) // 2] if values else 0.0
+
+    return Costs(f=median("F"), b=median("B"), latency=latency), VocabCosts(s=median("S"), t=median("T"))

@@ -22,6 +22,7 @@ from training.parallel.actions import Span
 from training.parallel.partition import EMBED, HEAD, balanced_layout, explicit_layout, uniform_layout
 from training.parallel.pipeline import IGNORE, Pipeline, Plan, build_pipeline
 from training.parallel.schedules import SCHEDULES
+from training.parallel.vocab_pipeline import VocabPipeline, build_vocab_pipeline, check_vocab_plan
 from training.trainers.baseline import Batch, Trainer
 from training.trainers.mesh import gather_spans, mesh_groups, pipeline_degrees, reduce_over
 
@@ -41,23 +42,46 @@ class PipelineTrainer(Trainer):
         schedule = cfg.schedule
         per_rank = cfg.stages_per_rank or SCHEDULES[schedule].stages_per_rank
         n_stages = pp * per_rank
+        vocab = dict(seq_len=self.seq_len, vocab_parallel=cfg.vocab_parallel)
         if cfg.layout:
-            layout = explicit_layout(self.model_cfg, [list(s) for s in cfg.layout], seq_len=self.seq_len)
+            layout = explicit_layout(self.model_cfg, [list(s) for s in cfg.layout], **vocab)
         elif cfg.balance == "uniform":
-            layout = uniform_layout(self.model_cfg, n_stages, seq_len=self.seq_len)
+            layout = uniform_layout(self.model_cfg, n_stages, **vocab)
         else:
-            layout = balanced_layout(self.model_cfg, n_stages, seq_len=self.seq_len)
+            layout = balanced_layout(self.model_cfg, n_stages, **vocab)
         self.plan = Plan(schedule=schedule, pp=pp, dp=dp, stages_per_rank=per_rank, microbatches=cfg.microbatches,
                          layout=layout)  # build_pipeline checks it
         self.pp_rank, self.dp_rank = d.rank % pp, d.rank // pp
         self.pp_group, self.dp_group = mesh_groups(d, dp, pp)
         full = Llama(self.model_cfg)  # every rank builds the same seeded model, then keeps its stages
-        self.pipe: Pipeline = build_pipeline(full, self.plan, pp_rank=self.pp_rank, device=d.device,
-                                             pp_group=self.pp_group)
+        self.trace: list[Span] | None = None
+        if cfg.vocab_parallel:
+            check_vocab_plan(self.plan)
+            self.pipe = build_vocab_pipeline(full, self.plan, barriers=cfg.vocab_barriers, seq_len=self.seq_len,
+                                             pp_rank=self.pp_rank, ranks=self.replica_ranks(), group=self.pp_group,
+                                             vocab_group=self.vocab_group(dp, pp), device=d.device)
+            self.tied_group = None  # a tied shard is one tensor on its rank
+            return [*self.pipe.parts, self.pipe.vocab]
+        self.pipe = build_pipeline(full, self.plan, pp_rank=self.pp_rank, device=d.device, pp_group=self.pp_group)
         del full
         self.tied_group = self.tied_embedding_group(dp, pp)
-        self.trace: list[Span] | None = None
         return list(self.pipe.parts)
+
+    def replica_ranks(self) -> list[int]:
+        """Global ranks of this replica's pipeline, in pipeline order (the mesh is dp-major)."""
+        pp = self.plan.pp
+        return [self.dp_rank * pp + r for r in range(pp)]
+
+    def vocab_group(self, dp: int, pp: int) -> object | None:
+        """A second group over this replica's pipeline ranks, for the vocabulary collectives (vocab_pipeline.py)."""
+        if not self.d.initialized:
+            return None
+        mine = None
+        for replica in range(dp):  # every rank takes part in creating every group
+            group = dist.new_group([replica * pp + r for r in range(pp)])
+            if replica == self.dp_rank:
+                mine = group
+        return mine
 
     def tied_embedding_group(self, dp: int, pp: int) -> object | None:
         """The group {embedding rank, head rank} of this replica when a tied weight lives on two ranks."""
@@ -150,8 +174,17 @@ class PipelineTrainer(Trainer):
         order = schedule_order(self.plan.runtime_schedule(), n_ranks=self.plan.pp,
                                n_microbatches=self.plan.microbatches, stages_per_rank=self.plan.stages_per_rank)
         latency = hop_latency(replica)
-        ideal = simulate(order, costs=costs_from_spans(replica)).bubble_fraction
-        with_latency = simulate(order, costs=costs_from_spans(replica, latency=latency)).bubble_fraction
+        if isinstance(self.pipe, VocabPipeline):  # the vocabulary passes replayed too (vocab_schedule.py)
+            from training.parallel.vocab_schedule import costs_from_vocab_spans, simulate_vocab
+
+            def replay(hop: float) -> float:
+                costs, vocab = costs_from_vocab_spans(replica, latency=hop)
+                return simulate_vocab(order, barriers=self.pipe.barriers, costs=costs, vocab=vocab).bubble_fraction
+
+            ideal, with_latency = replay(0.0), replay(latency)
+        else:
+            ideal = simulate(order, costs=costs_from_spans(replica)).bubble_fraction
+            with_latency = simulate(order, costs=costs_from_spans(replica, latency=latency)).bubble_fraction
         write_chrome_trace(replica, folder / f"step-{self.step}.trace.json")
         draw_timeline(replica, folder / f"step-{self.step}.png",
                       title=f"{self.plan.schedule}, {self.plan.pp} ranks, {self.plan.microbatches} microbatches "
