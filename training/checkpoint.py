@@ -90,8 +90,20 @@ def parts_state(parts: list[nn.Module], optimizers: list[torch.optim.Optimizer])
     return model_sd, optim_sd
 
 
+def sharded_view(parts: list[nn.Module], state: dict) -> dict:
+    """`state` with each part's split entries as DTensors of the whole tensor (a part that holds rows of a matrix
+    split over ranks says so with a `to_checkpoint` method: vocab_pipeline.VocabLayers)."""
+    for part in parts:
+        if hasattr(part, "to_checkpoint"):
+            state = part.to_checkpoint(state)
+    return state
+
+
 def set_parts_state(parts: list[nn.Module], optimizers: list[torch.optim.Optimizer], model_sd: dict,
                     optim_sd: dict) -> None:
+    for part in parts:
+        if hasattr(part, "from_checkpoint"):
+            model_sd, optim_sd = part.from_checkpoint(model_sd), part.from_checkpoint(optim_sd)
     for part, optimizer in zip(parts, optimizers, strict=True):
         mine = {k for k in part.state_dict()}
         set_state_dict(part, optimizer, model_state_dict={k: v for k, v in model_sd.items() if k in mine},
@@ -140,8 +152,8 @@ def save(root: str | Path, *, d: Dist, step: int, tokens: int, parts: list[nn.Mo
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     barrier(d)
-    state = {"model": model_sd, "optim": optim_sd, "trainer": {"step": step, "tokens": tokens},
-             f"rank{d.rank}": {**rank_state, "rng": rng_state(d.device)}}
+    state = {"model": sharded_view(parts, model_sd), "optim": sharded_view(parts, optim_sd),
+             "trainer": {"step": step, "tokens": tokens}, f"rank{d.rank}": {**rank_state, "rng": rng_state(d.device)}}
     with quiet_if_single(d.initialized):
         dcp.save(state, checkpoint_id=str(tmp))  # DCP fsyncs each file it writes
     barrier(d)

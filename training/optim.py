@@ -20,7 +20,8 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
         # a pipeline stage holding only the head of a tied model owns a copy of the embedding: treat it alike
         is_embedding = name.endswith("embed.weight") or (tied and name.endswith("head.weight"))
         (decay if p.ndim >= 2 and not is_embedding else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]  # an empty group breaks DCP's optimizer state (a tied vocabulary shard)
 
 
 def build_optimizer(model: nn.Module, cfg: OptimSection, *, fused: bool = False) -> torch.optim.AdamW:

@@ -23,7 +23,7 @@ from torch.distributed.checkpoint._nested_dict import flatten_state_dict
 
 from core.config import ConfigError
 from training.checkpoint import (LOAD_ERRORS, CheckpointError, candidates, collective_problem, one_line, parts_state,
-                                 quiet_if_single, set_parts_state, verify)
+                                 quiet_if_single, set_parts_state, sharded_view, verify)
 from training.distributed import Dist, all_gather_object, barrier, broadcast_object
 from training.rng import rng_state, set_rng_state
 from training.rundir import describe_moved, fresh_start_problem, move_aside
@@ -113,7 +113,7 @@ def read_state(path: Path, *, d: Dist, parts: list[nn.Module], optimizers: list[
                rank_template: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Load the checkpoint's entries this rank holds (collective): (state, RNG notes). Raises CheckpointError when
     the checkpoint does not fit this run, Unreadable when its files cannot be read; alike on every rank."""
-    model_sd, optim_sd = parts_state(parts, optimizers)
+    model_sd, optim_sd = (sharded_view(parts, sd) for sd in parts_state(parts, optimizers))
     keys: Mapping[str, Any] = {}
     problem = None
     try:

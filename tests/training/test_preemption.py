@@ -42,6 +42,8 @@ CASES: dict[str, tuple[list[str], int, list[int], int, int]] = {
     "local": (["trainer=local", "local.blocks=2", DROP, UNTIED], TERM, [0, 1], 3, 3),
     "pipeline 1f1b, rank 1": (["trainer=pipeline", "pipeline.schedule=1f1b", "pipeline.microbatches=2", DROP],
                               TERM, [1], 3, 3),
+    "vocab-parallel pipeline, rank 1": (["trainer=pipeline", "pipeline.schedule=1f1b", "pipeline.microbatches=2",
+                                         "pipeline.vocab_parallel=true", DROP], TERM, [1], 3, 3),
     # the decoupled pipeline learns of other ranks' rows a step late: all ranks stop after the next step
     "decoupled pipeline, rank 1": (["trainer=decoupled", "pipeline.microbatches=2",
                                     "local.method=man", "local.blocks=2", DROP, UNTIED], TERM, [1], 3, 4),

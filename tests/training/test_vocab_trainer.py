@@ -1,15 +1,20 @@
 """trainer=pipeline with pipeline.vocab_parallel=true on 2 gloo ranks follows the one-process baseline trainer
 step for step (loss, learning rate, held-out loss; the tolerances of test_pipeline.py), with tied embeddings,
-gradient accumulation and a traced step, for Vocab-1 on 1F1B and Vocab-2 on interleaved 1F1B."""
+gradient accumulation and a traced step, for Vocab-1 on 1F1B and Vocab-2 on interleaved 1F1B; its checkpoint
+reads back whole as the baseline's model (what export reads). Bitwise resume: test_preemption.py's case."""
 from __future__ import annotations
 
 import json
 
 import pytest
+import torch
 
 from tests.training.test_pipeline import close_curves, shards  # noqa: F401 - the shards fixture
 from tests.training.test_trainer import SMALL, curve, pretrain
+from training.checkpoint import load_model_weights, resolve, verified_meta
+from training.export import to_hf
 from training.metrics import read_metrics
+from training.model import Llama, ModelConfig
 
 pytestmark = pytest.mark.slow
 
@@ -34,3 +39,31 @@ def test_vocabulary_parallel_trainer_follows_the_baseline(shards, tmp_path, extr
         assert kinds == {"F", "B", "S", "T"}  # the vocabulary passes are on the trace
         record = next(r for r in read_metrics(tmp_path / "vp") if "pp_bubble_measured" in r)
         assert 0 < record["pp_bubble_simulated"] < 1 and 0 < record["pp_bubble_measured"] < 1
+
+
+def test_a_vocabulary_parallel_checkpoint_holds_the_same_model_as_the_baseline(shards, tmp_path):  # noqa: F811
+    """The ranks' row shards form one checkpoint: read back whole (as export reads it), it equals the one-process
+    baseline's weights after the same steps, with a vocabulary of 67 rows that 2 ranks split as 34 + 33."""
+    common = ["--config", "tiny", f"data.path={shards}", *SMALL, "train.steps=4", "eval.every=0",
+              "checkpoint.every=4", "model.n_layers=2", "model.vocab_size=67", "model.tie_embeddings=false"]
+    pretrain(*common, f"output={tmp_path / 'base'}")
+    pretrain(*common, "--trainer=pipeline", "pipeline.vocab_parallel=true", "--microbatches=2",
+             f"output={tmp_path / 'vp'}", ranks=2)
+    base, vp = weights(tmp_path / "base"), weights(tmp_path / "vp")
+    assert base.keys() == vp.keys() and vp["embed.weight"].shape == (67, 32)
+    for name in base:
+        torch.testing.assert_close(vp[name], base[name], rtol=1e-5, atol=1e-6, msg=name)
+    hf = to_hf(Llama(ModelConfig(**meta_of(tmp_path / "vp")["model"])))
+    assert hf.get_output_embeddings().weight.shape == (67, 32)
+
+
+def meta_of(run):
+    return verified_meta(resolve(run))
+
+
+def weights(run) -> dict:
+    """The weights export would read from a run's newest checkpoint (training.checkpoint.load_model_weights)."""
+    meta = meta_of(run)
+    model = Llama(ModelConfig(**meta["model"]))
+    load_model_weights(run, model, verified=meta)
+    return model.state_dict()

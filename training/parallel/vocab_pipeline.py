@@ -34,9 +34,10 @@ SCHEDULES = ("gpipe", "1f1b", "interleaved1f1b")  # F/B orders; the I/W split of
 class VocabLayers(nn.Module):
     """This rank's rows of the embedding and of the output layer (one tensor when tied), named as in the model."""
 
-    def __init__(self, full: Llama, shard: VocabShard) -> None:
+    def __init__(self, full: Llama, shard: VocabShard, mesh: object | None = None) -> None:
         super().__init__()
         self.shard = shard
+        self.mesh = mesh  # the pipeline's ranks as a 1-D DeviceMesh (None in one process: nothing is split)
         self.embed = nn.Module()
         self.embed.weight = nn.Parameter(shard_of(full.embed.weight.detach(), shard))
         if full.cfg.tie_embeddings:
@@ -44,6 +45,35 @@ class VocabLayers(nn.Module):
         else:
             self.head = nn.Module()
             self.head.weight = nn.Parameter(shard_of(full.head.weight.detach(), shard))
+
+    def _ours(self, key: str, value: object) -> bool:
+        return torch.is_tensor(value) and ("embed.weight" in key or "head.weight" in key) and \
+            tuple(value.shape) == (self.shard.rows, self.embed.weight.shape[1])
+
+    def to_checkpoint(self, state: dict) -> dict:
+        """Entries of this rank's rows (weights, optimizer moments) as row-sharded DTensors of the whole (V, d)
+        matrix, padding dropped: the ranks' checkpoints then form one model, which export reads whole and DCP
+        reshards on resume."""
+        if self.mesh is None:
+            return state
+        from torch.distributed.tensor import DTensor, Shard
+
+        real, (v, d) = self.shard.real_rows, (self.shard.vocab_size, self.embed.weight.shape[1])
+        return {k: DTensor.from_local(x[:real], self.mesh, [Shard(0)], run_check=False, shape=torch.Size([v, d]),
+                                      stride=(d, 1)) if self._ours(k, x) else x for k, x in state.items()}
+
+    def from_checkpoint(self, state: dict) -> dict:
+        """The inverse of `to_checkpoint`: each DTensor's local rows, padded back to the shard."""
+        from torch.distributed.tensor import DTensor
+
+        out = {}
+        for k, x in state.items():
+            if isinstance(x, DTensor):
+                local = x.to_local()
+                x = local.new_zeros(self.shard.rows, local.shape[1])
+                x[:len(local)] = local
+            out[k] = x
+        return out
 
 
 def check_vocab_plan(plan: Plan) -> None:
@@ -217,7 +247,12 @@ def build_vocab_pipeline(full: Llama, plan: Plan, *, barriers: int, seq_len: int
         part = stage_module(full, plan.layout.stages[s])
         part.embed = part.head = None
         parts.append(part.to(device))
-    vocab = VocabLayers(full, VocabShard(full.cfg.vocab_size, plan.pp, pp_rank)).to(device)
+    mesh = None
+    if dist.is_initialized() and group is not None:
+        from torch.distributed.device_mesh import DeviceMesh
+
+        mesh = DeviceMesh.from_group(group, device.type)
+    vocab = VocabLayers(full, VocabShard(full.cfg.vocab_size, plan.pp, pp_rank), mesh).to(device)
     base = schedule_order(plan.runtime_schedule(), n_ranks=plan.pp, n_microbatches=plan.microbatches,
                           stages_per_rank=plan.stages_per_rank if plan.stages_per_rank > 1 else None)
     costs, vocab_costs = unit_costs(plan, unit_cost(full.cfg, HEAD, seq_len))
