@@ -75,7 +75,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="with checkpoint.resume=false: move an earlier run in the output folder into "
                              "<output>/previous-<time>/ and start fresh (refused without it); same as overwrite=true")
     parser.add_argument("--dry-run", action="store_true",
-                        help="check the config and the output folder, print the resolved config, start nothing")
+                        help="check the config and the output folder, print the resolved config, start nothing; "
+                             "with --trainer=pipeline also each rank's parameters, FLOPs and estimated activation "
+                             "memory for --ranks ranks (read from the shards' vocabulary and sequence length)")
+    parser.add_argument("--ranks", type=int, default=None,
+                        help="with --dry-run: the number of ranks to plan the pipeline for (default: WORLD_SIZE, "
+                             "as torchrun sets it, or 1)")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
                         help="config overrides, e.g. train.steps=300 optim.lr=1e-3 data.path=output/tokens")
     return parser.parse_intermixed_args(argv)
@@ -95,6 +100,20 @@ def build_model_config(cfg: RunConfig, *, vocab_size: int, seq_len: int) -> Mode
                           "model.max_seq_len or re-run pipelines.tokenize with a shorter seq_len")
     fields = {f.name: getattr(m, f.name) for f in dataclasses.fields(ModelConfig)}
     return ModelConfig(**{**fields, "vocab_size": vocab, "max_seq_len": max_seq})
+
+
+def dry_run_balance(cfg: RunConfig, ranks: int) -> str:
+    """The pipeline's per-rank balance for `ranks` ranks, or why it cannot be planned yet (no shards, bad degrees)."""
+    from training.data.loader import open_training_data
+    from training.trainers.pipeline import balance_report
+
+    try:
+        data = open_training_data(cfg.data, micro_batch_size=cfg.train.micro_batch_size, eval_batches=0, rank=0,
+                                  world=1)
+        model_cfg = build_model_config(cfg, vocab_size=data.meta.vocab_size, seq_len=data.meta.seq_len)
+        return balance_report(cfg, model_cfg, world=ranks, seq_len=data.meta.seq_len)
+    except (ConfigError, ShardError, ValueError, OSError) as err:
+        return f"pipeline balance not shown: {err}"
 
 
 def build_trainer(cfg: RunConfig, d: Dist, *, command: str | None = None) -> Trainer:
@@ -147,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         if rank == 0:
             print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
             print(f"config ok: {cfg.trainer} trainer, {cfg.train.steps} steps, output {cfg.output}")
+            if cfg.trainer == "pipeline":
+                print(dry_run_balance(cfg, args.ranks or int(os.environ.get("WORLD_SIZE", "1"))))
         return 0
     d = setup(cfg.train.device)
     try:

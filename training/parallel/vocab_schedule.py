@@ -150,3 +150,15 @@ def costs_from_vocab_spans(spans: list[Span], *, latency: float = 0.0) -> tuple[
         return values[len(values) // 2] if values else 0.0
 
     return Costs(f=median("F"), b=median("B"), latency=latency), VocabCosts(s=median("S"), t=median("T"))
+
+
+def held_logits(spans: list[Span]) -> dict[int, int]:
+    """rank -> most microbatches between their S and T at once (each holds a logits shard), in start order."""
+    out: dict[int, int] = {}
+    for rank in sorted({s.rank for s in spans}):
+        live = peak = 0
+        for s in sorted((s for s in spans if s.rank == rank), key=lambda s: s.start):
+            live += 1 if s.kind == "S" else -1 if s.kind == "T" else 0
+            peak = max(peak, live)
+        out[rank] = peak
+    return out

@@ -17,7 +17,8 @@ from torch import nn
 from training.config import RunConfig
 from training.distributed import Dist, all_reduce_grads, all_reduce_sum
 from training.local.core import trainable
-from training.model import Llama
+from training.model import Llama, ModelConfig
+from training.parallel.balance import plan_report
 from training.parallel.actions import Span
 from training.parallel.partition import EMBED, HEAD, balanced_layout, explicit_layout, uniform_layout
 from training.parallel.pipeline import IGNORE, Pipeline, Plan, build_pipeline
@@ -25,6 +26,31 @@ from training.parallel.schedules import SCHEDULES
 from training.parallel.vocab_pipeline import VocabPipeline, build_vocab_pipeline, check_vocab_plan
 from training.trainers.baseline import Batch, Trainer
 from training.trainers.mesh import gather_spans, mesh_groups, pipeline_degrees, reduce_over
+
+
+def plan_for(cfg: RunConfig, model_cfg: ModelConfig, *, world: int, seq_len: int) -> Plan:
+    """The pipeline plan of a run: schedule, degrees, stages per rank and the layout (explicit, uniform or cost)."""
+    section = cfg.pipeline
+    dp, pp = pipeline_degrees(cfg, world)
+    per_rank = section.stages_per_rank or SCHEDULES[section.schedule].stages_per_rank
+    n_stages = pp * per_rank
+    vocab = dict(seq_len=seq_len, vocab_parallel=section.vocab_parallel)
+    if section.layout:
+        layout = explicit_layout(model_cfg, [list(s) for s in section.layout], **vocab)
+    elif section.balance == "uniform":
+        layout = uniform_layout(model_cfg, n_stages, **vocab)
+    else:
+        layout = balanced_layout(model_cfg, n_stages, **vocab)
+    return Plan(schedule=section.schedule, pp=pp, dp=dp, stages_per_rank=per_rank, microbatches=section.microbatches,
+                layout=layout)
+
+
+def balance_report(cfg: RunConfig, model_cfg: ModelConfig, *, world: int, seq_len: int) -> str:
+    """Per-rank parameters, FLOPs and estimated peak activations of this run's pipeline (balance.py)."""
+    plan = plan_for(cfg, model_cfg, world=world, seq_len=seq_len)
+    rows = -(-cfg.train.micro_batch_size // plan.microbatches)
+    return plan_report(model_cfg, plan, seq_len=seq_len, rows=rows, vocab_parallel=cfg.pipeline.vocab_parallel,
+                       barriers=cfg.pipeline.vocab_barriers)
 
 
 class PipelineTrainer(Trainer):
@@ -39,18 +65,7 @@ class PipelineTrainer(Trainer):
     def build_parts(self) -> list[nn.Module]:
         cfg, d = self.cfg.pipeline, self.d
         dp, pp = pipeline_degrees(self.cfg, d.world)
-        schedule = cfg.schedule
-        per_rank = cfg.stages_per_rank or SCHEDULES[schedule].stages_per_rank
-        n_stages = pp * per_rank
-        vocab = dict(seq_len=self.seq_len, vocab_parallel=cfg.vocab_parallel)
-        if cfg.layout:
-            layout = explicit_layout(self.model_cfg, [list(s) for s in cfg.layout], **vocab)
-        elif cfg.balance == "uniform":
-            layout = uniform_layout(self.model_cfg, n_stages, **vocab)
-        else:
-            layout = balanced_layout(self.model_cfg, n_stages, **vocab)
-        self.plan = Plan(schedule=schedule, pp=pp, dp=dp, stages_per_rank=per_rank, microbatches=cfg.microbatches,
-                         layout=layout)  # build_pipeline checks it
+        self.plan = plan_for(self.cfg, self.model_cfg, world=d.world, seq_len=self.seq_len)  # build_* check it
         self.pp_rank, self.dp_rank = d.rank % pp, d.rank // pp
         self.pp_group, self.dp_group = mesh_groups(d, dp, pp)
         full = Llama(self.model_cfg)  # every rank builds the same seeded model, then keeps its stages
@@ -82,6 +97,10 @@ class PipelineTrainer(Trainer):
             if replica == self.dp_rank:
                 mine = group
         return mine
+
+    def describe(self) -> str:
+        return super().describe() + "\n" + balance_report(self.cfg, self.model_cfg, world=self.d.world,
+                                                          seq_len=self.seq_len)
 
     def tied_embedding_group(self, dp: int, pp: int) -> object | None:
         """The group {embedding rank, head rank} of this replica when a tied weight lives on two ranks."""
