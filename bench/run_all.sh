@@ -81,4 +81,7 @@ $PY -m bench.train.checkpoint_integrity --config 150m --repeats 3
 $PY -m bench.data.range_balance --input bench/out/corpus.warc.gz --workers 2 4 --repeats "$REPEATS"
 $PY -m bench.data.scaling --input bench/out/corpus.warc.gz --repeats "$REPEATS"
 
-echo "results: bench/out/{datatrove_fineweb,stages,e2e_vs_datatrove,memory,minhash_signatures,dedup,betr_demo,pylint_speed,tokenize_speed,loader_speed,train_speed_*,warc_read,checkpoint_integrity,range_balance,scaling}.json"
+# 17. Vocabulary parallelism vs the end-stage layouts, 8k-256k vocabularies on 4 gloo ranks (~10 minutes).
+$PY -m bench.train.vocab_parallel
+
+echo "results: bench/out/{datatrove_fineweb,stages,e2e_vs_datatrove,memory,minhash_signatures,dedup,betr_demo,pylint_speed,tokenize_speed,loader_speed,train_speed_*,warc_read,checkpoint_integrity,range_balance,scaling,vocab_parallel}.json"

@@ -7,6 +7,10 @@
 #   bash scripts/gpu_check.sh OUT_DIR            # makes output/gpu-venv (Python 3.11, constraints-gpu.txt), checks
 #   PYTHON=/path/to/python bash scripts/gpu_check.sh OUT_DIR   # an environment that already holds .[gpu,train]
 #   bash scripts/gpu_check.sh --dry-run OUT_DIR  # any machine: every part small on the CPU, transformers for vLLM
+#
+# On a machine with 4 or more GPUs, also (not part of the one-GPU check; BENCHMARKS.md §17 has the CPU figures):
+#   $py -m bench.train.vocab_parallel --device cuda --ranks 4 --dim 1024 --seq-len 2048 --layers 16 --heads 8 \
+#       --microbatches 16      # vocabulary parallelism vs the end-stage layouts over NCCL, 32k-256k vocabularies
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dry=()

@@ -123,7 +123,7 @@ def output_forward(x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
     inside = (targets >= shard.start) & (targets < shard.start + shard.real_rows)
     local = torch.where(inside, targets - shard.start, torch.full_like(targets, -1))
     m = _max(logits.max(dim=1).values, group)  # reduction 1: the max (-inf from a shard of padding only)
-    rows = torch.arange(len(targets))
+    rows = torch.arange(len(targets), device=targets.device)
     target_logit = torch.where(inside, logits[rows, local.clamp(min=0)], torch.zeros_like(counted))
     exp = torch.exp(logits - m[:, None])  # exp(z − m) directly: the global max is known before the sum
     if barriers == 2:
@@ -132,7 +132,8 @@ def output_forward(x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
         grad_x = None
     else:
         d = x.shape[1]
-        target_row = torch.where(inside[:, None], w[local.clamp(min=0)], torch.zeros(1, d, dtype=dtype))
+        zero = torch.zeros(1, d, dtype=dtype, device=x.device)
+        target_row = torch.where(inside[:, None], w[local.clamp(min=0)], zero)
         packed = torch.cat([exp.sum(1, keepdim=True), target_logit[:, None], exp @ w, target_row], dim=1)
         packed = _sum(packed, group)  # the one barrier carries the statistics and both halves of ∂loss/∂x
         s, z_t = packed[:, 0], packed[:, 1]
