@@ -66,6 +66,34 @@ def peak_rss_mib() -> float:
     return int(line.split()[1]) / 1024
 
 
+def collectives(args: argparse.Namespace, rank: int) -> dict:
+    """Seconds per call of the vocabulary collectives at this bench's sizes (N tokens of width d per microbatch),
+    every rank entering together (a barrier first): their cost is what overlapping them with compute could hide."""
+    import torch
+    import torch.distributed as dist
+
+    n, d = args.rows * args.seq_len, args.dim
+    shapes = {"broadcast hidden (N x d)": ("broadcast", (n, d)), "all-reduce max (N)": ("max", (n,)),
+              "all-reduce sum-exp + target (N x 2)": ("sum", (n, 2)),
+              "all-reduce Vocab-1 packed (N x (2d+2))": ("sum", (n, 2 * d + 2)),
+              "all-reduce input grad (N x d)": ("sum", (n, d)),
+              "all-reduce embedding, whole batch (m N x d)": ("sum", (args.microbatches * n, d))}
+    out = {}
+    for name, (op, shape) in shapes.items():
+        t = torch.randn(shape)
+        times = []
+        for _ in range(12):
+            dist.barrier()
+            start = time.perf_counter()
+            if op == "broadcast":
+                dist.broadcast(t, src=dist.get_world_size() - 1)
+            else:
+                dist.all_reduce(t, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
+            times.append(time.perf_counter() - start)
+        out[name] = statistics.median(times[2:])
+    return out
+
+
 def child(args: argparse.Namespace) -> int:
     import gc
 
@@ -81,6 +109,16 @@ def child(args: argparse.Namespace) -> int:
     from training.parallel.vocab_pipeline import build_vocab_pipeline
 
     vocab, method = int(args.case[0]), args.case[1]
+    if method == "collectives":
+        torch.set_num_threads(1)
+        dist.init_process_group("gloo")
+        timed = collectives(args, dist.get_rank())
+        every = [None] * dist.get_world_size()
+        dist.all_gather_object(every, timed)
+        if dist.get_rank() == 0:
+            print(json.dumps({k: max(x[k] for x in every) for k in timed}), flush=True)
+        dist.destroy_process_group()
+        return 0
     torch.set_num_threads(1)
     cuda = args.device == "cuda"
     if cuda:
@@ -175,12 +213,22 @@ def main(argv: list[str] | None = None) -> int:
                   f"FLOPs max/min {r['flops_spread']:.2f}  params max/min {r['param_spread']:.2f}  "
                   f"peak RSS max/min {r['rss_spread']:.2f} ({min(r['peak_rss_mib']):.0f}-"
                   f"{max(r['peak_rss_mib']):.0f} MiB)", file=sys.stderr, flush=True)
+    comm = torchrun_json("bench.train.vocab_parallel", args.ranks, [*flags, "--case", "0", "collectives"])
+    per_step = {"vocab-1": args.microbatches * (comm["broadcast hidden (N x d)"] + comm["all-reduce max (N)"]
+                                                + comm["all-reduce Vocab-1 packed (N x (2d+2))"]),
+                "vocab-2": args.microbatches * (comm["broadcast hidden (N x d)"] + comm["all-reduce max (N)"]
+                                                + comm["all-reduce sum-exp + target (N x 2)"]
+                                                + comm["all-reduce input grad (N x d)"])}
+    per_step = {k: v + 2 * comm["all-reduce embedding, whole batch (m N x d)"] for k, v in per_step.items()}
+    for k, v in per_step.items():
+        print(f"{k}: collectives {v * 1e3:.1f} ms per step", file=sys.stderr, flush=True)
     by = {(r["vocab"], r["method"]): r for r in rows}
     ratios = {str(v): {m: by[(v, "cost")]["step_s"] / by[(v, m)]["step_s"] for m in args.methods if (v, m) in by}
               for v in args.vocabs if (v, "cost") in by}
     return save_report("vocab_parallel", {"machine": machine(), "args": {k: v for k, v in vars(args).items()
                                                                          if k not in ("child", "case")},
                                           "rows": rows, "speedup_over_cost_layout": ratios,
+                                          "collective_s": comm, "collectives_per_step_s": per_step,
                                           "cores_per_rank": (os.cpu_count() or 1) / args.ranks})
 
 
