@@ -135,9 +135,9 @@ def child(args: argparse.Namespace) -> int:
     torch.manual_seed(0)
     full = Llama(cfg)
     if vp:
-        vocab_group = dist.new_group(list(range(world)))
+        vocab_groups = (dist.new_group(list(range(world))), dist.new_group(list(range(world))))
         pipe = build_vocab_pipeline(full, plan, barriers=int(method[-1]), seq_len=args.seq_len, pp_rank=rank,
-                                    ranks=list(range(world)), group=dist.group.WORLD, vocab_group=vocab_group,
+                                    ranks=list(range(world)), group=dist.group.WORLD, vocab_groups=vocab_groups,
                                     device=device)
         parts = [*pipe.parts, pipe.vocab]
     else:

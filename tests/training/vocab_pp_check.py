@@ -44,9 +44,9 @@ def check(rank: int, world: int, case: dict) -> dict:
                     microbatches=case["microbatches"],
                     layout=balanced_layout(cfg, world * per_rank, seq_len=SEQ, vocab_parallel=True))
         group = dist.group.WORLD
-        vocab_group = dist.new_group(list(range(world)))
+        vocab_groups = (dist.new_group(list(range(world))), dist.new_group(list(range(world))))
         pipe = build_vocab_pipeline(full, plan, barriers=case["barriers"], seq_len=SEQ, pp_rank=rank,
-                                    ranks=list(range(world)), group=group, vocab_group=vocab_group)
+                                    ranks=list(range(world)), group=group, vocab_groups=vocab_groups)
         loss = pipe.run(inputs, targets, tokens=tokens)
         # the reference: the whole model in this process
         full.zero_grad()
@@ -71,7 +71,8 @@ def check(rank: int, world: int, case: dict) -> dict:
         dist.all_gather_object(losses, loss)
         errs["loss"] = abs(sum(losses) - float(ref_loss.detach()))
         errs["loss_ranks"] = [i for i, x in enumerate(losses) if x != 0.0]
-        dist.destroy_process_group(vocab_group)
+        for vg in vocab_groups:
+            dist.destroy_process_group(vg)
         return errs
     finally:
         torch.set_default_dtype(torch.float32)

@@ -7,13 +7,16 @@ Rows >= V are padding: no token looks them up, their logits are left out of the 
 The output layer, per token, with x the final hidden state and z_r = x W_rᵀ the logits of rank r's rows:
     loss = m + log s − z_target,   m = max_r m_r,   s = Σ_r s_r·exp(m_r − m),   s_r = Σ_{j in r} exp(z_j − m_r)
     ∂loss/∂z_r = softmax_r − onehot_r(target),   ∂loss/∂W_r = (∂loss/∂z_r)ᵀ x,   ∂loss/∂x = Σ_r (∂loss/∂z_r) W_r
-so the forward needs three reductions over the group (the max; the sum of exponentials and the target logit,
-which travel in one all-reduce) and never the full logits. Two algorithms, as the paper's:
-- `barriers=2` (Vocab-2): the forward pass S ends in the statistics' all-reduces (barrier 1); the backward pass T
-  forms each rank's share of ∂loss/∂x and all-reduces it (barrier 2), after which the last stage can go on.
-- `barriers=1` (Vocab-1): softmax_r W_r = exp(m_r − m)/s · Σ_j exp(z_j − m_r) W_j is a sum of local terms once m is
-  known, so S also forms those terms and the target rows, and one all-reduce carries them with the statistics;
-  ∂loss/∂x is known when S ends and T only computes the weight gradient, with no communication.
+so the forward needs three reductions over the group (the max, the sum of exponentials, the target logit) and
+never the full logits. They travel as one all-gather of each rank's (m_r, s_r, target logit), combined as online
+softmax combines blocks; it is left in flight, so a rank waits only where it needs the result. Two algorithms,
+as the paper's:
+- `barriers=2` (Vocab-2): pass S ends by starting the statistics' all-gather (barrier 1); pass T forms each
+  rank's share of ∂loss/∂x and all-reduces it (barrier 2), which only the last stage waits for.
+- `barriers=1` (Vocab-1): softmax_r W_r = exp(m_r − m)/s · Σ_j exp(z_j − m_r) W_j is a sum of terms each rank
+  forms alone, so S gathers those and the target rows with the statistics (p× the bytes of an all-reduce, no
+  second collective); ∂loss/∂x is known when that one barrier completes and T only computes the weight
+  gradient, with no communication.
 
 The input embedding: each rank looks up the tokens of its rows (zeros elsewhere) and an all-reduce forms the
 embedding; the backward all-reduces ∂loss/∂embedding (only the first stage's is non-zero) and each rank adds
@@ -84,32 +87,57 @@ def _sum(t: torch.Tensor, group: object) -> torch.Tensor:
     return t
 
 
-def _max(t: torch.Tensor, group: object) -> torch.Tensor:
-    if dist.is_initialized():
-        dist.all_reduce(t, op=dist.ReduceOp.MAX, group=group)
-    return t
-
-
 # -- the output layer ------------------------------------------------------------------------------------------
+
+
+class Pending:
+    """A collective in flight (gloo and NCCL run it beside the caller's compute); `wait` gives its result."""
+
+    def __init__(self, work: object, parts: list[torch.Tensor] | torch.Tensor, *, stacked: bool) -> None:
+        self.work, self.parts, self.stacked = work, parts, stacked
+
+    def wait(self) -> torch.Tensor:
+        if self.work is not None:
+            self.work.wait()
+            self.work = None
+        return torch.stack(self.parts) if self.stacked else self.parts
+
+
+def _gather(t: torch.Tensor, group: object) -> Pending:
+    """Every rank's `t`, stacked in rank order (p, *t.shape), asynchronously."""
+    if not dist.is_initialized():
+        return Pending(None, [t], stacked=True)
+    parts = [torch.empty_like(t) for _ in range(dist.get_world_size(group))]
+    return Pending(dist.all_gather(parts, t.contiguous(), group=group, async_op=True), parts, stacked=True)
+
+
+def _sum_async(t: torch.Tensor, group: object) -> Pending:
+    if not dist.is_initialized():
+        return Pending(None, t, stacked=False)
+    return Pending(dist.all_reduce(t, op=dist.ReduceOp.SUM, group=group, async_op=True), t, stacked=False)
 
 
 @dataclass
 class OutputPass:
-    """What pass S leaves for pass T: the shard's logits and the global statistics of every token."""
+    """Pass S's work on this rank's rows and its statistics' all-gather in flight; `finish` completes it."""
 
     x: torch.Tensor  # (N, d), the final hidden states (the same on every rank)
     local: torch.Tensor  # (N,) target index inside this shard, -1 when the target is elsewhere or ignored
     logits: torch.Tensor  # (N, rows), this shard's logits, padding columns -inf
-    m: torch.Tensor  # (N,) global max
-    s: torch.Tensor  # (N,) global Σ exp(z − m)
     counted: torch.Tensor  # (N,) 1.0 where the target is a token, 0.0 where it is ignored
-    loss: torch.Tensor  # (N,) per-token loss, 0 where ignored (the same on every rank)
-    grad_x: torch.Tensor | None = None  # (N, d) unscaled ∂loss/∂x, known after S when barriers == 1
+    pending: Pending  # (p, N, k): every rank's max, sum-exp, target logit (and with one barrier its ∂x terms)
+    m: torch.Tensor | None = None  # (N,) global max, once finished
+    s: torch.Tensor | None = None  # (N,) global Σ exp(z − m)
+    loss: torch.Tensor | None = None  # (N,) per-token loss, 0 where ignored (the same on every rank)
+    grad_x: torch.Tensor | None = None  # (N, d) unscaled ∂loss/∂x (one barrier)
 
 
 def output_forward(x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, shard: VocabShard, group: object,
                    *, barriers: int = 2) -> OutputPass:
-    """Pass S on this rank's rows, ending in the barrier that makes the loss (and, with one barrier, ∂loss/∂x) known."""
+    """Pass S on this rank's rows: logits and, per token, the rows' max, Σ exp(z − max) and target logit (with one
+    barrier also Σ exp(z − max)·W_j and the target's row), sent to every rank by one all-gather left in flight.
+    Gathering each rank's (max, sum) and combining them online-softmax style makes the three reductions (max, sum
+    of exponentials, target logit) one collective that no rank waits for until it needs the result."""
     if barriers not in (1, 2):
         raise ValueError(f"barriers must be 1 (Vocab-1) or 2 (Vocab-2), got {barriers}")
     x = x.detach().reshape(-1, x.shape[-1])
@@ -120,34 +148,43 @@ def output_forward(x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
     if shard.real_rows < shard.rows:
         logits[:, shard.real_rows:] = float("-inf")
     counted = (targets != IGNORE).to(dtype)
-    inside = (targets >= shard.start) & (targets < shard.start + shard.real_rows)
+    inside = (targets >= shard.start) & (targets < shard.start + shard.real_rows) & (targets != IGNORE)
     local = torch.where(inside, targets - shard.start, torch.full_like(targets, -1))
-    m = _max(logits.max(dim=1).values, group)  # reduction 1: the max (-inf from a shard of padding only)
+    m_r = logits.max(dim=1).values  # -inf on a shard of padding only
+    exp = torch.exp(logits - torch.where(torch.isfinite(m_r), m_r, torch.zeros_like(m_r))[:, None])
     rows = torch.arange(len(targets), device=targets.device)
     target_logit = torch.where(inside, logits[rows, local.clamp(min=0)], torch.zeros_like(counted))
-    exp = torch.exp(logits - m[:, None])  # exp(z − m) directly: the global max is known before the sum
-    if barriers == 2:
-        stats = _sum(torch.stack([exp.sum(1), target_logit], dim=1), group)  # reductions 2 and 3 in one call
-        s, z_t = stats[:, 0], stats[:, 1]
-        grad_x = None
-    else:
-        d = x.shape[1]
-        zero = torch.zeros(1, d, dtype=dtype, device=x.device)
-        target_row = torch.where(inside[:, None], w[local.clamp(min=0)], zero)
-        packed = torch.cat([exp.sum(1, keepdim=True), target_logit[:, None], exp @ w, target_row], dim=1)
-        packed = _sum(packed, group)  # the one barrier carries the statistics and both halves of ∂loss/∂x
-        s, z_t = packed[:, 0], packed[:, 1]
-        grad_x = (packed[:, 2:2 + d] / s[:, None] - packed[:, 2 + d:]) * counted[:, None]
-    loss = (m + torch.log(s) - z_t) * counted
-    return OutputPass(x=x, local=torch.where(targets == IGNORE, torch.full_like(local, -1), local), logits=logits,
-                      m=m, s=s, counted=counted, loss=loss, grad_x=grad_x)
+    columns = [m_r[:, None], exp.sum(1, keepdim=True), target_logit[:, None]]
+    if barriers == 1:
+        zero = torch.zeros(1, x.shape[1], dtype=dtype, device=x.device)
+        columns += [exp @ w, torch.where(inside[:, None], w[local.clamp(min=0)], zero)]
+    return OutputPass(x=x, local=local, logits=logits, counted=counted,
+                      pending=_gather(torch.cat(columns, dim=1), group))
+
+
+def finish(state: OutputPass) -> OutputPass:
+    """Wait for pass S's all-gather and combine it: the loss (and with one barrier ∂loss/∂x) of every token."""
+    if state.loss is not None:
+        return state
+    every = state.pending.wait()  # (p, N, k)
+    m = every[:, :, 0].max(dim=0).values
+    scale = torch.exp(every[:, :, 0] - m)  # exp(m_r − m): 0 for a shard of padding only
+    state.m, state.s = m, (every[:, :, 1] * scale).sum(0)
+    state.loss = (m + torch.log(state.s) - every[:, :, 2].sum(0)) * state.counted
+    if every.shape[2] > 3:
+        d = (every.shape[2] - 3) // 2
+        softmax_w = (every[:, :, 3:3 + d] * scale[:, :, None]).sum(0) / state.s[:, None]
+        state.grad_x = (softmax_w - every[:, :, 3 + d:].sum(0)) * state.counted[:, None]
+    return state
 
 
 def output_backward(state: OutputPass, weight: torch.Tensor, grad_loss: torch.Tensor,
-                    group: object) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pass T: (∂/∂x, ∂/∂W_r) of Σ grad_loss·loss; ∂/∂x is the full one, on every rank.
+                    group: object) -> tuple[Pending, torch.Tensor]:
+    """Pass T: (∂/∂x of Σ grad_loss·loss, in flight or ready; ∂/∂W_r, this rank's rows).
 
-    With two barriers ∂/∂x is summed over the group here (barrier 2); with one, pass S formed it."""
+    With two barriers ∂/∂x is this rank's share, all-reduced asynchronously (barrier 2: only the last stage
+    waits for it); with one, pass S's all-gather carried it."""
+    finish(state)
     grad_loss = grad_loss.reshape(-1).to(state.logits.dtype) * state.counted
     g = torch.exp(state.logits - state.m[:, None]) / state.s[:, None]  # softmax over this shard's rows
     hit = state.local >= 0
@@ -155,8 +192,8 @@ def output_backward(state: OutputPass, weight: torch.Tensor, grad_loss: torch.Te
     g *= grad_loss[:, None]
     grad_w = (g.t() @ state.x.to(g.dtype)).to(weight.dtype)
     if state.grad_x is not None:
-        return (state.grad_x * grad_loss[:, None]).to(state.x.dtype), grad_w
-    return _sum(g @ weight.detach().to(g.dtype), group).to(state.x.dtype), grad_w
+        return Pending(None, (state.grad_x * grad_loss[:, None]).to(state.x.dtype), stacked=False), grad_w
+    return _sum_async((g @ weight.detach().to(g.dtype)).to(state.x.dtype), group), grad_w
 
 
 class _VocabCrossEntropy(torch.autograd.Function):
@@ -164,14 +201,14 @@ class _VocabCrossEntropy(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, targets, shard, group, barriers):  # noqa: ANN001, ANN205
-        state = output_forward(x, weight, targets, shard, group, barriers=barriers)
+        state = finish(output_forward(x, weight, targets, shard, group, barriers=barriers))
         ctx.state, ctx.weight, ctx.group, ctx.shape = state, weight, group, x.shape
         return state.loss.to(x.dtype).reshape(targets.shape)
 
     @staticmethod
     def backward(ctx, grad):  # noqa: ANN001, ANN205
         grad_x, grad_w = output_backward(ctx.state, ctx.weight, grad, ctx.group)
-        return grad_x.reshape(ctx.shape), grad_w, None, None, None, None
+        return grad_x.wait().reshape(ctx.shape), grad_w, None, None, None, None
 
 
 def vocab_cross_entropy(x: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, shard: VocabShard,

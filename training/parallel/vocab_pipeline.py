@@ -3,11 +3,14 @@ order vocab_schedule.py slots passes S and T into the base schedule.
 
 torch.distributed.pipelining's stages and schedules cannot run an action that every rank takes part in (its IR
 has compute, send/receive and resharding actions only, all per stage), so this runtime drives the stage modules
-itself, as the SkipPipe runtime does: activations and gradients travel by tagged point-to-point messages on the
-pipeline group, the vocabulary collectives on a second group over the same ranks (so that no collective's
-internal tag can meet a message tag on one connection). Per step: one embedding all-reduce for the whole batch,
-then the order (F/B of this rank's stages, S/T of every microbatch), then one all-reduce of the embedding's
-gradient. The loss is summed over a microbatch's tokens and divided by the tokens of the whole optimizer step,
+itself, as the SkipPipe runtime does: activations, gradients and the final hidden state (from the last stage to
+every rank) travel by tagged point-to-point messages on the pipeline group; the vocabulary collectives run on
+two more groups over the same ranks (barrier 1's all-gathers, barrier 2's all-reduces), so that no collective's
+internal tag can meet a message tag on one connection and each kind is started in one order on every rank. They
+are started asynchronously and waited for only where their result is needed (pass T, the last stage's B, the
+end of the step), so the other ranks go on computing meanwhile. Per step: one embedding all-reduce for the
+whole batch, then the order (F/B of this rank's stages, S/T of every microbatch), then one all-reduce of the
+embedding's gradient. The loss is summed over a microbatch's tokens and divided by the tokens of the whole optimizer step,
 as pipeline.py's StepLoss does.
 """
 from __future__ import annotations
@@ -24,11 +27,12 @@ from training.parallel.actions import VOCAB_STAGE, Action, Span
 from training.parallel.partition import HEAD, unit_cost
 from training.parallel.pipeline import IGNORE, Plan, pad_to_microbatches, stage_module
 from training.parallel.simulator import Costs, schedule_order
-from training.parallel.vocab import (OutputPass, VocabShard, embed_backward, embed_forward, output_backward,
-                                     output_forward, shard_of)
+from training.parallel.vocab import (OutputPass, Pending, VocabShard, embed_backward, embed_forward, finish,
+                                     output_backward, output_forward, shard_of)
 from training.parallel.vocab_schedule import VocabCosts, vocab_order
 
 SCHEDULES = ("gpipe", "1f1b", "interleaved1f1b")  # F/B orders; the I/W split of zero-bubble is not run here
+HIDDEN_TAG = 1 << 24  # message tags of the final hidden state (+ microbatch), above every stage message's tag
 
 
 class VocabLayers(nn.Module):
@@ -103,7 +107,8 @@ class VocabPipeline:
     vocab: VocabLayers
     order: tuple[Action, ...]
     group: object  # the pipeline group (messages)
-    vocab_group: object  # the same ranks, for the vocabulary collectives
+    vocab_group: object  # the same ranks: the statistics' all-gathers (barrier 1) and the embedding's all-reduces
+    grad_group: object  # the same ranks again: barrier 2's all-reduces, started in their own order
     _sends: list = field(default_factory=list)
     _local: dict = field(default_factory=dict)  # messages between two stages of this rank (one-rank pipelines)
 
@@ -148,10 +153,18 @@ class VocabPipeline:
         dist.recv(out, self.ranks[src], group=self.group, tag=tag)
         return out
 
-    def share_hidden(self, x: torch.Tensor) -> None:
-        """Broadcast the last stage's final hidden state to every rank (the input of pass S)."""
-        if dist.is_initialized():
-            dist.broadcast(x, self.ranks[self.plan.rank_of(self.last_stage)], group=self.vocab_group)
+    def share_hidden(self, x: torch.Tensor, microbatch: int) -> torch.Tensor:
+        """The last stage's final hidden state on every rank (the input of pass S): posted by the last stage's rank
+        to each other rank as a tagged message, so no rank waits for any but that one."""
+        tag = HIDDEN_TAG + microbatch
+        last = self.plan.rank_of(self.last_stage)
+        if self.pp_rank == last:
+            for r in range(self.plan.pp):
+                if r != last:
+                    self._sends.append(dist.isend(x.contiguous(), self.ranks[r], group=self.group, tag=tag))
+            return x
+        dist.recv(x, self.ranks[last], group=self.group, tag=tag)
+        return x
 
     def run(self, inputs: torch.Tensor, targets: torch.Tensor, *, tokens: float, train: bool = True,
             spans: list[Span] | None = None) -> float:
@@ -163,12 +176,21 @@ class VocabPipeline:
         targets_mb = targets.chunk(m)
         like = h0[0].detach()
         saved: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
-        states: dict[int, OutputPass] = {}
+        states: dict[int, OutputPass] = {}  # pass S done, its statistics in flight or combined
         hidden: dict[int, torch.Tensor] = {}  # last stage: the final hidden state, waiting for S
-        grad_hidden: dict[int, torch.Tensor] = {}  # last stage: ∂loss/∂hidden, waiting for B
+        grad_hidden: dict[int, Pending] = {}  # last stage: ∂loss/∂hidden from pass T (two barriers)
+        in_flight: list[Pending] = []  # other ranks' shares of barrier 2, waited for at the end of the step
         grad_h0: dict[int, torch.Tensor] = {}
         scale = torch.tensor(1.0 / tokens, device=like.device)
         total = 0.0
+        t_done: set[int] = set()
+        b_done: set[int] = set()
+
+        def release(i: int) -> None:
+            """Drop pass S's state once T has run and (one barrier, last stage) B has taken ∂x from it."""
+            if i in t_done and (self.barriers == 2 or not self.has_last or i in b_done):
+                del states[i]
+
         for a in self.order:
             if not train and a.kind in ("B", "T"):
                 continue
@@ -187,32 +209,36 @@ class VocabPipeline:
                     saved[(a.stage, a.microbatch)] = (x, out)
             elif a.kind == "S":
                 x = hidden[a.microbatch].detach() if self.has_last else torch.empty_like(like)
-                self.share_hidden(x)
+                x = self.share_hidden(x, a.microbatch)
                 start = time.perf_counter()
                 if not train:
                     hidden.pop(a.microbatch, None)
-                state = output_forward(x, weight_out, targets_mb[a.microbatch], shard, self.vocab_group,
-                                       barriers=self.barriers)
-                if self.has_last:
-                    total += float(state.loss.sum()) / tokens
-                if train:
-                    states[a.microbatch] = state
-                    if state.grad_x is not None and self.has_last:  # one barrier: ∂x is known now
-                        grad_hidden[a.microbatch] = (state.grad_x * scale).to(x.dtype).reshape(x.shape)
+                states[a.microbatch] = output_forward(x, weight_out, targets_mb[a.microbatch], shard,
+                                                      self.vocab_group, barriers=self.barriers)
             elif a.kind == "T":
-                state = states.pop(a.microbatch)
-                grad_x, grad_w = output_backward(state, weight_out, scale.expand(len(state.loss)), self.vocab_group)
+                state = finish(states[a.microbatch])  # waits for barrier 1
+                start = time.perf_counter()
+                pending, grad_w = output_backward(state, weight_out, scale.expand(len(state.loss)), self.grad_group)
                 _accumulate(weight_out, grad_w)
-                if self.barriers == 2 and self.has_last:
-                    grad_hidden[a.microbatch] = grad_x.reshape(like.shape)
+                total += float(state.loss.sum()) / tokens if self.has_last else 0.0
+                if self.barriers == 2:
+                    (grad_hidden.__setitem__(a.microbatch, pending) if self.has_last else in_flight.append(pending))
+                t_done.add(a.microbatch)
+                release(a.microbatch)
             else:  # B
                 x, out = saved.pop((a.stage, a.microbatch))
                 if a.stage == self.last_stage:
                     hidden.pop(a.microbatch)
-                    grad = grad_hidden.pop(a.microbatch)
+                    if self.barriers == 2:
+                        grad = grad_hidden.pop(a.microbatch).wait()  # barrier 2
+                    else:
+                        grad = (finish(states[a.microbatch]).grad_x * scale).to(out.dtype)  # barrier 1
+                        b_done.add(a.microbatch)
+                        release(a.microbatch)
+                    grad = grad.reshape(out.shape)
                 else:
                     grad = self.recv(like, a.stage, a.microbatch, True)
-                    start = time.perf_counter()
+                start = time.perf_counter()
                 out.backward(grad)
                 if a.stage == 0:
                     grad_h0[a.microbatch] = x.grad
@@ -220,6 +246,11 @@ class VocabPipeline:
                     self.send(x.grad, a.stage - 1, a.microbatch, True)
             if spans is not None:
                 spans.append(Span(self.pp_rank, a.stage, a.kind, a.microbatch, start, time.perf_counter()))
+        for state in states.values():  # evaluation (no T): every rank's all-gathers complete before the step ends
+            finish(state)
+            total += float(state.loss.sum()) / tokens if self.has_last else 0.0
+        for pending in in_flight:
+            pending.wait()
         if train:
             grad = torch.cat([grad_h0[i] for i in range(m)]) if self.has_first else torch.zeros_like(
                 torch.cat(h0).detach())
@@ -238,7 +269,7 @@ def _accumulate(p: nn.Parameter, grad: torch.Tensor) -> None:
 
 
 def build_vocab_pipeline(full: Llama, plan: Plan, *, barriers: int, seq_len: int, pp_rank: int, ranks: list[int],
-                         group: object, vocab_group: object,
+                         group: object, vocab_groups: tuple[object, object],
                          device: torch.device = torch.device("cpu")) -> VocabPipeline:
     """This rank's stage modules (weights from `full`, built alike on every rank), vocabulary rows and order."""
     check_vocab_plan(plan)
@@ -258,6 +289,6 @@ def build_vocab_pipeline(full: Llama, plan: Plan, *, barriers: int, seq_len: int
     costs, vocab_costs = unit_costs(plan, unit_cost(full.cfg, HEAD, seq_len))
     order = vocab_order(base, barriers=barriers, costs=costs, vocab=vocab_costs)[pp_rank]
     return VocabPipeline(plan=plan, barriers=barriers, pp_rank=pp_rank, ranks=ranks, parts=parts, vocab=vocab,
-                         order=order, group=group, vocab_group=vocab_group)
+                         order=order, group=group, vocab_group=vocab_groups[0], grad_group=vocab_groups[1])
 
 

@@ -1,20 +1,19 @@
 """Where the vocabulary passes go: a base schedule's per-rank order with pass S and pass T of every microbatch
 slotted in on every rank (Vocabulary Parallelism, Yeung et al. 2025, §4-5).
 
-S_i (the output layer's forward on the rank's vocabulary rows) needs the last stage's F_i and ends in a barrier
-(all-reduces over the pipeline group); the last stage's backward B_i needs ∂loss/∂x, which is known after T_i with
-two barriers (Vocab-2: T sums it) and after S_i with one (Vocab-1: S forms it; T only computes the local weight
-gradient, no communication).
+S_i (the output layer's forward on the rank's vocabulary rows) needs the last stage's F_i and starts barrier 1
+(a collective over the pipeline group); T_i needs barrier 1; the last stage's backward B_i needs ∂loss/∂x, which
+is known after barrier 2 (started by every rank's T_i) with two barriers (Vocab-2) and after barrier 1 with one
+(Vocab-1: T only computes the local weight gradient, no communication).
 
 torch.distributed.pipelining's schedule IR has no action that every rank runs together, so the passes are placed
 here, over our own actions (as the SkipPipe runtime does), by a timed replay of the base order under the
-simulator's model: a rank that is free runs the next vocabulary pass of the one global sequence
-S_0 (T_0) S_1 (T_1) ... as soon as its input exists, before its own next action, and a collective pass starts
-when the last rank arrives. Vocab-1's T passes are not collective: a rank runs them when its next action would
-wait, and the rest at the end. The per-rank order is read off the replay. In that order every wait (a message, a
-collective) is for something that started earlier in the replay, so ranks running it with any real timings
-cannot deadlock. A rank owing `HELD` weight-gradient passes runs the oldest before its next own action: each
-owed pass holds a microbatch's logits shard.
+simulator's model (`replay`). The collectives are started, not waited for, so no rank stops at a barrier that
+it does not need yet: every rank runs S_0, S_1, ... and T_0, T_1, ... in microbatch order (the collectives of
+each kind are started in one order everywhere), each as early as its input allows. The per-rank order is read
+off the replay. In that order every wait (a message, a collective's result) is for something that started
+earlier in the replay, so ranks running it with any real timings cannot deadlock. A rank owing `HELD`
+weight-gradient passes (Vocab-1) runs the oldest before its next own action: each holds a logits shard.
 """
 from __future__ import annotations
 
@@ -53,64 +52,80 @@ def simulate_vocab(base: Order, *, barriers: int, costs: Costs, vocab: VocabCost
 def replay(base: Order, *, barriers: int, costs: Costs, vocab: VocabCosts) -> tuple[Order, list[Span]]:
     """Timed replay, earliest start first: (per-rank order with S and T, the spans it ran).
 
-    At equal start times a rank prefers the collective pass to its own action, and its own action to a
-    Vocab-1 weight-gradient pass, which runs where the rank would otherwise wait or when it owes HELD of them."""
+    The collectives are left in flight (vocab.py): a rank runs S_i once the last stage's F_i exists, and nobody
+    waits for the others there; barrier 1 of microbatch i completes `vocab.barrier` after the last rank's S_i, and
+    T_i (and, with one barrier, the last stage's B_i) cannot start before; with two barriers, the last stage's B_i
+    waits for barrier 2, `vocab.barrier` after the last rank's T_i. At equal start times a rank prefers S, then
+    Vocab-2's T, then its own action; Vocab-1's T (the weight gradient only) runs where the rank would otherwise
+    wait, or first when it owes HELD of them."""
     if barriers not in (1, 2):
         raise ValueError(f"barriers must be 1 (Vocab-1) or 2 (Vocab-2), got {barriers}")
     ranks = len(base)
     owner = {a.stage: r for r, ops in enumerate(base) for a in ops}
     last = max(owner)
     micro = sorted({a.microbatch for ops in base for a in ops})
-    sequence = [(kind, i) for i in micro for kind in (("S", "T") if barriers == 2 else ("S",))]  # collectives
-    local_t: list[list[int]] = [[] for _ in range(ranks)]  # Vocab-1: T passes a rank still owes
-    done: dict[tuple[str, int, int], float] = {}  # (kind, stage, microbatch) -> end time
-    clock, heads, nxt = [0.0] * ranks, [0] * ranks, 0
-    arrived: dict[int, float] = {}  # rank -> when it reached the barrier of sequence[nxt]
+    done: dict[tuple[str, int, int], float] = {}  # (kind, stage, microbatch) -> end, per rank for S/T below
+    passes: dict[tuple[str, int], list[float]] = {}  # (S or T, microbatch) -> the ends on the ranks that ran it
+    next_s, next_t = [0] * ranks, [0] * ranks  # index into micro of each rank's next S and T
+    clock, heads = [0.0] * ranks, [0] * ranks
     out: list[list[Action]] = [[] for _ in range(ranks)]
     spans: list[Span] = []
 
     def run(r: int, a: Action, start: float, cost: float) -> None:
         spans.append(Span(r, a.stage, a.kind, a.microbatch, start, start + cost))
         out[r].append(a)
-        clock[r] = done[(a.kind, a.stage, a.microbatch)] = start + cost
+        clock[r] = start + cost
+        if a.stage == VOCAB_STAGE:
+            passes.setdefault((a.kind, a.microbatch), []).append(start + cost)
+        else:
+            done[(a.kind, a.stage, a.microbatch)] = start + cost
+
+    def barrier(kind: str, i: int) -> float | None:
+        """When the collective that pass `kind` of microbatch i starts on every rank completes."""
+        ends = passes.get((kind, i), [])
+        return max(ends) + vocab.barrier if len(ends) == ranks else None
 
     def input_at(a: Action) -> float | None:
         """When the inputs of base action `a` exist (the simulator's rules plus the vocabulary passes)."""
         if a.kind == "F":
-            needs = [("F", a.stage - 1)] if a.stage > 0 else []
+            needs = [done.get(("F", a.stage - 1, a.microbatch))] if a.stage > 0 else []
+            hops = [a.stage > 0 and owner[a.stage - 1] != a.rank]
         elif a.kind == "W":
-            needs = [("I", a.stage)]
+            needs, hops = [done.get(("I", a.stage, a.microbatch))], [False]
         elif a.stage == last:
-            needs = [("F", a.stage), ("T" if barriers == 2 else "S", VOCAB_STAGE)]
+            needs = [done.get(("F", a.stage, a.microbatch)), barrier("T" if barriers == 2 else "S", a.microbatch)]
+            hops = [False, False]
         else:
             after = "B" if ("B", a.stage + 1, a.microbatch) in done else "I"
-            needs = [("F", a.stage), (after, a.stage + 1)]
-        at = 0.0
-        for kind, stage in needs:
-            end = done.get((kind, stage, a.microbatch))
-            if end is None:
-                return None
-            at = max(at, end + (costs.latency if stage != VOCAB_STAGE and owner[stage] != a.rank else 0.0))
-        return at
+            needs = [done.get(("F", a.stage, a.microbatch)), done.get((after, a.stage + 1, a.microbatch))]
+            hops = [False, owner[a.stage + 1] != a.rank]
+        if any(n is None for n in needs):
+            return None
+        return max([0.0] + [n + (costs.latency if hop else 0.0) for n, hop in zip(needs, hops)])
 
     while True:
-        pass_at = None
-        if nxt < len(sequence):
-            kind, i = sequence[nxt]
-            pass_at = done.get(("F", last, i) if kind == "S" else ("S", VOCAB_STAGE, i))
         best = None  # (start, priority, rank, what)
         for r in range(ranks):
-            if r in arrived:
-                continue
             options = []
-            if pass_at is not None:
-                options.append((max(pass_at, clock[r]), 0, r, "barrier"))
+            if next_s[r] < len(micro):
+                i = micro[next_s[r]]
+                if (at := done.get(("F", last, i))) is not None:
+                    hop = costs.latency if owner[last] != r else 0.0
+                    options.append((max(at + hop, clock[r]), 0, r, "S"))
+            owed = next_s[r] - next_t[r]  # microbatches past S and before T: each holds a logits shard
+            if owed and (at := barrier("S", micro[next_t[r]])) is not None:
+                if barriers == 2:
+                    options.append((max(at, clock[r]), 0.5, r, "T"))
+                elif owed >= HELD:
+                    options.append((max(at, clock[r]), 0.5, r, "T"))
+                else:
+                    options.append((max(at, clock[r]), 2, r, "T"))
             if heads[r] < len(base[r]) and (at := input_at(base[r][heads[r]])) is not None:
                 options.append((max(at, clock[r]), 1, r, "own"))
-            if len(local_t[r]) >= HELD:
-                options.append((clock[r], 0.5, r, "weight"))
-            elif local_t[r] and not any(o[0] <= clock[r] for o in options):
-                options.append((clock[r], 2, r, "weight"))
+            if barriers == 1 and options and owed < HELD:  # a weight-gradient pass only where the rank would wait
+                own = [o for o in options if o[3] != "T"]
+                if own and min(own)[0] <= clock[r]:
+                    options = [o for o in options if o[3] != "T"] or options
             if options:
                 best = min([best, min(options)] if best else [min(options)])
         if best is None:
@@ -120,26 +135,17 @@ def replay(base: Order, *, barriers: int, costs: Costs, vocab: VocabCosts) -> tu
             a = base[r][heads[r]]
             run(r, a, start, costs.of(a.kind))
             heads[r] += 1
-        elif what == "weight":
-            run(r, Action(r, VOCAB_STAGE, "T", local_t[r].pop(0)), start, vocab.t)
+        elif what == "S":
+            run(r, Action(r, VOCAB_STAGE, "S", micro[next_s[r]]), start, vocab.s)
+            next_s[r] += 1
         else:
-            arrived[r] = start
-            if len(arrived) == ranks:
-                begin = max(arrived.values()) + vocab.barrier
-                for q in range(ranks):
-                    run(q, Action(q, VOCAB_STAGE, kind, i), begin, vocab.s if kind == "S" else vocab.t)
-                    if kind == "S" and barriers == 1:
-                        local_t[q].append(i)
-                arrived.clear()
-                nxt += 1
-    stuck = [r for r in range(ranks) if heads[r] < len(base[r])]
-    if stuck or nxt < len(sequence):
-        where = ", ".join(f"rank {r} at {base[r][heads[r]].label}" for r in stuck)
-        raise ScheduleDeadlock(f"the vocabulary passes cannot be placed in this order: {where or 'no rank stuck'}; "
-                               f"next collective pass {sequence[nxt] if nxt < len(sequence) else None}")
-    for r in range(ranks):  # Vocab-1: the weight-gradient passes that no wait made room for
-        for i in local_t[r]:
-            run(r, Action(r, VOCAB_STAGE, "T", i), clock[r], vocab.t)
+            run(r, Action(r, VOCAB_STAGE, "T", micro[next_t[r]]), start, vocab.t)
+            next_t[r] += 1
+    stuck = [r for r in range(ranks) if heads[r] < len(base[r]) or next_t[r] < len(micro)]
+    if stuck:
+        where = ", ".join(f"rank {r} at {base[r][heads[r]].label if heads[r] < len(base[r]) else 'its T passes'}"
+                          for r in stuck)
+        raise ScheduleDeadlock(f"the vocabulary passes cannot be placed in this order: {where}")
     return tuple(tuple(ops) for ops in out), spans
 
 

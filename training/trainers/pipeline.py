@@ -74,7 +74,8 @@ class PipelineTrainer(Trainer):
             check_vocab_plan(self.plan)
             self.pipe = build_vocab_pipeline(full, self.plan, barriers=cfg.vocab_barriers, seq_len=self.seq_len,
                                              pp_rank=self.pp_rank, ranks=self.replica_ranks(), group=self.pp_group,
-                                             vocab_group=self.vocab_group(dp, pp), device=d.device)
+                                             vocab_groups=(self.vocab_group(dp, pp), self.vocab_group(dp, pp)),
+                                             device=d.device)
             self.tied_group = None  # a tied shard is one tensor on its rank
             return [*self.pipe.parts, self.pipe.vocab]
         self.pipe = build_pipeline(full, self.plan, pp_rank=self.pp_rank, device=d.device, pp_group=self.pp_group)
@@ -88,7 +89,7 @@ class PipelineTrainer(Trainer):
         return [self.dp_rank * pp + r for r in range(pp)]
 
     def vocab_group(self, dp: int, pp: int) -> object | None:
-        """A second group over this replica's pipeline ranks, for the vocabulary collectives (vocab_pipeline.py)."""
+        """Another group over this replica's pipeline ranks, for one kind of vocabulary collective (vocab_pipeline.py)."""
         if not self.d.initialized:
             return None
         mine = None
