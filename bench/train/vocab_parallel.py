@@ -67,17 +67,19 @@ def peak_rss_mib() -> float:
 
 
 def collectives(args: argparse.Namespace, rank: int) -> dict:
-    """Seconds per call of the vocabulary collectives at this bench's sizes (N tokens of width d per microbatch),
-    every rank entering together (a barrier first): their cost is what overlapping them with compute could hide."""
+    """Seconds per call of the runtime's messages and collectives at this bench's sizes (N tokens of width d per
+    microbatch), every rank entering together (a barrier first), one at a time: what they would cost a step if
+    nothing overlapped them."""
     import torch
     import torch.distributed as dist
 
     n, d = args.rows * args.seq_len, args.dim
-    shapes = {"broadcast hidden (N x d)": ("broadcast", (n, d)), "all-reduce max (N)": ("max", (n,)),
-              "all-reduce sum-exp + target (N x 2)": ("sum", (n, 2)),
-              "all-reduce Vocab-1 packed (N x (2d+2))": ("sum", (n, 2 * d + 2)),
-              "all-reduce input grad (N x d)": ("sum", (n, d)),
+    shapes = {"send hidden to one rank (N x d)": ("send", (n, d)),
+              "all-gather statistics, Vocab-2 (N x 3)": ("gather", (n, 3)),
+              "all-gather statistics + grad terms, Vocab-1 (N x (2d+3))": ("gather", (n, 2 * d + 3)),
+              "all-reduce input grad, Vocab-2 (N x d)": ("sum", (n, d)),
               "all-reduce embedding, whole batch (m N x d)": ("sum", (args.microbatches * n, d))}
+    world = dist.get_world_size()
     out = {}
     for name, (op, shape) in shapes.items():
         t = torch.randn(shape)
@@ -85,10 +87,15 @@ def collectives(args: argparse.Namespace, rank: int) -> dict:
         for _ in range(12):
             dist.barrier()
             start = time.perf_counter()
-            if op == "broadcast":
-                dist.broadcast(t, src=dist.get_world_size() - 1)
+            if op == "send":  # the last rank to rank 0, as the runtime posts it to each rank
+                if rank == world - 1:
+                    dist.send(t, 0)
+                elif rank == 0:
+                    dist.recv(t, world - 1)
+            elif op == "gather":
+                dist.all_gather([torch.empty_like(t) for _ in range(world)], t)
             else:
-                dist.all_reduce(t, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
+                dist.all_reduce(t)
             times.append(time.perf_counter() - start)
         out[name] = statistics.median(times[2:])
     return out
@@ -214,11 +221,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"peak RSS max/min {r['rss_spread']:.2f} ({min(r['peak_rss_mib']):.0f}-"
                   f"{max(r['peak_rss_mib']):.0f} MiB)", file=sys.stderr, flush=True)
     comm = torchrun_json("bench.train.vocab_parallel", args.ranks, [*flags, "--case", "0", "collectives"])
-    per_step = {"vocab-1": args.microbatches * (comm["broadcast hidden (N x d)"] + comm["all-reduce max (N)"]
-                                                + comm["all-reduce Vocab-1 packed (N x (2d+2))"]),
-                "vocab-2": args.microbatches * (comm["broadcast hidden (N x d)"] + comm["all-reduce max (N)"]
-                                                + comm["all-reduce sum-exp + target (N x 2)"]
-                                                + comm["all-reduce input grad (N x d)"])}
+    hidden = (args.ranks - 1) * comm["send hidden to one rank (N x d)"]  # the last rank posts one per rank
+    per_step = {"vocab-1": args.microbatches * (hidden + comm["all-gather statistics + grad terms, Vocab-1 (N x (2d+3))"]),
+                "vocab-2": args.microbatches * (hidden + comm["all-gather statistics, Vocab-2 (N x 3)"]
+                                                + comm["all-reduce input grad, Vocab-2 (N x d)"])}
     per_step = {k: v + 2 * comm["all-reduce embedding, whole batch (m N x d)"] for k, v in per_step.items()}
     for k, v in per_step.items():
         print(f"{k}: collectives {v * 1e3:.1f} ms per step", file=sys.stderr, flush=True)
