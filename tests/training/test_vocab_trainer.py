@@ -67,3 +67,13 @@ def weights(run) -> dict:
     model = Llama(ModelConfig(**meta["model"]))
     load_model_weights(run, model, verified=meta)
     return model.state_dict()
+
+
+def test_two_vocabulary_parallel_replicas_follow_ddp(shards, tmp_path):  # noqa: F811
+    """4 ranks as 2 replicas x 2 stages, each replica's vocabulary split over its own 2 ranks, train as 2 DDP ranks
+    (each replica creates its own vocabulary groups; the gradients of the row shards are summed over replicas)."""
+    common = ["--config", "tiny", f"data.path={shards}", *SMALL, "train.steps=4", "eval.every=4", "checkpoint.every=0"]
+    pretrain(*common, f"output={tmp_path / 'ddp'}", ranks=2)
+    pretrain(*common, "--trainer=pipeline", "--schedule=1f1b", "--microbatches=2", "pipeline.dp=2",
+             "pipeline.vocab_parallel=true", f"output={tmp_path / 'vp'}", ranks=4)
+    close_curves(curve(tmp_path / "ddp"), curve(tmp_path / "vp"))
