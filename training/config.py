@@ -175,9 +175,10 @@ class PipelineSection:
     (Vocabulary Parallelism, Yeung et al. 2025) instead of giving them to the first and last stage; pays off when
     the vocabulary is large against the width (V/dim >= ~20). Schedules gpipe, 1f1b and interleaved1f1b."""
     vocab_barriers: Literal[1, 2] = 1
-    """With vocab_parallel: 1 = Vocab-1 (one all-reduce barrier per microbatch; the weight gradient of the output
-    layer can fill waits, at the price of keeping that microbatch's logits shard longer); 2 = Vocab-2 (two
-    barriers, the second sums the output layer's input gradient; less held memory)."""
+    """With vocab_parallel: 1 = Vocab-1 (one collective per microbatch, an all-gather carrying the softmax
+    statistics and the input gradient's terms, p times the bytes of an all-reduce; the output layer's weight
+    gradient then fills waits, keeping up to 2 logits shards); 2 = Vocab-2 (a small all-gather, then an all-reduce
+    of the input gradient that only the last stage waits for; 1 logits shard held)."""
     trace_steps: tuple[int, ...] = ()
     """Steps whose F/B/W spans are gathered into <output>/pipeline/step-N.trace.json (Chrome) and .png."""
 
