@@ -141,6 +141,9 @@ def summarise(schedule: str, data: dict, max_core_wait: float) -> dict:
 
 
 def iqr(values: list[float]) -> float:
+    """Interquartile range; 0.0 for a single kept pair (a busy machine can leave only one under --max-core-wait)."""
+    if len(values) < 2:
+        return 0.0
     q = statistics.quantiles(values, n=4)
     return q[2] - q[0]
 
