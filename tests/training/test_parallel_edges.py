@@ -139,6 +139,16 @@ def test_hop_latency_of_backward_hops_through_b_or_i():
     assert hop_latency([Span(0, 0, "F", 0, 0.0, 1.0), Span(0, 1, "F", 0, 1.5, 2.0)]) == 0.0  # same rank: no hop
 
 
+def test_hop_latency_counts_a_receiver_that_started_before_the_sender_span_ended_as_zero():
+    """A blocking send inside the sender's span: the receiver starts 0.1 before it ends; the simulator needs
+    latency >= 0 (CI crashed on -1.3 ms once), so those gaps are 0 and the median of (0, 0, 0.4) is 0."""
+    spans = [Span(0, 0, "F", k, 2.0 * k, 2.0 * k + 1.0) for k in range(3)]
+    spans += [Span(1, 1, "F", k, 2.0 * k + 1.0 + d, 2.0 * k + 1.5 + d) for k, d in enumerate([-0.1, 0.4, -0.1])]
+    assert hop_latency(spans) == 0.0
+    spans[-1] = Span(1, 1, "F", 2, 5.3, 5.8)  # gaps -> (0, 0.4, 0.3): median 0.3
+    assert hop_latency(spans) == pytest.approx(0.3)
+
+
 def test_hop_latency_counts_a_receiver_that_frees_up_exactly_when_the_message_leaves():
     """Rank 1 ends F0 at 2.0, the moment rank 0 ends F1: it was idle then, so F1's gap 0.6 counts; F2's does not
     (rank 1 is busy until 4.0, after F2 left at 3.0)."""

@@ -124,7 +124,9 @@ def hop_latency(spans: Iterable[Span]) -> float:
     """Median delay between a stage finishing a microbatch and the next stage starting it on an idle rank.
 
     That delay is the per-message cost of the runtime (send/recv, wake-up), which the simulator's
-    `Costs.latency` models; only hops whose receiving rank had nothing else to do count."""
+    `Costs.latency` models; only hops whose receiving rank had nothing else to do count. A gap can be
+    negative where the sender's span includes a blocking send that returns after the receiver started
+    (vocab_pipeline.py times send inside F): that hop's cost is already inside the spans, so it counts as 0."""
     spans = list(spans)
     done = {(s.stage, s.kind, s.microbatch): s for s in spans}
     lanes = {r: sorted(ss, key=lambda s: s.start) for r, ss in by_rank(spans).items()}
@@ -140,6 +142,6 @@ def hop_latency(spans: Iterable[Span]) -> float:
             if src is None or src.rank == cur.rank:
                 continue
             if prev is None or prev.end <= src.end:  # the receiver was idle when the message left
-                gaps.append(cur.start - src.end)
+                gaps.append(max(0.0, cur.start - src.end))
     gaps.sort()
     return gaps[len(gaps) // 2] if gaps else 0.0
