@@ -1,10 +1,6 @@
 """pylint scoring: the comment penalty, per-snippet isolation, time limits, crashes, and CLI-identical scores."""
 import os
-import re
 import signal
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from transforms.code.lint import (LOW_SCORE, NO_SCORE, PYLINT_OPTIONS, LintConfig, comment_penalty,
+from transforms.code.lint import (LOW_SCORE, NO_SCORE, LintConfig, comment_penalty,
                                   final_score, keep)
 from core.config import ConfigError, from_mapping
 from transforms.code.lint_pool import CRASH, TIMEOUT, TOO_LARGE, LintPool, SnippetLinter
 
-RATED = re.compile(r"rated at (-?[\d.]+)/10")
+from tests.code.pylint_cli import pylint_cli
 
 
 def stdlib_files(n: int, *, min_bytes: int = 800, max_bytes: int = 4000) -> list[Path]:
@@ -30,13 +26,7 @@ def stdlib_files(n: int, *, min_bytes: int = 800, max_bytes: int = 4000) -> list
 
 def cli_score(code: str) -> float | None:
     """SwallowCode's way: the code in a fresh temp .py file, one `pylint` process, parse the rated-at line."""
-    with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch, "tmp_snippet.py")
-        path.write_text(code, encoding="utf-8")
-        out = subprocess.run([sys.executable, "-m", "pylint", *PYLINT_OPTIONS, str(path)], cwd=scratch,
-                             capture_output=True, text=True).stdout
-    found = RATED.findall(out)
-    return float(found[-1]) if found else None
+    return pylint_cli(code)[0]
 
 
 def test_comment_penalty_counts_tokens_not_lines():
@@ -137,13 +127,7 @@ def test_a_writer_module_stays_cached_and_its_writes_apply_only_where_imported(t
     reader = "import json\nprint(json.foo)\n"
 
     def cli(code: str) -> float | None:
-        path = tmp_path / "cli_snippet.py"
-        path.write_text(code, encoding="utf-8")
-        out = subprocess.run([sys.executable, "-m", "pylint", *PYLINT_OPTIONS, str(path)], cwd=tmp_path,
-                             capture_output=True, text=True).stdout
-        path.unlink()
-        found = RATED.findall(out)
-        return float(found[-1]) if found else None
+        return pylint_cli(code, tmp_path)[0]
 
     first = linter.lint(importer)
     assert not any("E1101" in m for m in first.messages) and "helper_mod" in linter.cache.dormant

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import multiprocessing
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -23,24 +22,18 @@ import pytest
 
 import transforms.code.lint_pool as lint_pool
 from transforms.code.astroid_cache import TrackingCache, conflicts, drop
-from transforms.code.lint import CRASH, PYLINT_OPTIONS, TIMEOUT, LintConfig
+from transforms.code.lint import CRASH, TIMEOUT, LintConfig
 from transforms.code.lint_pool import LintPool, LintResult, SnippetLinter
 
+from tests.code.pylint_cli import pylint_cli
+
 REPO = Path(__file__).resolve().parents[2]
-RATED = re.compile(r"rated at (-?[\d.]+)/10")
 GOOD, BAD = "x = 1\nprint(x)\n", "print(undefined_name)\n"  # pylint: 10.00 and 0.00 (E0602)
 SLOW = "\n".join(f"def f{i}(x):\n    return x + {i}\n" for i in range(300))  # well past 0.01 s of pylint
 
 
 def cli(folder: Path, code: str) -> tuple[float | None, str]:
-    """A fresh `pylint` process on `code` in `folder` (where the helper modules are): its score and output."""
-    path = folder / "cli_snippet.py"
-    path.write_text(code, encoding="utf-8")
-    out = subprocess.run([sys.executable, "-m", "pylint", *PYLINT_OPTIONS, str(path)], cwd=folder,
-                         capture_output=True, text=True).stdout
-    path.unlink()
-    found = RATED.findall(out)
-    return (float(found[-1]) if found else None), out
+    return pylint_cli(code, folder)
 
 
 def write(folder: Path, **modules: str) -> None:
