@@ -165,3 +165,11 @@ def test_modules_beam_workers_import_for_tokenizing_do_not_import_torch():
     for rel in ("transforms/tokenizer.py", "core/shards.py", "transforms/packing.py", "transforms/beam/packing.py"):
         bad = {m for m in imported_modules(REPO / rel) if m.split(".")[0] == "torch"}
         assert not bad, f"{rel} imports {sorted(bad)}"
+
+
+def test_no_product_file_is_over_300_lines():
+    """Issue 17's rule: small modules named for what they do; a file past 300 lines is split, not grown."""
+    long = {str(p.relative_to(REPO)): n for p in product_files()
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 300}
+    assert not long, f"split these modules (lines): {long}"
+    assert len(product_files()) > 50  # the walk finds the packages
