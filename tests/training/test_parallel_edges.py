@@ -140,8 +140,8 @@ def test_hop_latency_of_backward_hops_through_b_or_i():
 
 
 def test_hop_latency_counts_a_receiver_that_started_before_the_sender_span_ended_as_zero():
-    """A blocking send inside the sender's span: the receiver starts 0.1 before it ends; the simulator needs
-    latency >= 0 (CI crashed on -1.3 ms once), so those gaps are 0 and the median of (0, 0, 0.4) is 0."""
+    """A sender that stamps its span's end after sending: the receiver starts 0.1 before that end; the simulator
+    needs latency >= 0 (CI crashed on -1.3 ms once), so those gaps are 0 and the median of (0, 0, 0.4) is 0."""
     spans = [Span(0, 0, "F", k, 2.0 * k, 2.0 * k + 1.0) for k in range(3)]
     spans += [Span(1, 1, "F", k, 2.0 * k + 1.0 + d, 2.0 * k + 1.5 + d) for k, d in enumerate([-0.1, 0.4, -0.1])]
     assert hop_latency(spans) == 0.0

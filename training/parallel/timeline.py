@@ -124,9 +124,9 @@ def hop_latency(spans: Iterable[Span]) -> float:
     """Median delay between a stage finishing a microbatch and the next stage starting it on an idle rank.
 
     That delay is the per-message cost of the runtime (send/recv, wake-up), which the simulator's
-    `Costs.latency` models; only hops whose receiving rank had nothing else to do count. A gap can be
-    negative where the sender's span includes a blocking send that returns after the receiver started
-    (vocab_pipeline.py times send inside F): that hop's cost is already inside the spans, so it counts as 0."""
+    `Costs.latency` models; only hops whose receiving rank had nothing else to do count. The runtimes it
+    reads (pipeline.py, vocab_pipeline.py) end a span before sending its output, so a gap is >= 0; one below
+    0 (a runtime that stamps after sending, clocks that disagree) counts as 0: the simulator's latency is >= 0."""
     spans = list(spans)
     done = {(s.stage, s.kind, s.microbatch): s for s in spans}
     lanes = {r: sorted(ss, key=lambda s: s.start) for r, ss in by_rank(spans).items()}

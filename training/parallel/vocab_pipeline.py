@@ -195,6 +195,7 @@ class VocabPipeline:
             if not train and a.kind in ("B", "T"):
                 continue
             start = time.perf_counter()  # spans start after their input arrived (the wait is bubble)
+            end = None  # and end before their output is sent, so a receiver can never start before the sender ended
             if a.kind == "F":
                 x = h0[a.microbatch].detach() if a.stage == 0 else self.recv(like, a.stage, a.microbatch, False)
                 start = time.perf_counter()
@@ -204,6 +205,7 @@ class VocabPipeline:
                 if a.stage == self.last_stage:
                     hidden[a.microbatch] = out
                 else:
+                    end = time.perf_counter()
                     self.send(out, a.stage + 1, a.microbatch, False)
                 if train:
                     saved[(a.stage, a.microbatch)] = (x, out)
@@ -243,9 +245,11 @@ class VocabPipeline:
                 if a.stage == 0:
                     grad_h0[a.microbatch] = x.grad
                 else:
+                    end = time.perf_counter()
                     self.send(x.grad, a.stage - 1, a.microbatch, True)
             if spans is not None:
-                spans.append(Span(self.pp_rank, a.stage, a.kind, a.microbatch, start, time.perf_counter()))
+                spans.append(Span(self.pp_rank, a.stage, a.kind, a.microbatch, start,
+                                  time.perf_counter() if end is None else end))
         for state in states.values():  # evaluation (no T): every rank's all-gathers complete before the step ends
             finish(state)
             total += float(state.loss.sum()) / tokens if self.has_last else 0.0
