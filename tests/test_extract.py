@@ -22,7 +22,7 @@ from transforms.extract import (
 )
 from transforms.extract_sandbox import SandboxedExtractor
 
-EXTRACTORS = ("justext", "trafilatura", "resiliparse")
+EXTRACTORS = ("justext", "trafilatura", "resiliparse", "lines")
 
 # jusText keeps a paragraph only when it is longer than 200 chars with enough stopwords, so these are long.
 BODY = [

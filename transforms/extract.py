@@ -1,4 +1,5 @@
-"""HTML -> plain text, one paragraph per line: jusText (Blu-WERP), trafilatura (FineWeb) or Resiliparse (DCLM).
+"""HTML -> plain text, one paragraph per line: jusText (Blu-WERP), trafilatura (FineWeb), Resiliparse (DCLM) or
+ours, `lines` (Resiliparse's DOM walk and a small trained line model: transforms/extract_lines.py).
 
 Extractors are pure functions of (html, cfg). A pathological page can hold a parser for minutes (Resiliparse
 is quadratic in nesting depth: 20,000 nested <div>s take 30 s here), so `transforms/extract_sandbox.py` runs them
@@ -9,6 +10,9 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 from typing import Callable, Literal
+
+from core.resources import resolve_resource
+from transforms.extract_lines import cached_model, extract_lines as keep_lines
 
 
 class ExtractionError(RuntimeError):
@@ -82,6 +86,20 @@ class ResiliparseConfig:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class LinesConfig:
+    """Our line-model extractor; the weights come from scripts/train_extractor.py (gold pages, fold 0 held out)."""
+
+    weights: str = "models/extract_lines.json"  # a path, or relative to the configs package
+
+    def __post_init__(self) -> None:
+        try:
+            cached_model(resolve_resource(self.weights))  # a missing or stale file fails when the recipe loads
+        except (OSError, ValueError, KeyError) as exc:
+            raise ValueError(f"lines.weights {self.weights!r}: {exc}; give the JSON that "
+                             "`python -m scripts.train_extractor` writes") from exc
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class ExtractConfig:
     """Which extractor runs, its options, and the sandbox limits."""
 
@@ -96,6 +114,7 @@ class ExtractConfig:
     justext: JustextConfig = field(default_factory=JustextConfig)
     trafilatura: TrafilaturaConfig = field(default_factory=TrafilaturaConfig)
     resiliparse: ResiliparseConfig = field(default_factory=ResiliparseConfig)
+    lines: LinesConfig = field(default_factory=LinesConfig)
 
     def __post_init__(self) -> None:
         if self.extractor not in EXTRACTORS:
@@ -166,7 +185,13 @@ def extract_resiliparse(html: str, cfg: ExtractConfig) -> str:
         list_bullets=r.list_bullets, alt_texts=r.alt_texts, comments=r.comments))
 
 
+def extract_lines(html: str, cfg: ExtractConfig) -> str:
+    """Our line model's kept lines (already one paragraph per line, white space collapsed)."""
+    return keep_lines(html, cached_model(resolve_resource(cfg.lines.weights)))
+
+
 # The extractors by name: the one list that the config's type, werp's --extractor and extract_text read.
 EXTRACTORS: dict[str, Callable[[str, ExtractConfig], str]] = {
-    "justext": extract_justext, "trafilatura": extract_trafilatura, "resiliparse": extract_resiliparse}
+    "justext": extract_justext, "trafilatura": extract_trafilatura, "resiliparse": extract_resiliparse,
+    "lines": extract_lines}
 ExtractorName = Literal[tuple(EXTRACTORS)]  # type: ignore[valid-type]  # resolved when a recipe is loaded

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import collections
 import gzip
+import hashlib
 import json
 import os
 import re
@@ -28,7 +29,7 @@ from transforms.extract import ExtractConfig, extract_text
 from transforms.extract_sandbox import SandboxedExtractor
 from transforms.langid import LangIdConfig, load_identifier
 
-EXTRACTORS = ("justext", "trafilatura", "resiliparse")
+EXTRACTORS = ("justext", "trafilatura", "resiliparse", "lines")
 DRAGNET_COMMENTS = "!@#$%^&*()  COMMENTS"  # dragnet gold files put reader comments after this line
 _TOKEN_RE = re.compile(r"\w+")
 _CLEANEVAL_MARKUP = re.compile(r"^\s*<[phl]>", re.MULTILINE)
@@ -93,6 +94,14 @@ def load_pages(data: Path) -> list[Page]:
     if missing:
         sys.exit(f"missing dataset folder(s) {missing} under {data}; pass --data <path to shared/data/extraction>")
     return [page for name, load in loaders.items() for page in load(data / name)]
+
+
+HELD_OUT_FOLD = 0  # pages in this fold are never trained or tuned on (scripts/train_extractor.py)
+
+
+def fold(page: Page, folds: int = 4) -> int:
+    """A page's fold, stable across runs and machines: sha1 of dataset/name, so each source splits alike."""
+    return int(hashlib.sha1(f"{page.dataset}/{page.name}".encode()).hexdigest(), 16) % folds
 
 
 def token_scores(gold: str, text: str) -> tuple[float, float, float]:
