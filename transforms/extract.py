@@ -90,6 +90,7 @@ class LinesConfig:
     """Our line-model extractor; the weights come from scripts/train_extractor.py (gold pages, fold 0 held out)."""
 
     weights: str = "models/extract_lines.json"  # a path, or relative to the configs package
+    headings: bool = True  # keep a heading right above kept text (the gold of news sets leaves titles out)
 
     def __post_init__(self) -> None:
         try:
@@ -187,7 +188,7 @@ def extract_resiliparse(html: str, cfg: ExtractConfig) -> str:
 
 def extract_lines(html: str, cfg: ExtractConfig) -> str:
     """Our line model's kept lines (already one paragraph per line, white space collapsed)."""
-    return keep_lines(html, cached_model(resolve_resource(cfg.lines.weights)))
+    return keep_lines(html, cached_model(resolve_resource(cfg.lines.weights)), headings=cfg.lines.headings)
 
 
 # The extractors by name: the one list that the config's type, werp's --extractor and extract_text read.

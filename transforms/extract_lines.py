@@ -2,12 +2,14 @@
 
 Why our own: trafilatura is the most accurate public extractor but ~15x slower than Resiliparse; Resiliparse's
 main-content rules drop lists and keep boilerplate blocks it does not name; jusText needs a stoplist per language.
-Here the page is parsed once; Resiliparse's C walk gives every visible line (with minimal markup: headings,
-paragraphs, list items, links, pre) and, with `skip_elements`, which lines sit inside boilerplate-like or
-article-like containers and which its own main-content rules keep. Each line gets language-free features; a
-logistic model scores it, a second one rescores it with its neighbours' scores (main text comes in runs), and
-lines above the threshold are kept in page order. The weights are trained by `scripts/train_extractor.py` on
-the gold-text pages of ../shared/data/extraction and shipped as JSON.
+Here the page is parsed once and walked twice by Resiliparse's C code: once for every visible line with minimal
+markup (headings, paragraphs, list items, links, pre; table rows come as tab-separated cells), once for the lines
+its main-content rules keep. Each line gets language-free features (no stoplist, no tokenizer); a logistic model
+scores it, a second one rescores it with its neighbours' scores (main text comes in runs), and lines above the
+threshold are kept in page order, one per line. The weights are trained by `scripts/train_extractor.py` on the
+gold-text pages of ../shared/data/extraction and shipped as JSON. Walks that skip boilerplate-like and
+article-like containers (`skip_elements`) and Readability's best-container score were tried as features and
+gained nothing out of fold (docs/extractor-notes.md), so the page costs two walks, not four.
 """
 from __future__ import annotations
 
@@ -46,6 +48,9 @@ class PageLines:
 
 
 def _norm(line: str) -> str:
+    """White space collapsed; a table row keeps one tab between its cells."""
+    if "\t" in line:
+        return "\t".join(c for cell in line.split("\t") if (c := " ".join(cell.split())))
     return " ".join(line.split())
 
 
@@ -54,12 +59,12 @@ def _line_set(text: str) -> set[str]:
 
 
 def page_lines(html: str) -> PageLines:
-    """Parse once; read the lines and their container flags from four Resiliparse walks of the same tree."""
+    """Parse once; every line with its markup from one walk, Resiliparse's main-content lines from a second."""
     from resiliparse.extract.html2text import extract_plain_text
     from resiliparse.parse.html import HTMLTree
 
     tree = HTMLTree.parse(html)
-    marked = extract_plain_text(tree, preserve_formatting="minimal_html", links=True, list_bullets=False,
+    marked = extract_plain_text(tree, preserve_formatting="minimal_html", links=True, list_bullets=True,
                                 alt_texts=False)
     main = _line_set(extract_plain_text(tree, preserve_formatting=True, main_content=True, list_bullets=False,
                                         alt_texts=False, comments=False))
@@ -108,7 +113,7 @@ def _features(marked: str, main: set[str]) -> PageLines:
             text = raw
             if in_link:
                 link_chars = len(text)
-        norm = " ".join(text.split())
+        norm = _norm(text)
         if not norm:
             continue
         texts.append(norm)
@@ -128,7 +133,7 @@ def _features(marked: str, main: set[str]) -> PageLines:
     digits = np.add.reduceat((classes & 1).astype(np.int64), starts)
     upper = np.add.reduceat((classes >> 1 & 1).astype(np.int64), starts)
     word = np.add.reduceat((classes >> 2 & 1).astype(np.int64), starts)
-    words = np.add.reduceat((codes == 32).astype(np.int64), starts) + 1.0
+    words = np.add.reduceat(((codes == 32) | (codes == 9)).astype(np.int64), starts) + 1.0
     x[:, _F["log_chars"]] = np.log1p(n)
     x[:, _F["log_words"]] = np.log1p(words)
     x[:, _F["digit_frac"]] = digits / n
@@ -240,6 +245,6 @@ def cached_model(path: str) -> LineModel:
     return LineModel.from_json(Path(path).read_text(encoding="utf-8"), where=path)
 
 
-def extract_lines(html: str, model: LineModel) -> str:
+def extract_lines(html: str, model: LineModel, *, headings: bool = True) -> str:
     """The kept lines of the page, one per line."""
-    return "\n".join(model.keep(page_lines(html)))
+    return "\n".join(model.keep(page_lines(html), headings=headings))

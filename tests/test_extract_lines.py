@@ -1,0 +1,277 @@
+"""Our `lines` extractor: its line reading, its numeric pieces against hand formulas and scikit-learn, the trained
+weights on pages they never saw, other scripts, hostile pages, and the training recipe end to end."""
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import re
+import statistics
+
+import numpy as np
+import pytest
+from resiliparse.extract.html2text import extract_plain_text
+
+from core.config import ConfigError, from_mapping
+from scripts.train_extractor import fit, fit_logistic, label_lines
+from tests.conftest import shared_path
+from transforms.extract import ExtractConfig, LinesConfig, PageTooLarge, extract_text
+from transforms.extract_lines import (
+    CONTEXT,
+    FEATURES,
+    LineModel,
+    _runs,
+    context_features,
+    extract_lines,
+    page_lines,
+)
+
+LINES = ExtractConfig(extractor="lines")
+F = {name: i for i, name in enumerate(FEATURES)}
+
+
+def words(text: str) -> collections.Counter:
+    return collections.Counter(re.findall(r"\w+", text.lower()))
+
+
+def f1(gold: str, text: str) -> float:
+    """Bag-of-words F1 written out here (the bench's scorer is not the oracle of its own figures)."""
+    g, t = words(gold), words(text)
+    hit = sum((g & t).values())
+    return 0.0 if not hit else 2 * hit / (sum(g.values()) + sum(t.values()))
+
+
+PARAS = [
+    "The harbour was built in the twelfth century by merchants who traded wool and salt along the coast, and the "
+    "stone quay they laid is still used by the fishing boats that leave before dawn every day of the year.",
+    "In the nineteenth century a railway line reached the town, and with it came the first hotels, a theatre and "
+    "a promenade where families walked on summer evenings to watch the ships come in from the open sea.",
+    "Today the old warehouses hold a museum, two restaurants and a school of boat building, and visitors come "
+    "from far away to see the harbour at high tide, when the water reaches the top of the ancient steps.",
+]
+NAV = ["Home", "News", "Sport", "Weather", "Contact"]
+PAGE = (f"<html><body><nav><ul>{''.join(f'<li><a href=/{n}>{n}</a></li>' for n in NAV)}</ul></nav>"
+        "<div class=promo><a href=/x>Subscribe now and save 50 percent on your first year</a></div>"
+        "<article><h2>A short history of the harbour</h2>"
+        + "".join(f"<p>{p}</p>" for p in PARAS)
+        + "<ul><li>Opening hours: 9 to 5</li><li>Entry: free</li></ul>"
+        "<table><tr><td>Year</td><td>Ships</td></tr><tr><td>1850</td><td>120</td></tr></table>"
+        "</article><footer><a href=/legal>Legal notice</a> | <a href=/privacy>Privacy</a></footer></body></html>")
+
+
+def test_every_visible_line_is_read_with_its_markup() -> None:
+    page = page_lines(PAGE)
+    row = {t: page.features[i] for i, t in enumerate(page.texts)}
+    assert page.texts[:len(NAV)] == NAV  # page order, one line per block, nothing dropped yet
+    assert all(row[n][F["link_density"]] == 1.0 and row[n][F["list_item"]] == 1.0 for n in NAV)
+    heading = row["A short history of the harbour"]
+    assert heading[F["heading"]] == 1.0 and heading[F["heading_level"]] == 2.0
+    for p in PARAS:
+        assert row[p][F["paragraph"]] == 1.0 and row[p][F["link_density"]] == 0.0
+        assert row[p][F["log_words"]] == pytest.approx(np.log1p(len(p.split())))  # words = spaces + 1
+        assert row[p][F["log_chars"]] == pytest.approx(np.log1p(len(p)))
+    assert row["Year\tShips"][F["table_row"]] == 1.0 and "1850\t120" in row  # a table row: cells split by a tab
+    footer = row["Legal notice | Privacy"]
+    assert footer[F["link_density"]] == pytest.approx(len("Legal noticePrivacy") / len("Legal notice | Privacy"))
+    assert footer[F["has_pipe_or_copyright"]] == 1.0
+    # The main flag is Resiliparse's own main-content verdict on the same line, read here from the library.
+    main = {" ".join(x.split()) for x in extract_plain_text(PAGE, preserve_formatting=True, main_content=True,
+                                                           list_bullets=False).split("\n")}
+    assert [bool(row[t][F["main"]]) for t in page.texts] == [" ".join(t.split()) in main for t in page.texts]
+
+
+def test_character_counts_are_unicode_aware() -> None:
+    page = page_lines("<p>ÀB1 ç_2x</p><p>Ωμέγα 42</p>")
+    a, b = page.features
+    # "ÀB1 ç_2x": 8 chars, 2 digits, upper À B, word chars all but the space (7), 2 words.
+    assert (a[F["digit_frac"]], a[F["upper_frac"]], a[F["mean_word_len"]]) == (2 / 8, 2 / 8, 7 / 2)
+    assert a[F["punct_frac"]] == pytest.approx(0.0)
+    # "Ωμέγα 42": 8 chars, 2 digits, 1 upper (Ω), 7 word chars.
+    assert (b[F["digit_frac"]], b[F["upper_frac"]], b[F["mean_word_len"]]) == (2 / 8, 1 / 8, 7 / 2)
+
+
+def test_runs_and_distances_by_hand() -> None:
+    run, distance = _runs(np.array([0, 1, 1, 0, 0, 0, 1, 0], bool))
+    assert np.allclose(np.expm1(run), [0, 2, 2, 0, 0, 0, 1, 0])
+    assert np.allclose(np.expm1(distance), [1, 0, 0, 1, 2, 1, 0, 1])
+    run, distance = _runs(np.array([0, 0, 0], bool))
+    assert np.allclose(run, 0) and np.allclose(distance, np.log1p(3))  # none flagged: as far as the page is long
+
+
+def test_context_features_by_hand() -> None:
+    logit = np.array([1.0, -2.0, 3.0, 0.0])
+    out = context_features(logit)
+    assert out.shape == (4, len(CONTEXT))
+    assert np.allclose(out[:, 1], [0, 1, -2, 3]) and np.allclose(out[:, 2], [-2, 3, 0, 0])
+    assert np.allclose(out[:, 3], [(1 - 2 + 3) / 3, (1 - 2 + 3 + 0) / 4, (1 - 2 + 3 + 0) / 4, (-2 + 3 + 0) / 3])
+    assert np.allclose(out[:, 5], 0.5) and np.allclose(out[:, 6], [1 / 3, 1, 0, 2 / 3])  # rank 0 = highest
+
+
+def test_newton_logistic_matches_scikit_learn() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 3))
+    y = (x @ [1.5, -2.0, 0.5] + rng.normal(size=400) > 0).astype(float)
+    w = rng.uniform(0.1, 2.0, size=400)
+    ours = fit_logistic(np.hstack([np.ones((400, 1)), x]), y, w, l2=0.7)
+    # sklearn minimises C * sum(w * loss) + ||beta||^2 / 2 with an unpenalised intercept: ours with C = 1 / l2.
+    ref = LogisticRegression(C=1 / 0.7, tol=1e-10, max_iter=10_000).fit(x, y, sample_weight=w)
+    assert np.allclose(ours, np.concatenate([ref.intercept_, ref.coef_[0]]), atol=1e-5)
+
+
+def test_labels_follow_the_gold_trigrams() -> None:
+    gold = "The quick brown fox jumps over the lazy dog. Read more"
+    texts = ["the quick brown fox jumps", "Share this article on social media", "Read more", "Subscribe",
+             "fox jumps high"]
+    # 3/3 trigrams in gold; 0/4; short line found whole; short line not found whole; 0 of 1 trigram ("fox jumps
+    # high" is not in gold).
+    assert label_lines(texts, gold).tolist() == [1, 0, 1, 0, 0]
+
+
+def hand_model(threshold: float) -> LineModel:
+    """Stage 1 keeps long non-link lines, stage 2 passes stage 1 through: weights a person can read."""
+    stage1 = np.zeros(len(FEATURES))
+    stage1[[F["bias"], F["log_words"], F["link_density"]]] = [-6.0, 2.0, -8.0]
+    stage2 = np.zeros(len(FEATURES) + len(CONTEXT))
+    stage2[len(FEATURES) + CONTEXT.index("logit")] = 1.0
+    return LineModel(stage1, stage2, threshold)
+
+
+def test_model_keeps_long_prose_and_the_heading_above_it() -> None:
+    text = extract_lines(PAGE, hand_model(0.5))
+    assert text.split("\n") == ["A short history of the harbour", *PARAS, "Subscribe now and save 50 percent on your "
+                                "first year"][:len(PARAS) + 1] or text.split("\n")[:len(PARAS) + 1] == [
+        "A short history of the harbour", *PARAS]
+    assert "A short history" not in extract_lines(PAGE, hand_model(0.5), headings=False)
+    for junk in NAV + ["Legal notice | Privacy"]:
+        assert junk not in text.split("\n")
+
+
+def test_nothing_above_threshold_falls_back_to_resiliparse_main_content() -> None:
+    main = [s for x in extract_plain_text(PAGE, preserve_formatting=True, main_content=True, list_bullets=False,
+                                          alt_texts=False, comments=False).split("\n") if (s := " ".join(x.split()))]
+    kept = [" ".join(x.split()) for x in extract_lines(PAGE, hand_model(1.0)).split("\n")]  # a table row keeps a tab
+    assert main and kept == main
+
+
+def test_weights_round_trip_and_stale_weights_are_refused(tmp_path) -> None:
+    model = hand_model(0.4)
+    again = LineModel.from_json(model.to_json())
+    assert np.array_equal(again.stage1, model.stage1) and again.threshold == 0.4
+    stale = json.loads(model.to_json())
+    stale["features"] = stale["features"][:-1]
+    (tmp_path / "old.json").write_text(json.dumps(stale))
+    with pytest.raises(ConfigError, match="retrain"):
+        from_mapping(ExtractConfig, {"extractor": "lines", "lines": {"weights": str(tmp_path / "old.json")}},
+                     where="extract")
+    with pytest.raises(ConfigError, match="lines.weights"):
+        from_mapping(ExtractConfig, {"lines": {"weights": str(tmp_path / "missing.json")}}, where="extract")
+
+
+@pytest.mark.parametrize("lang, paras, nav", [
+    ("ja", ["東京の古い港は江戸時代に商人たちによって作られ、今でも毎朝早くから漁船が出港し、多くの観光客が訪れる。" * 2,
+            "明治時代には鉄道が町まで延び、ホテルや劇場が建てられ、夏の夕方には家族連れが海辺の遊歩道を散歩した。" * 2],
+     ["ホーム", "ニュース", "お問い合わせ"]),
+    ("ru", ["Старый порт был построен купцами в двенадцатом веке, и каменная пристань до сих пор служит рыбакам, "
+            "которые выходят в море каждое утро задолго до рассвета, в любую погоду и в любое время года.",
+            "В девятнадцатом веке к городу подошла железная дорога, появились гостиницы, театр и набережная, где "
+            "семьи гуляли летними вечерами и смотрели, как корабли возвращаются из открытого моря в гавань."],
+     ["Главная", "Новости", "Контакты"]),
+    ("ar", ["بنى التجار الميناء القديم في القرن الثاني عشر، وما زال الرصيف الحجري يستخدمه الصيادون الذين يخرجون إلى "
+            "البحر كل صباح قبل الفجر في كل فصول السنة مهما كان الطقس.",
+            "في القرن التاسع عشر وصل خط السكة الحديد إلى المدينة، فبنيت الفنادق والمسرح والكورنيش الذي كانت العائلات "
+            "تتنزه عليه في أمسيات الصيف لمشاهدة السفن القادمة من البحر."],
+     ["الرئيسية", "الأخبار", "اتصل بنا"]),
+])
+def test_other_scripts_keep_the_article_and_drop_the_menu(lang: str, paras: list[str], nav: list[str]) -> None:
+    html = (f"<html lang={lang}><body><nav><ul>{''.join(f'<li><a href=/{i}>{n}</a></li>' for i, n in enumerate(nav))}"
+            f"</ul></nav><article>{''.join(f'<p>{p}</p>' for p in paras)}</article>"
+            "<footer><a href=/a>© 2024</a></footer></body></html>")
+    lines = extract_text(html, LINES).split("\n")
+    assert all(p in lines for p in paras)
+    assert not set(nav) & set(lines)
+
+
+@pytest.mark.parametrize("html", [
+    "", "   ", "<html></html>", "<<<>>>", "\x00\x01binary\xff junk", "<p>" * 5000 + "deep" + "</p>" * 10,
+    "<table>" + "<tr><td>x</td>" * 3000, "<div><p>unclosed <b>bold <i>italic" * 200,
+    "<p>caf\ufffd au lait, na\ufffdve r\ufffdsum\ufffd</p>",  # bytes that did not decode, as the reader gives them
+])
+def test_hostile_pages_never_crash(html: str) -> None:
+    out = extract_text(html, LINES)
+    assert isinstance(out, str) and "\n\n" not in out and "<" not in out.replace("<<<>>>", "")
+
+
+def test_ten_megabyte_page() -> None:
+    paras = [f"<p>Paragraph {i} of the long report: {PARAS[i % 3]}</p>" for i in range(10_000_000 // 230)]
+    html = "<html><body><nav><a href=/>Home</a></nav>" + "".join(paras) + "</body></html>"
+    assert len(html) > 10_000_000
+    with pytest.raises(PageTooLarge):
+        extract_text(html, LINES)  # the default cap names itself ...
+    text = extract_text(html, ExtractConfig(extractor="lines", max_html_chars=None))  # ... and without it, it runs
+    kept = set(text.split("\n"))
+    assert all(p[3:-4] in kept for p in paras)
+
+
+def test_deterministic_across_calls() -> None:
+    first = extract_text(PAGE, LINES)
+    assert all(extract_text(PAGE, LINES) == first for _ in range(3))
+
+
+def test_training_recipe_learns_from_gold_pages() -> None:
+    """scripts.train_extractor's fit on made-up pages: the model it learns keeps the prose of an unseen page."""
+    rng = np.random.default_rng(1)
+    vocab = "river stone bridge market school church mill valley farm road house square train".split()
+
+    def prose() -> str:
+        return " ".join(rng.choice(vocab, size=30)) + "."
+
+    def page() -> tuple[str, str]:
+        body = [prose() for _ in range(4)]
+        junk = [f"<li><a href=/{i}>{w}</a></li>" for i, w in enumerate(rng.choice(vocab, 6))]
+        html = (f"<body><ul>{''.join(junk)}</ul><div>{''.join(f'<p>{b}</p>' for b in body)}</div>"
+                f"<div><a href=/t>Terms</a> | <a href=/p>Privacy</a></div></body>")
+        return html, "\n".join(body)
+
+    train = []
+    for html, gold in (page() for _ in range(12)):
+        lines = page_lines(html)
+        train.append((lines, label_lines(lines.texts, gold), gold))
+    model = fit(train)
+    html, gold = page()
+    assert f1(gold, extract_lines(html, model)) > 0.95
+
+
+def held_out_f1(extractor: str) -> dict[str, float]:
+    """Mean F1 per source on fold 0 (one cleaneval page has no gold text and is left out)."""
+    from bench.data.extraction_quality import HELD_OUT_FOLD, fold, load_pages
+
+    scores: dict[str, list[float]] = {}
+    for p in load_pages(shared_path("extraction")):
+        if p.gold and fold(p) == HELD_OUT_FOLD:
+            scores.setdefault(p.dataset, []).append(f1(p.gold, extract_text(p.html, ExtractConfig(extractor=extractor))))
+    return {source: statistics.fmean(v) for source, v in scores.items()} | {
+        "all": statistics.fmean(x for v in scores.values() for x in v)}
+
+
+def test_held_out_gold_pages() -> None:
+    """The shipped weights on fold 0, which training never saw. Measured at the commit that trained them:
+    scrapinghub 0.921, cleaneval 0.874, dragnet 0.955 (4 pages), all 0.906; floors sit ~0.02 below. And above
+    Resiliparse's main-content text on the same pages overall (0.880): the line model starts from its walk."""
+    ours, theirs = held_out_f1("lines"), held_out_f1("resiliparse")
+    floors = {"scrapinghub-aeb": 0.90, "cleaneval": 0.85, "dragnet": 0.93, "all": 0.88}
+    assert all(ours[k] >= floor for k, floor in floors.items()), ours
+    assert ours["all"] > theirs["all"], (ours, theirs)
+
+
+def test_fold_split_is_stable() -> None:
+    """The held-out split must not move between machines: fold = sha1("dataset/name") % 4, computed by hand."""
+    from bench.data.extraction_quality import Page, fold
+
+    page = Page("dragnet", "R229", "")
+    assert fold(page) == int(hashlib.sha1(b"dragnet/R229").hexdigest(), 16) % 4
+
+
+def test_lines_config_defaults() -> None:
+    assert LinesConfig().headings and LinesConfig().weights.endswith(".json")
