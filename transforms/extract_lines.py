@@ -1,15 +1,17 @@
-"""Our extractor: Resiliparse's fast DOM and text walk, then a small trained model that keeps or drops each line.
+"""Our extractor: Resiliparse's main-content walk, then a small trained model that keeps or drops each line.
 
 Why our own: trafilatura is the most accurate public extractor but ~15x slower than Resiliparse; Resiliparse's
-main-content rules drop lists and keep boilerplate blocks it does not name; jusText needs a stoplist per language.
-Here the page is parsed once and walked twice by Resiliparse's C code: once for every visible line with minimal
-markup (headings, paragraphs, list items, links, pre; table rows come as tab-separated cells), once for the lines
-its main-content rules keep. Each line gets language-free features (no stoplist, no tokenizer); a logistic model
-scores it, a second one rescores it with its neighbours' scores (main text comes in runs), and lines above the
-threshold are kept in page order, one per line. The weights are trained by `scripts/train_extractor.py` on the
-gold-text pages of ../shared/data/extraction and shipped as JSON. Walks that skip boilerplate-like and
-article-like containers (`skip_elements`) and Readability's best-container score were tried as features and
-gained nothing out of fold (docs/extractor-notes.md), so the page costs two walks, not four.
+main-content rules keep boilerplate blocks they do not name (teasers, bylines, share bars, captions); jusText
+needs a stoplist per language. Here the page is parsed and walked once by Resiliparse's C code, main content only,
+with minimal markup (headings, paragraphs, list items, links, pre; table rows come as tab-separated cells). Each
+line gets language-free features (markup, lengths, character classes, links, its heading-delimited segment; no
+stoplist, no tokenizer); a logistic model scores it, a second one rescores it with its neighbours' scores (main
+text comes in runs), and lines above the threshold are kept in page order, one per line. The weights are trained
+by `scripts/train_extractor.py` on the gold-text pages of ../shared/data/extraction and shipped as JSON.
+Tried and dropped, each measured out of fold on the training folds (docs/extractor-notes.md): a second walk over
+the whole page (so lines outside Resiliparse's main content are candidates), walks that skip boilerplate-like
+and article-like containers, Readability's best container, trafilatura-style staged article containers, <ul>
+read as <ol> (Resiliparse's rules drop bullet lists), gradient-boosted trees instead of the logistic stages.
 """
 from __future__ import annotations
 
@@ -27,15 +29,17 @@ import numpy as np
 _TAG = re.compile(r"<(/?)([a-z][a-z0-9]*)\b[^>]*>")
 _LINK_TEXT = re.compile(r"<a\b[^>]*>(.*?)</a>", re.S)
 _SENTENCE_END = tuple(".!?。！？…:;\"'”’»)")
+_STOPS = np.array([ord(c) for c in ".!?。！？"], dtype=np.uint32)
 _HEADINGS = {f"h{i}": i for i in range(1, 7)}
 
 FEATURES = ("bias", "log_chars", "log_words", "link_density", "heading", "heading_level", "list_item", "paragraph",
-            "pre", "table_row", "main", "position", "sentence_end", "digit_frac", "upper_frac", "punct_frac", "short",
-            "has_pipe_or_copyright", "mean_word_len", "prev_main", "next_main", "prev_link", "next_link",
-            "doc_main_frac", "doc_log_lines", "long_para", "repeated", "main_run", "main_distance")
+            "pre", "table_row", "position", "sentence_end", "digit_frac", "upper_frac", "punct_frac", "short",
+            "has_pipe_or_copyright", "mean_word_len", "prev_link", "next_link", "doc_log_lines", "long_para",
+            "repeated", "links", "prev_words", "next_words", "before_long", "after_long", "long_distance",
+            "sentences", "segment_words", "top_segment", "after_top_segment", "segment_link")
 _F = {name: i for i, name in enumerate(FEATURES)}
-_FLAG_FEATURES = ("link_density", "heading", "heading_level", "list_item", "paragraph", "pre", "table_row", "main",
-                  "sentence_end", "has_pipe_or_copyright")
+_FLAG_FEATURES = ("link_density", "heading", "heading_level", "list_item", "paragraph", "pre", "table_row",
+                  "sentence_end", "has_pipe_or_copyright", "links")
 CONTEXT = ("logit", "prev_logit", "next_logit", "window2", "window5", "doc_mean", "rank_frac")
 
 
@@ -54,42 +58,45 @@ def _norm(line: str) -> str:
     return " ".join(line.split())
 
 
-def _line_set(text: str) -> set[str]:
-    return {n for line in text.split("\n") if (n := _norm(line))}
-
-
 def page_lines(html: str) -> PageLines:
-    """Parse once; every line with its markup from one walk, Resiliparse's main-content lines from a second."""
+    """Parse once, one walk: Resiliparse's main-content lines with their markup, and their features."""
     from resiliparse.extract.html2text import extract_plain_text
     from resiliparse.parse.html import HTMLTree
 
     tree = HTMLTree.parse(html)
-    marked = extract_plain_text(tree, preserve_formatting="minimal_html", links=True, list_bullets=True,
-                                alt_texts=False)
-    main = _line_set(extract_plain_text(tree, preserve_formatting=True, main_content=True, list_bullets=False,
-                                        alt_texts=False, comments=False))
-    return _features(marked, main)
+    return _features(extract_plain_text(tree, preserve_formatting="minimal_html", main_content=True, links=True,
+                                        list_bullets=True, alt_texts=False, comments=False))
+
+
+# Scripts written without spaces between words (CJK, kana, Thai, Lao, Tibetan, Myanmar, Khmer): there two
+# characters count as one word, so length features mean the same in every language.
+_UNSPACED = ((0x0E00, 0x0FFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x3040, 0x30FF), (0x3400, 0x4DBF),
+             (0x4E00, 0x9FFF), (0xF900, 0xFAFF))
 
 
 @functools.cache
 def _char_classes() -> np.ndarray:
-    """Bit 1 digit, 2 upper case, 4 word char (str.isalnum or _), for every BMP code point: built once per
-    process (~30 ms) so the per-page counts are numpy lookups, not a Python loop over characters."""
-    chars = [chr(i) for i in range(0x10000)]
-    return np.array([c.isdigit() | c.isupper() << 1 | (c.isalnum() or c == "_") << 2 for c in chars], np.uint8)
+    """Bit 1 digit, 2 upper case, 4 word char (str.isalnum or _), 8 unspaced script, for every BMP code point:
+    built once per process (~30 ms) so per-page counts are numpy lookups, not a Python loop over characters."""
+    table = np.array([c.isdigit() | c.isupper() << 1 | (c.isalnum() or c == "_") << 2
+                      for c in map(chr, range(0x10000))], np.uint8)
+    for lo, hi in _UNSPACED:
+        table[lo:hi + 1] |= 8
+    return table
 
 
-def _features(marked: str, main: set[str]) -> PageLines:
-    """Per-line features from the marked-up walk and the set of lines Resiliparse's main-content rules keep."""
+def _features(marked: str) -> PageLines:
+    """Per-line features from the marked-up walk (language-free: markup, lengths, character classes, links)."""
     texts: list[str] = []
     flags: list[tuple[float, ...]] = []
     heading = list_depth = pre = para = 0
     in_link = False
     for raw in marked.split("\n"):
         line_heading, line_li, line_para, line_pre = heading, list_depth > 0, para > 0, pre > 0
-        link_chars = 0
+        link_chars = links = 0
         if "<" in raw:
-            link_chars = sum(len(_TAG.sub("", m)) for m in _LINK_TEXT.findall(raw))
+            anchors = _LINK_TEXT.findall(raw)
+            link_chars, links = sum(len(_TAG.sub("", m)) for m in anchors), len(anchors)
             for close, tag in _TAG.findall(raw):
                 step = -1 if close else 1
                 if tag in _HEADINGS:
@@ -118,7 +125,7 @@ def _features(marked: str, main: set[str]) -> PageLines:
             continue
         texts.append(norm)
         flags.append((min(1.0, link_chars / len(norm)), line_heading > 0, line_heading, line_li, line_para, line_pre,
-                      "\t" in text, norm in main, norm.endswith(_SENTENCE_END), "|" in norm or "©" in norm))
+                      "\t" in text, norm.endswith(_SENTENCE_END), "|" in norm or "©" in norm, math.log1p(links)))
     lines = len(texts)
     x = np.zeros((lines, len(FEATURES)))
     if not lines:
@@ -133,44 +140,46 @@ def _features(marked: str, main: set[str]) -> PageLines:
     digits = np.add.reduceat((classes & 1).astype(np.int64), starts)
     upper = np.add.reduceat((classes >> 1 & 1).astype(np.int64), starts)
     word = np.add.reduceat((classes >> 2 & 1).astype(np.int64), starts)
-    words = np.add.reduceat(((codes == 32) | (codes == 9)).astype(np.int64), starts) + 1.0
+    spaces = np.add.reduceat(((codes == 32) | (codes == 9)).astype(np.int64), starts)
+    words = spaces + 1.0 + np.add.reduceat((classes >> 3 & 1).astype(np.int64), starts) / 2
     x[:, _F["log_chars"]] = np.log1p(n)
     x[:, _F["log_words"]] = np.log1p(words)
     x[:, _F["digit_frac"]] = digits / n
     x[:, _F["upper_frac"]] = upper / n
-    x[:, _F["punct_frac"]] = 1.0 - (word + words - 1) / n
+    x[:, _F["punct_frac"]] = 1.0 - (word + spaces) / n
     x[:, _F["short"]] = words <= 3
     x[:, _F["long_para"]] = words >= 25
     x[:, _F["mean_word_len"]] = word / words
     x[:, _F["position"]] = np.arange(lines) / max(1, lines - 1)
-    for name, source in (("prev_main", "main"), ("prev_link", "link_density")):
-        x[1:, _F[name]] = x[:-1, _F[source]]
-    for name, source in (("next_main", "main"), ("next_link", "link_density")):
-        x[:-1, _F[name]] = x[1:, _F[source]]
-    weights = x[:, _F["log_chars"]]
-    x[:, _F["doc_main_frac"]] = (weights * x[:, _F["main"]]).sum() / weights.sum()
+    x[1:, _F["prev_link"]] = x[:-1, _F["link_density"]]
+    x[:-1, _F["next_link"]] = x[1:, _F["link_density"]]
     x[:, _F["doc_log_lines"]] = math.log1p(lines)
     counts = collections.Counter(texts)
     x[:, _F["repeated"]] = [counts[t] > 1 for t in texts]
-    x[:, _F["main_run"]], x[:, _F["main_distance"]] = _runs(x[:, _F["main"]] > 0)
+    log_words = x[:, _F["log_words"]]
+    x[1:, _F["prev_words"]] = log_words[:-1]
+    x[:-1, _F["next_words"]] = log_words[1:]
+    long = np.flatnonzero(words >= 25)
+    idx = np.arange(lines)
+    if len(long):
+        x[:, _F["before_long"]] = idx < long[0]
+        x[:, _F["after_long"]] = idx > long[-1]
+        nearest = np.abs(idx[:, None] - long[None, :]).min(axis=1) if len(long) * lines < 4_000_000 else 0
+        x[:, _F["long_distance"]] = np.log1p(nearest)
+    else:
+        x[:, _F["long_distance"]] = math.log1p(lines)
+    # Segments: the lines from one heading to the next. The article is usually the wordiest; related-post teasers
+    # and sidebars come as many small headed segments after it.
+    segment = np.cumsum(x[:, _F["heading"]] > 0)
+    seg_words = np.bincount(segment, weights=words)
+    top = int(np.argmax(seg_words))
+    x[:, _F["segment_words"]] = np.log1p(seg_words[segment])
+    x[:, _F["top_segment"]] = segment == top
+    x[:, _F["after_top_segment"]] = segment > top
+    x[:, _F["segment_link"]] = (np.bincount(segment, weights=x[:, _F["link_density"]] * n) / np.maximum(
+        1.0, np.bincount(segment, weights=n)))[segment]
+    x[:, _F["sentences"]] = np.log1p(np.add.reduceat(np.isin(codes, _STOPS).astype(np.int64), starts))
     return PageLines(texts, x)
-
-
-def _runs(flag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """log1p of the length of the run of flagged lines each line is in (0 outside), and log1p of the distance in
-    lines to the nearest flagged line (0 on one; log1p(lines) when none is flagged)."""
-    n = len(flag)
-    idx = np.arange(n)
-    change = np.flatnonzero(np.diff(np.concatenate(([0], flag.astype(np.int8), [0]))))
-    run = np.zeros(n)
-    for start, end in zip(change[::2], change[1::2]):
-        run[start:end] = end - start
-    if not flag.any():
-        return run, np.full(n, math.log1p(n))
-    on = np.flatnonzero(flag)
-    pos = np.clip(np.searchsorted(on, idx), 1, len(on) - 1) if len(on) > 1 else np.zeros(n, dtype=np.int64)
-    nearest = np.minimum(np.abs(idx - on[pos]), np.abs(idx - on[pos - 1]) if len(on) > 1 else np.abs(idx - on[0]))
-    return np.log1p(run), np.log1p(nearest)
 
 
 def _window_mean(v: np.ndarray, radius: int) -> np.ndarray:
@@ -219,8 +228,8 @@ class LineModel:
             return []
         keep = self.scores(page.features) > self.threshold
         if not keep.any():
-            keep = page.features[:, _F["main"]] > 0
-        elif headings:
+            return list(page.texts)
+        if headings:
             ahead = np.convolve(keep[::-1].astype(np.int8), np.ones(3, np.int8))[:len(keep)][::-1]  # kept in i..i+2
             following = np.append(ahead[1:], 0) > 0
             keep |= (page.features[:, _F["heading"]] > 0) & following
