@@ -164,8 +164,9 @@ def _features(marked: str) -> PageLines:
     if len(long):
         x[:, _F["before_long"]] = idx < long[0]
         x[:, _F["after_long"]] = idx > long[-1]
-        nearest = np.abs(idx[:, None] - long[None, :]).min(axis=1) if len(long) * lines < 4_000_000 else 0
-        x[:, _F["long_distance"]] = np.log1p(nearest)
+        right = np.minimum(np.searchsorted(long, idx), len(long) - 1)  # the first long line at or after each line
+        left = np.maximum(right - 1, 0)
+        x[:, _F["long_distance"]] = np.log1p(np.minimum(np.abs(long[right] - idx), np.abs(idx - long[left])))
     else:
         x[:, _F["long_distance"]] = math.log1p(lines)
     # Segments: the lines from one heading to the next. The article is usually the wordiest; related-post teasers
