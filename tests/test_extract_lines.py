@@ -20,6 +20,7 @@ from transforms.extract_lines import (
     CONTEXT,
     FEATURES,
     LineModel,
+    _features,
     context_features,
     extract_lines,
     page_lines,
@@ -97,6 +98,20 @@ def test_character_counts_are_unicode_aware() -> None:
     assert a[F["punct_frac"]] == pytest.approx(0.0)
     # "Ωμέγα 42": 8 chars, 2 digits, 1 upper (Ω), 7 word chars.
     assert (b[F["digit_frac"]], b[F["upper_frac"]], b[F["mean_word_len"]]) == (2 / 8, 1 / 8, 7 / 2)
+
+
+def test_segments_and_long_lines_by_hand() -> None:
+    long = " ".join(f"w{i}" for i in range(30))
+    page = _features(f"<h2>One</h2>\n<p>short a</p>\n<p>{long}</p>\n<h2>Two</h2>\n<p>b c</p>")
+    col = {name: page.features[:, F[name]].tolist() for name in FEATURES}
+    # Segments by hand: [One, short a, long] has 1 + 2 + 30 words, [Two, b c] 1 + 2.
+    assert col["segment_words"] == pytest.approx(np.log1p([33, 33, 33, 3, 3]).tolist())
+    assert col["top_segment"] == [1, 1, 1, 0, 0] and col["after_top_segment"] == [0, 0, 0, 1, 1]
+    assert col["long_para"] == [0, 0, 1, 0, 0] and col["before_long"] == [1, 1, 0, 0, 0]
+    assert col["after_long"] == [0, 0, 0, 1, 1]
+    assert col["long_distance"] == pytest.approx(np.log1p([2, 1, 0, 1, 2]).tolist())
+    assert col["prev_words"] == pytest.approx([0, *np.log1p([1, 2, 30, 1])])
+    assert col["position"] == [0, 0.25, 0.5, 0.75, 1]
 
 
 def test_context_features_by_hand() -> None:

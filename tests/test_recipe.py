@@ -8,11 +8,12 @@ from pipelines.jobs import JobError
 from transforms.recipe import WebRecipe, available_recipes, find_recipe, load_recipe, recipe_from_mapping
 
 
-@pytest.mark.parametrize("name", ["bluwerp", "fineweb", "dclm"])
+@pytest.mark.parametrize("name", ["bluwerp", "fineweb", "dclm", "refinery"])
 def test_shipped_recipes_load_with_their_extractor(name):
     recipe = load_recipe(name)
     assert recipe.name == name and recipe.steps and recipe.langid is not None
-    assert recipe.extract.extractor == {"bluwerp": "justext", "fineweb": "trafilatura", "dclm": "resiliparse"}[name]
+    assert recipe.extract.extractor == {"bluwerp": "justext", "fineweb": "trafilatura", "dclm": "resiliparse",
+                                        "refinery": "lines"}[name]
     assert len(recipe.stat_names) == len(set(recipe.stat_names)), "stat columns must be unique"
 
 
@@ -47,6 +48,15 @@ def test_recipes_run_dedup_and_the_classifier_in_their_papers_order():
     assert fineweb.dedup.minhash_verify == 0.0  # FineWeb links every LSH candidate
     assert [s.spec.name for s in fineweb.after_dedup] == ["pii"] and not blu.after_dedup
     assert blu.classifier is None and dclm.classifier is None  # no model ships: --classifier_model turns it on
+
+
+def test_refinery_recipe_is_fineweb_with_our_extractor():
+    """Ours differs from FineWeb's in the extractor and in checking LSH candidates' signatures, nothing else."""
+    ours, fineweb = load_recipe("refinery"), load_recipe("fineweb")
+    assert [(s.spec.name, s.config) for s in ours.steps] == [(s.spec.name, s.config) for s in fineweb.steps]
+    assert (ours.url_filter, ours.langid) == (fineweb.url_filter, fineweb.langid)
+    assert ours.dedup.minhash == fineweb.dedup.minhash and ours.dedup.minhash_verify == 0.7
+    assert [s.spec.name for s in ours.after_dedup] == ["pii"]
 
 
 def werp_recipe(*argv: str) -> WebRecipe:
