@@ -165,10 +165,11 @@ def test_no_timeout_runs_in_process() -> None:
     assert sandbox.pid is None
 
 
-def test_deeply_nested_page_times_out_and_next_page_works() -> None:
+@pytest.mark.parametrize("extractor", ["resiliparse", "lines"])  # lines walks the page with Resiliparse
+def test_deeply_nested_page_times_out_and_next_page_works(extractor: str) -> None:
     # Resiliparse is quadratic in nesting depth: 5,000 nested <div>s take about a second (30 s at 20,000).
     deep = "<html><body>" + "<div>" * 5000 + "deep" + "</div>" * 5000 + "</body></html>"
-    with SandboxedExtractor(ExtractConfig(extractor="resiliparse", timeout_s=0.1)) as sandbox:
+    with SandboxedExtractor(ExtractConfig(extractor=extractor, timeout_s=0.1)) as sandbox:
         assert BODY[0] in sandbox.extract(PAGE)
         first = sandbox.pid
         with pytest.raises(ExtractionTimeout, match="timeout_s"):
@@ -177,7 +178,7 @@ def test_deeply_nested_page_times_out_and_next_page_works() -> None:
         assert sandbox.pid != first  # the stuck child was killed and replaced
 
 
-@pytest.mark.parametrize("extractor", ["justext", "trafilatura"])
+@pytest.mark.parametrize("extractor", ["justext", "trafilatura", "lines"])
 def test_tiny_limit_on_a_big_page_times_out(extractor: str) -> None:
     big = PAGE.replace("</article>", "".join(f"<p>{BODY[i % 3]} {i}</p>" for i in range(3000)) + "</article>")
     with SandboxedExtractor(ExtractConfig(extractor=extractor, timeout_s=0.001)) as sandbox:
