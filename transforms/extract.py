@@ -92,13 +92,6 @@ class LinesConfig:
     weights: str = "models/extract_lines.json"  # a path, or relative to the configs package
     headings: bool = True  # keep a heading right above kept text (the gold of news sets leaves titles out)
 
-    def __post_init__(self) -> None:
-        try:
-            cached_model(resolve_resource(self.weights))  # a missing or stale file fails when the recipe loads
-        except (OSError, ValueError, KeyError) as exc:
-            raise ValueError(f"lines.weights {self.weights!r}: {exc}; give the JSON that "
-                             "`python -m scripts.train_extractor` writes") from exc
-
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ExtractConfig:
@@ -126,6 +119,12 @@ class ExtractConfig:
             raise ValueError(f"max_docs_per_child ({self.max_docs_per_child}) must be >= 1")
         if self.max_html_chars is not None and self.max_html_chars < 1:
             raise ValueError(f"max_html_chars ({self.max_html_chars}) must be >= 1; use null for no limit")
+        if self.extractor == "lines":  # a missing or stale weights file fails when the recipe loads, not on a worker
+            try:
+                cached_model(resolve_resource(self.lines.weights))
+            except (OSError, ValueError, KeyError) as exc:
+                raise ValueError(f"lines.weights {self.lines.weights!r}: {exc}; give the JSON that "
+                                 "`python -m scripts.train_extractor` writes") from exc
 
 
 def extract_text(html: str, cfg: ExtractConfig) -> str:

@@ -31,12 +31,15 @@ from transforms.extract import ExtractConfig, TrafilaturaConfig, extract_text
 from transforms.extract_sandbox import SandboxedExtractor
 from transforms.langid import LangIdConfig, load_identifier
 
-# Each column of the tables: a name and the config it runs.
-VARIANTS = {"justext": ExtractConfig(extractor="justext"), "trafilatura": ExtractConfig(extractor="trafilatura"),
+EXTRACTORS = ("justext", "trafilatura", "trafilatura default", "resiliparse", "lines")  # the tables' columns
+
+
+def variants() -> dict[str, ExtractConfig]:
+    """Each column's config; built on demand, so scripts.train_extractor imports this module with stale weights."""
+    return {"justext": ExtractConfig(extractor="justext"), "trafilatura": ExtractConfig(extractor="trafilatura"),
             "trafilatura default": ExtractConfig(extractor="trafilatura",
                                                  trafilatura=TrafilaturaConfig(favor_precision=False)),
             "resiliparse": ExtractConfig(extractor="resiliparse"), "lines": ExtractConfig(extractor="lines")}
-EXTRACTORS = tuple(VARIANTS)
 DRAGNET_COMMENTS = "!@#$%^&*()  COMMENTS"  # dragnet gold files put reader comments after this line
 _TOKEN_RE = re.compile(r"\w+")
 _CLEANEVAL_MARKUP = re.compile(r"^\s*<[phl]>", re.MULTILINE)
@@ -187,7 +190,7 @@ def speed_rows(pages: list[Page], passes: int) -> list[str]:
     mb = sum(len(h.encode("utf-8", "replace")) for h in htmls) / 1e6
     rows = ["| extractor | docs/s/core | MB HTML/s/core | ms/page | time / resiliparse's |", "|---|---|---|---|---|"]
     seconds = {}
-    for e, cfg in VARIANTS.items():
+    for e, cfg in variants().items():
         extract_text(htmls[0], cfg)  # imports and one-time tables outside the timing
         seconds[e] = cpu_passes(lambda: [extract_text(h, cfg) for h in htmls], passes)
     for e, s in seconds.items():
@@ -255,7 +258,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     os.sched_setaffinity(0, {0})  # one core; sandbox children inherit it
     pages = load_pages(args.data)
-    outputs = {e: [extract_text(p.html, cfg) for p in pages] for e, cfg in VARIANTS.items()}
+    outputs = {e: [extract_text(p.html, cfg) for p in pages] for e, cfg in variants().items()}
     print(f"Command: .venv/bin/python -m bench.data.extraction_quality --data {args.data} --repeats {args.repeats}")
     print(f"{len(pages)} pages, CPU core 0 only, Python {sys.version.split()[0]}\n")
     print("All pages (lines: folds 1-3 are its training pages):\n")
