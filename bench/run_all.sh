@@ -22,6 +22,7 @@ $PY -m bench.data.stages --input bench/out/corpus.warc.gz --subset-input bench/o
 
 # 4. Our job (trafilatura, fineweb recipe) vs datatrove, alternated.
 $PY -m bench.data.e2e_vs_datatrove --input bench/out/corpus.warc.gz --config fineweb --repeats "$REPEATS"
+$PY -m bench.data.e2e_vs_datatrove --input bench/out/corpus.warc.gz --config fineweb --extractor lines --repeats "$REPEATS"
 
 # 5. Peak RSS at 1x and 10x (builds bench/out/corpus_x10.warc.gz, ~430 MB, on first use), with and without
 #    the exact-dedup shuffle (the local runner keeps shuffle data in memory).
@@ -33,6 +34,8 @@ $PY -m bench.data.filters_vs_datatrove --docs 2000 --repeats "$REPEATS"
 
 # 7. Extraction quality (token P/R/F1 against gold) and speed per extractor.
 $PY -m bench.data.extraction_quality --data ../shared/data/extraction --repeats "$REPEATS"
+$PY -m scripts.train_extractor --cv --out bench/out/extract_lines_retrained.json  # the shipped weights, reproduced
+$PY -m bench.data.extraction_languages --data ../shared/data/warc
 
 # 8. MinHash signatures: ours vs datatrove's MinhashDedupSignature on the same texts (~6 minutes).
 $PY -m bench.data.minhash_signatures --input bench/out/corpus.warc.gz --docs 2000 --repeats "$REPEATS"
@@ -84,4 +87,4 @@ $PY -m bench.data.scaling --input bench/out/corpus.warc.gz --repeats "$REPEATS"
 # 17. Vocabulary parallelism vs the end-stage layouts, 8k-256k vocabularies on 4 gloo ranks (~10 minutes).
 $PY -m bench.train.vocab_parallel
 
-echo "results: bench/out/{datatrove_fineweb,stages,e2e_vs_datatrove,memory,minhash_signatures,dedup,betr_demo,pylint_speed,tokenize_speed,loader_speed,train_speed_*,warc_read,checkpoint_integrity,range_balance,scaling,vocab_parallel}.json"
+echo "results: bench/out/{datatrove_fineweb,stages,e2e_vs_datatrove,e2e_vs_datatrove_lines,extraction_languages,memory,minhash_signatures,dedup,betr_demo,pylint_speed,tokenize_speed,loader_speed,train_speed_*,warc_read,checkpoint_integrity,range_balance,scaling,vocab_parallel}.json"
