@@ -267,7 +267,8 @@ def held_out_f1(extractor: str) -> dict[str, float]:
     scores: dict[str, list[float]] = {}
     for p in load_pages(shared_path("extraction")):
         if p.gold and fold(p) == HELD_OUT_FOLD:
-            scores.setdefault(p.dataset, []).append(f1(p.gold, extract_text(p.html, ExtractConfig(extractor=extractor))))
+            text = extract_text(p.html, ExtractConfig(extractor=extractor))
+            scores.setdefault(p.dataset, []).append(f1(p.gold, text))
     return {source: statistics.fmean(v) for source, v in scores.items()} | {
         "all": statistics.fmean(x for v in scores.values() for x in v)}
 
