@@ -214,10 +214,14 @@ class _RecordReader:
             message = f"{type(err).__name__}: {err}"[:300]
             raise _RecordError(NOT_ARCHIVE if at_start else INVALID_HEADER, offset, message) from err
         self._format = record.format
+        # warcio also returns a record when the file ends mid-header (e.g. right after "Content-Length: ", which it
+        # reads as 0): no blank line closed the headers, so it is a cut record whatever it parsed to.
+        if cut_in_headers(lines, status, self._format):
+            if not lines.last_text.endswith(b"\n") and record.rec_headers is not None:  # a half header names nothing
+                record.rec_headers.remove_header(lines.last_text.split(b":", 1)[0].strip().decode("latin-1"))
+            return self._issue(record, offset, _cut_reason(lines.stream),
+                               f"the file ends in the headers of the record at {offset}")
         if record.length is None:
-            if cut_in_headers(lines, status, self._format):
-                return self._issue(record, offset, _cut_reason(lines.stream),
-                                   f"the file ends in the headers of the record at {offset}")
             raise _RecordError(INVALID_HEADER, offset, f"record at offset {offset} has no Content-Length")
         record.rec_type = (record.rec_type or "").lower()
         if record.rec_type == "response":  # the only type whose HTTP headers a page needs

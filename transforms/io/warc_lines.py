@@ -16,9 +16,12 @@ class Lines(BufferedReader):
     """warcio's line reader that can tell whether its stream is exhausted."""
 
     last_line = b""  # the last line read: a blank one closes a header block
+    last_text = b""  # the last line read that was not b"" (at the end of the file, the line the file ends in)
 
     def readline(self, length=None) -> bytes:
         self.last_line = super().readline(length)
+        if self.last_line:
+            self.last_text = self.last_line
         return self.last_line
 
     def at_end(self) -> bool:
