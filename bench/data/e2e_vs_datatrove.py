@@ -1,10 +1,13 @@
 """Our werp job (FineWeb-like recipe; trafilatura, or --extractor) vs datatrove's FineWeb pipeline on the same WARC.
 
-Both as whole processes, one worker, under `taskset -c 0`, alternated rep by rep so they see the same noise.
-docs/s = response records in the WARC / median wall; the ratio is ours / datatrove's (target >= 2).
+Both as whole processes, one worker, under `taskset -c $BENCH_CORE` (0 unless set), alternated rep by rep so
+they see the same noise. docs/s = response records in the WARC / median wall; the ratio is ours / datatrove's
+(target >= 2 with trafilatura, BENCHMARKS §4; >= 4 with lines, §18). datatrove always runs trafilatura; the report
+records our extractor and is saved as e2e_vs_datatrove.json (trafilatura) or e2e_vs_datatrove_<extractor>.json.
 Also reported: pages per CPU second (rusage of the process tree), which contention on a shared core moves less.
 
-python -m bench.data.e2e_vs_datatrove --input bench/out/corpus.warc.gz --repeats 3 [--extractor lines]
+BENCH_CORE=1 python -m bench.data.e2e_vs_datatrove --input bench/out/corpus.warc.gz --config fineweb --repeats 3 \
+    [--extractor lines]
 """
 from __future__ import annotations
 
