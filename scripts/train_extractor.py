@@ -22,7 +22,7 @@ import numpy as np
 
 from bench.common import REPO
 from bench.data.extraction_quality import HELD_OUT_FOLD, Page, fold, load_pages, token_scores
-from transforms.extract_lines import LineModel, PageLines, context_features, page_lines
+from transforms.extract_lines import LineModel, PageLines, page_lines, stage2_inputs
 
 WORD = re.compile(r"\w+")
 L2 = 0.1  # ridge on the weights (not the bias); of 0.01, 0.1, 0.5, 3 the best out-of-fold F1 on folds 1-3
@@ -77,15 +77,20 @@ def fit(pages: list[tuple[PageLines, np.ndarray, str]], l2: float = L2) -> LineM
     y = np.concatenate([labels for _, labels, _ in pages])
     w = np.concatenate([line_weights(p.texts) for p, _, _ in pages])
     stage1 = fit_logistic(x, y, w, l2)
-    x2 = np.vstack([np.hstack([p.features, context_features(np.clip(p.features @ stage1, -30, 30))])
-                    for p, _, _ in pages])
+    x2 = np.vstack([stage2_inputs(p.features, stage1) for p, _, _ in pages])
     stage2 = fit_logistic(x2, y, w, l2)
     best = max(THRESHOLDS, key=lambda t: mean_f1(LineModel(stage1, stage2, float(t)), pages))
     return LineModel(stage1, stage2, float(best))
 
 
+def page_f1(model: LineModel, page: tuple[PageLines, np.ndarray, str]) -> float:
+    """The bench's bag-of-words F1 of the model's kept lines against the page's gold text."""
+    lines, _, gold = page
+    return token_scores(gold, "\n".join(model.keep(lines)))[2]
+
+
 def mean_f1(model: LineModel, pages: list[tuple[PageLines, np.ndarray, str]]) -> float:
-    return statistics.fmean(token_scores(gold, "\n".join(model.keep(p)))[2] for p, _, gold in pages)
+    return statistics.fmean(page_f1(model, p) for p in pages)
 
 
 def prepared(pages: list[Page]) -> list[tuple[PageLines, np.ndarray, str]]:
@@ -114,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
             model = fit([d for d, f in zip(data, folds) if f not in (k, HELD_OUT_FOLD)], args.l2)
             for page, d, f in zip(pages, data, folds):
                 if f == k:
-                    per_source.setdefault(page.dataset, []).append(token_scores(d[2], "\n".join(model.keep(d[0])))[2])
+                    per_source.setdefault(page.dataset, []).append(page_f1(model, d))
         for source, scores in per_source.items():
             print(f"out-of-fold F1 {source}: {statistics.fmean(scores):.3f} ({len(scores)} pages)")
         print(f"out-of-fold F1 all: {statistics.fmean(s for v in per_source.values() for s in v):.3f}")

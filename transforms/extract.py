@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Literal
 
 from core.resources import resolve_resource
-from transforms.extract_lines import cached_model, extract_lines as keep_lines
+from transforms.extract_lines import LineModel, extract_lines as keep_lines, load_model
 
 
 class ExtractionError(RuntimeError):
@@ -121,7 +121,7 @@ class ExtractConfig:
             raise ValueError(f"max_html_chars ({self.max_html_chars}) must be >= 1; use null for no limit")
         if self.extractor == "lines":  # a missing or stale weights file fails when the recipe loads, not on a worker
             try:
-                cached_model(resolve_resource(self.lines.weights))
+                lines_model(self.lines.weights)
             except (OSError, ValueError, KeyError) as exc:
                 raise ValueError(f"lines.weights {self.lines.weights!r}: {exc}; give the JSON that "
                                  "`python -m scripts.train_extractor` writes") from exc
@@ -185,9 +185,15 @@ def extract_resiliparse(html: str, cfg: ExtractConfig) -> str:
         list_bullets=r.list_bullets, alt_texts=r.alt_texts, comments=r.comments))
 
 
+@functools.lru_cache(maxsize=4)
+def lines_model(weights: str) -> LineModel:
+    """The weights a recipe names, resolved and read once per process (not a file lookup per page)."""
+    return load_model(resolve_resource(weights))
+
+
 def extract_lines(html: str, cfg: ExtractConfig) -> str:
     """Our line model's kept lines (already one paragraph per line, white space collapsed)."""
-    return keep_lines(html, cached_model(resolve_resource(cfg.lines.weights)), headings=cfg.lines.headings)
+    return keep_lines(html, lines_model(cfg.lines.weights), headings=cfg.lines.headings)
 
 
 # The extractors by name: the one list that the config's type, werp's --extractor and extract_text read.

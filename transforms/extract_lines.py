@@ -31,6 +31,7 @@ _LINK_TEXT = re.compile(r"<a\b[^>]*>(.*?)</a>", re.S)
 _SENTENCE_END = tuple(".!?。！？…:;\"'”’»)")
 _STOPS = np.array([ord(c) for c in ".!?。！？"], dtype=np.uint32)
 _HEADINGS = {f"h{i}": i for i in range(1, 7)}
+LONG_WORDS = 25  # a line of this many words is a "long" one: prose, seldom boilerplate
 
 FEATURES = ("bias", "log_chars", "log_words", "link_density", "heading", "heading_level", "list_item", "paragraph",
             "pre", "table_row", "position", "sentence_end", "digit_frac", "upper_frac", "punct_frac", "short",
@@ -61,10 +62,8 @@ def _norm(line: str) -> str:
 def page_lines(html: str) -> PageLines:
     """Parse once, one walk: Resiliparse's main-content lines with their markup, and their features."""
     from resiliparse.extract.html2text import extract_plain_text
-    from resiliparse.parse.html import HTMLTree
 
-    tree = HTMLTree.parse(html)
-    return _features(extract_plain_text(tree, preserve_formatting="minimal_html", main_content=True, links=True,
+    return _features(extract_plain_text(html, preserve_formatting="minimal_html", main_content=True, links=True,
                                         list_bullets=True, alt_texts=False, comments=False))
 
 
@@ -137,18 +136,21 @@ def _features(marked: str) -> PageLines:
     classes = _char_classes()[np.minimum(codes, 0xFFFF)]
     starts = np.concatenate(([0], np.flatnonzero(codes == 10) + 1))
     n = np.diff(np.append(starts, len(codes) + 1)) - 1.0
-    digits = np.add.reduceat((classes & 1).astype(np.int64), starts)
-    upper = np.add.reduceat((classes >> 1 & 1).astype(np.int64), starts)
-    word = np.add.reduceat((classes >> 2 & 1).astype(np.int64), starts)
-    spaces = np.add.reduceat(((codes == 32) | (codes == 9)).astype(np.int64), starts)
-    words = spaces + 1.0 + np.add.reduceat((classes >> 3 & 1).astype(np.int64), starts) / 2
+
+    def per_line(mask: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(mask.astype(np.int64), starts)
+
+    digits, upper, word = per_line(classes & 1), per_line(classes >> 1 & 1), per_line(classes >> 2 & 1)
+    spaces = per_line((codes == 32) | (codes == 9))
+    words = spaces + 1.0 + per_line(classes >> 3 & 1) / 2
+    long = np.flatnonzero(words >= LONG_WORDS)
     x[:, _F["log_chars"]] = np.log1p(n)
     x[:, _F["log_words"]] = np.log1p(words)
     x[:, _F["digit_frac"]] = digits / n
     x[:, _F["upper_frac"]] = upper / n
     x[:, _F["punct_frac"]] = 1.0 - (word + spaces) / n
     x[:, _F["short"]] = words <= 3
-    x[:, _F["long_para"]] = words >= 25
+    x[:, _F["long_para"]] = words >= LONG_WORDS
     x[:, _F["mean_word_len"]] = word / words
     x[:, _F["position"]] = np.arange(lines) / max(1, lines - 1)
     x[1:, _F["prev_link"]] = x[:-1, _F["link_density"]]
@@ -159,7 +161,6 @@ def _features(marked: str) -> PageLines:
     log_words = x[:, _F["log_words"]]
     x[1:, _F["prev_words"]] = log_words[:-1]
     x[:-1, _F["next_words"]] = log_words[1:]
-    long = np.flatnonzero(words >= 25)
     idx = np.arange(lines)
     if len(long):
         x[:, _F["before_long"]] = idx < long[0]
@@ -179,7 +180,7 @@ def _features(marked: str) -> PageLines:
     x[:, _F["after_top_segment"]] = segment > top
     x[:, _F["segment_link"]] = (np.bincount(segment, weights=x[:, _F["link_density"]] * n) / np.maximum(
         1.0, np.bincount(segment, weights=n)))[segment]
-    x[:, _F["sentences"]] = np.log1p(np.add.reduceat(np.isin(codes, _STOPS).astype(np.int64), starts))
+    x[:, _F["sentences"]] = np.log1p(per_line(np.isin(codes, _STOPS)))
     return PageLines(texts, x)
 
 
@@ -207,6 +208,11 @@ def context_features(logit: np.ndarray) -> np.ndarray:
     return out
 
 
+def stage2_inputs(features: np.ndarray, stage1: np.ndarray) -> np.ndarray:
+    """The features and the context of their first-stage logits: what the second stage weighs, in training too."""
+    return np.hstack([features, context_features(np.clip(features @ stage1, -30, 30))])
+
+
 @dataclass(frozen=True, slots=True)
 class LineModel:
     """Two logistic stages and the keep threshold; loaded from the JSON that scripts/train_extractor.py writes."""
@@ -217,8 +223,7 @@ class LineModel:
 
     def scores(self, features: np.ndarray) -> np.ndarray:
         """Second-stage probability that each line is main text."""
-        logit = np.clip(features @ self.stage1, -30, 30)
-        z = np.hstack([features, context_features(logit)]) @ self.stage2
+        z = stage2_inputs(features, self.stage1) @ self.stage2
         return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
 
     def keep(self, page: PageLines, *, headings: bool = True) -> list[str]:
@@ -249,9 +254,8 @@ class LineModel:
         return cls(np.array(data["stage1"]), np.array(data["stage2"]), float(data["threshold"]))
 
 
-@functools.lru_cache(maxsize=4)
-def cached_model(path: str) -> LineModel:
-    """Each worker process reads the weights once."""
+def load_model(path: str) -> LineModel:
+    """The weights file scripts/train_extractor.py writes."""
     return LineModel.from_json(Path(path).read_text(encoding="utf-8"), where=path)
 
 
