@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import REPO
-from transforms.extract import ExtractConfig, TrafilaturaConfig, extract_text
+from transforms.extract import EXTRACTORS as REGISTRY, ExtractConfig, TrafilaturaConfig, extract_text
 from transforms.extract_sandbox import SandboxedExtractor
 from transforms.langid import LangIdConfig, load_identifier
 
@@ -204,7 +204,7 @@ def sandbox_rows(pages: list[Page], passes: int) -> list[str]:
     htmls = [p.html for p in pages]
     rows = ["| extractor | in-process CPU ms/doc | sandbox CPU ms/doc (parent + child) | CPU overhead ms/doc "
             "| wall overhead ms/doc, median of paired docs |", "|---|---|---|---|---|"]
-    for e in ("justext", "trafilatura", "resiliparse", "lines"):
+    for e in REGISTRY:
         cfg = ExtractConfig(extractor=e, timeout_s=60, max_docs_per_child=10**6)
         inproc = cpu_passes(lambda: [extract_text(h, cfg) for h in htmls], passes) / len(htmls) * 1e3
         with SandboxedExtractor(cfg) as sandbox:
