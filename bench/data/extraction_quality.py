@@ -27,15 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import REPO
-from transforms.extract import EXTRACTORS as REGISTRY, ExtractConfig, TrafilaturaConfig, extract_text
+from transforms.extract import EXTRACTORS, ExtractConfig, TrafilaturaConfig, extract_text
 from transforms.extract_sandbox import SandboxedExtractor
 from transforms.langid import LangIdConfig, load_identifier
 
-EXTRACTORS = ("justext", "trafilatura", "trafilatura default", "resiliparse", "lines")  # the tables' columns
-
-
 def variants() -> dict[str, ExtractConfig]:
-    """Each column's config; built on demand, so scripts.train_extractor imports this module with stale weights."""
+    """The tables' columns and each one's config; built on demand, so scripts.train_extractor imports this module
+    with stale weights."""
     return {"justext": ExtractConfig(extractor="justext"), "trafilatura": ExtractConfig(extractor="trafilatura"),
             "trafilatura default": ExtractConfig(extractor="trafilatura",
                                                  trafilatura=TrafilaturaConfig(favor_precision=False)),
@@ -156,16 +154,16 @@ def child_cpu_s(pid: int) -> float:
 
 
 def quality_table(pages: list[Page], outputs: dict[str, list[str]], *, held_out: bool = False) -> list[str]:
-    """Mean P / R / F1 per source; `held_out`: fold 0 only, and no snippet row."""
-    rows = ["| dataset | docs | " + " | ".join(f"{e} P / R / F1" for e in EXTRACTORS) + " |",
-            "|---|---|" + "---|" * len(EXTRACTORS)]
+    """Mean P / R / F1 per source, a column per extractor in `outputs`; `held_out`: fold 0 only, no snippet row."""
+    rows = ["| dataset | docs | " + " | ".join(f"{e} P / R / F1" for e in outputs) + " |",
+            "|---|---|" + "---|" * len(outputs)]
     chosen = [i for i, p in enumerate(pages) if not held_out or fold(p) == HELD_OUT_FOLD]
     datasets = list(dict.fromkeys(p.dataset for p in pages if not p.with_snippets)) + ["overall (token gold)"]
     for ds in datasets:
         idx = [i for i in chosen if not pages[i].with_snippets and pages[i].gold
                and (ds.startswith("overall") or pages[i].dataset == ds)]
         cells = []
-        for e in EXTRACTORS:
+        for e in outputs:
             scores = [token_scores(pages[i].gold, outputs[e][i]) for i in idx]
             p, r, f = (statistics.fmean(s[k] for s in scores) for k in range(3))
             empty = sum(not outputs[e][i] for i in idx)
@@ -175,7 +173,7 @@ def quality_table(pages: list[Page], outputs: dict[str, list[str]], *, held_out:
         return rows
     idx = [i for i, p in enumerate(pages) if p.with_snippets]
     cells = []
-    for e in EXTRACTORS:
+    for e in outputs:
         found, absent = zip(*(snippet_scores(pages[i], outputs[e][i]) for i in idx))
         empty = sum(not outputs[e][i] for i in idx)
         cells.append(f"with found {statistics.fmean(found):.3f}, without absent {statistics.fmean(absent):.3f}"
@@ -204,7 +202,7 @@ def sandbox_rows(pages: list[Page], passes: int) -> list[str]:
     htmls = [p.html for p in pages]
     rows = ["| extractor | in-process CPU ms/doc | sandbox CPU ms/doc (parent + child) | CPU overhead ms/doc "
             "| wall overhead ms/doc, median of paired docs |", "|---|---|---|---|---|"]
-    for e in REGISTRY:
+    for e in EXTRACTORS:
         cfg = ExtractConfig(extractor=e, timeout_s=60, max_docs_per_child=10**6)
         inproc = cpu_passes(lambda: [extract_text(h, cfg) for h in htmls], passes) / len(htmls) * 1e3
         with SandboxedExtractor(cfg) as sandbox:
